@@ -1,0 +1,31 @@
+# The two commands: `make demo` runs the approval demo end to end; `make test` runs every test.
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: demo test lint bench clean
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -U pip
+	$(PY) -m pip install -q --disable-pip-version-check -e ".[dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) manage.py migrate --noinput -v0
+	$(PY) manage.py approval_demo
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: lint
+	ZART_DB=sqlite $(PY) -m pytest
+	@if $(PY) -m tests.services postgres; then \
+		ZART_DB=postgres $(PY) -m pytest; \
+	else \
+		echo "SKIPPED: the PostgreSQL run: no server at 127.0.0.1:5432 (user postgres)."; \
+	fi
+
+clean:
+	rm -rf $(VENV) var db.sqlite3 test-output

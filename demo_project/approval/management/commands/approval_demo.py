@@ -1,0 +1,88 @@
+"""``manage.py approval_demo``: the reference page's approval flow, end to end, with a real worker."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from demo_project.approval.workflows import ApprovalDecision, ApprovalRequest, approval_task
+from zart_django import DurableScheduler
+
+
+class Command(BaseCommand):
+    help = "Start an approval execution, park it, approve it as a manager, and print the outcome."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        log_path = Path(settings.BASE_DIR) / "var" / "demo-worker.log"
+        log_path.parent.mkdir(exist_ok=True)
+        with open(log_path, "w") as log:
+            worker = subprocess.Popen(
+                [sys.executable, "manage.py", "run_zart_worker"],
+                cwd=settings.BASE_DIR,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=os.environ.copy(),
+            )
+            try:
+                self._flow()
+            finally:
+                worker.send_signal(signal.SIGTERM)
+                worker.wait(timeout=30)
+        self.stdout.write(f"\n(worker log: {log_path.relative_to(settings.BASE_DIR)})")
+
+    def _flow(self) -> None:
+        out = self.stdout.write
+        scheduler = DurableScheduler()
+        execution_id = f"approval-demo-{int(time.time() * 1000)}"
+        request = ApprovalRequest(
+            requester_name="Bob",
+            resource="staging-environment",
+            reason="Need to test the new deployment pipeline",
+        )
+        out("=== Zart Approval Workflow Example ===")
+        out("")
+        out(f"Starting execution '{execution_id}'...")
+        out(f"  Requester: {request.requester_name}")
+        out(f"  Resource:  {request.resource}")
+        out(f"  Reason:    {request.reason}")
+        out("")
+        scheduler.start_for(approval_task, execution_id, request)
+        self._wait_until_parked(scheduler, execution_id)
+        out("Execution is waiting for manager approval...")
+        out("(Simulating manager delivering the event after 2 seconds)")
+        out("")
+        time.sleep(2)
+        decision = ApprovalDecision(
+            approved=True, reviewer="Alice (Manager)", comment="Approved for testing purposes"
+        )
+        scheduler.offer_event(execution_id, "manager-approval", decision)
+        out(f"Manager decision: {decision}")
+        out("")
+        output = scheduler.wait_completion(execution_id, timeout=60)
+        out("Execution completed!")
+        out(f"  Decision:  {output.decision}")
+        out(f"  Requester: {output.requester}")
+        out(f"  Resource:  {output.resource}")
+        out(f"  Reviewer:  {output.reviewer}")
+        out(f"  Comment:   {output.comment}")
+        steps = scheduler.get(execution_id).steps
+        out("\nRecorded steps: " + ", ".join(f"{s.name} ({s.status})" for s in steps))
+
+    def _wait_until_parked(self, scheduler: DurableScheduler, execution_id: str) -> None:
+        limit = time.monotonic() + 30
+        while time.monotonic() < limit:
+            info = scheduler.get(execution_id)
+            if info.status == "waiting" and info.waiting_on == "manager-approval":
+                return
+            if info.is_finished:
+                raise CommandError(f"execution ended early: {info.status} {info.error}")
+            time.sleep(0.05)
+        raise CommandError("the worker did not reach the approval wait within 30 s")

@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from tests.workflows import Job
+from zart_django import DurableScheduler
+from zart_django.testing import reset_time
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _real_time() -> Iterator[None]:
+    yield
+    reset_time()
+
+
+@pytest.fixture
+def scheduler() -> DurableScheduler:
+    return DurableScheduler()
+
+
+@pytest.fixture
+def job(tmp_path: Path) -> Job:
+    return Job(log=str(tmp_path / "steps.log"))
+
+
+class WorkerProcess:
+    """A real ``manage.py run_zart_worker`` process on the test database."""
+
+    def __init__(self, log: Path, *args: str) -> None:
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "tests.settings",
+            "ZART_DB_NAME": str(connection.settings_dict["NAME"]),
+            "PYTHONUNBUFFERED": "1",
+        }
+        self.log_path = log
+        self._log = open(log, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "manage.py"), "run_zart_worker", *args],
+            cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def kill(self) -> None:
+        """SIGKILL: the worker gets no chance to clean up."""
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+        self._log.close()
+
+    def terminate(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout=30)
+        self._log.close()
+        return code
+
+    def output(self) -> str:
+        return self.log_path.read_text()
+
+
+@pytest.fixture
+def start_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
+    workers: list[WorkerProcess] = []
+
+    def start(*args: str) -> WorkerProcess:
+        worker = WorkerProcess(tmp_path / f"worker-{len(workers)}.log", *args)
+        workers.append(worker)
+        return worker
+
+    yield start
+    for worker in workers:
+        if worker.proc.poll() is None:
+            worker.kill()
+
+
+def wait_until(condition: Callable[[], object], timeout: float = 30, what: str = "") -> None:
+    """Poll ``condition`` until it is true; fail the test after ``timeout`` seconds."""
+    limit = time.monotonic() + timeout
+    while time.monotonic() < limit:
+        if condition():
+            return
+        time.sleep(0.02)
+    pytest.fail(f"timed out after {timeout}s waiting for {what or condition}")
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"zart-django database: {settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}"

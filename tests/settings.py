@@ -1,0 +1,23 @@
+"""Test settings: the demo project on SQLite (default) or PostgreSQL (ZART_DB=postgres).
+
+Worker subprocesses started by tests get ZART_DB_NAME, the name of the test database.
+"""
+
+import os
+
+from demo_project.settings import *  # noqa: F403
+from demo_project.settings import BASE_DIR, DATABASES
+
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    test_name = os.environ.get("ZART_DB_NAME", str(BASE_DIR / "var" / "test-zart.sqlite3"))
+    DATABASES["default"]["NAME"] = test_name
+    DATABASES["default"]["TEST"] = {"NAME": test_name}
+else:
+    DATABASES["default"]["TEST"] = {"NAME": "test_zart"}
+
+ZART = {
+    "POLL_INTERVAL": 0.05,
+    "LEASE": float(os.environ.get("ZART_TEST_LEASE", "2")),
+    "WORKFLOW_MODULES": ["tests.workflows"],
+}
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -1,0 +1,190 @@
+"""Durable tasks used by the tests. Step bodies log to a file named in the input, so a test can
+count how many times each body started and finished, across processes and crashes."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from zart_django import (
+    EventTimeout,
+    RetryPolicy,
+    StepFailed,
+    durable,
+    sleep,
+    step,
+    wait_for_event,
+)
+
+
+@dataclass
+class Job:
+    log: str
+    name: str = "job"
+    fail_times: int = 0
+    items: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Approval:
+    approved: bool
+    reviewer: str
+
+
+def record(job: Job, line: str) -> None:
+    """Append one line to the job's log, durably, from any process."""
+    fd = os.open(job.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, f"{job.name} {line}\n".encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def lines(path: str | Path) -> list[str]:
+    """The lines of a job log (empty if nothing ran yet)."""
+    p = Path(path)
+    return p.read_text().splitlines() if p.exists() else []
+
+
+def hold_if_asked(job: Job, step_name: str) -> None:
+    """Block while the file ``<log>.hold-<step>`` exists, so a test can kill a worker mid-step."""
+    hold = Path(f"{job.log}.hold-{step_name}")
+    limit = time.monotonic() + 60
+    while hold.exists() and time.monotonic() < limit:
+        time.sleep(0.02)
+
+
+def _body(job: Job, step_name: str) -> str:
+    record(job, f"start {step_name}")
+    hold_if_asked(job, step_name)
+    record(job, f"done {step_name}")
+    return f"{step_name} ok"
+
+
+@step("first")
+def first(job: Job) -> str:
+    return _body(job, "first")
+
+
+@step("second")
+def second(job: Job) -> str:
+    return _body(job, "second")
+
+
+@step("third")
+def third(job: Job, approval: Approval) -> str:
+    return _body(job, "third") + f" by {approval.reviewer}"
+
+
+@durable("three-steps")
+def three_steps(job: Job) -> dict:
+    """first, second, wait for "go" (an Approval), third."""
+    a = first(job)
+    b = second(job)
+    approval = wait_for_event("go", type=Approval)
+    c = third(job, approval)
+    return {"results": [a, b, c], "approved": approval.approved}
+
+
+@step("flaky", retry=RetryPolicy.fixed(3, "1s"))
+def flaky(job: Job) -> str:
+    attempt = sum(1 for line in lines(job.log) if line.endswith("start flaky")) + 1
+    record(job, "start flaky")
+    if attempt <= job.fail_times:
+        raise ConnectionError(f"attempt {attempt} failed")
+    return f"succeeded on attempt {attempt}"
+
+
+@durable("retrying")
+def retrying(job: Job) -> str:
+    try:
+        return flaky(job)
+    except StepFailed as exc:
+        return f"gave up: {exc}"
+
+
+@step("no-retry")
+def no_retry(job: Job) -> str:
+    record(job, "start no-retry")
+    raise ValueError("bad input")
+
+
+@durable("failing")
+def failing(job: Job) -> str:
+    return no_retry(job)
+
+
+@step("square")
+def square(job: Job, n: int) -> int:
+    record(job, f"square {n}")
+    return n * n
+
+
+@durable("loop")
+def loop(job: Job) -> list[int]:
+    return [square(job, n) for n in job.items]
+
+
+@durable("waits-with-timeout")
+def waits_with_timeout(job: Job) -> str:
+    first(job)
+    try:
+        approval = wait_for_event("go", timeout="120s", type=Approval)
+    except EventTimeout:
+        second(job)
+        return "timed out"
+    return f"approved={approval.approved}"
+
+
+@durable("sleeper")
+def sleeper(job: Job) -> str:
+    first(job)
+    sleep("nap", "1h")
+    second(job)
+    return "rested"
+
+
+@durable("swallower", timeout="1h")
+def swallower(job: Job) -> str:
+    """Catches everything it can; parking must still work."""
+    try:
+        wait_for_event("go", type=Approval)
+    except Exception:
+        return "swallowed the wait"
+    return "woke"
+
+
+@durable("no-input")
+def no_input() -> str:
+    return "done"
+
+
+CODE_VERSION = {"v": 1}
+
+
+@step("renamed-v1")
+def renamed_v1(job: Job) -> str:
+    return "v1"
+
+
+@step("renamed-v2")
+def renamed_v2(job: Job) -> str:
+    return "v2"
+
+
+@durable("changing")
+def changing(job: Job) -> str:
+    """Its first step changes name between "deploys" (CODE_VERSION)."""
+    result = renamed_v1(job) if CODE_VERSION["v"] == 1 else renamed_v2(job)
+    wait_for_event("go")
+    return result
+
+
+@durable("slow-task", timeout="30s")
+def slow_task(job: Job) -> str:
+    first(job)
+    wait_for_event("go")
+    return "never"

@@ -1,0 +1,124 @@
+"""zart-django: durable execution with human approvals, in your Django database.
+
+The whole public surface::
+
+    from zart_django import durable, step, wait_for_event, sleep, DurableScheduler
+
+    @step("validate-request")                     # a checkpointed step (alias: zart_step)
+    def validate(request: Request) -> str: ...
+
+    @durable("approval-task", timeout="5m")       # a durable task (alias: zart_durable)
+    def approval_task(data: Request) -> Output:
+        validate(data)
+        decision = wait_for_event("manager-approval", timeout="120s", type=Decision)
+        ...
+
+    scheduler = DurableScheduler()                # or DurableScheduler(TaskRegistry())
+    scheduler.start_for(approval_task, "approval-1", Request(...))
+    scheduler.offer_event("approval-1", "manager-approval", Decision(...))
+    output = scheduler.wait_completion("approval-1", timeout="60s")
+
+Workers run executions: ``python manage.py run_zart_worker``. Errors live in
+``zart_django.errors`` and are re-exported here. Names are imported lazily, so importing this
+package never touches the models before Django is set up.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "durable": "registry",
+    "zart_durable": "registry",
+    "DurableTask": "registry",
+    "TaskRegistry": "registry",
+    "default_registry": "registry",
+    "step": "replay",
+    "zart_step": "replay",
+    "wait_for_event": "replay",
+    "sleep": "replay",
+    "DurableScheduler": "scheduler",
+    "ExecutionInfo": "scheduler",
+    "StepInfo": "scheduler",
+    "RetryPolicy": "retry",
+    "parse_duration": "durations",
+    "Worker": "worker",
+    "ZartError": "errors",
+    "TaskError": "errors",
+    "TaskNotFound": "errors",
+    "ExecutionNotFound": "errors",
+    "ExecutionAlreadyExists": "errors",
+    "ExecutionFinished": "errors",
+    "ExecutionFailed": "errors",
+    "EventAlreadyDelivered": "errors",
+    "EventTimeout": "errors",
+    "StepFailed": "errors",
+    "PayloadError": "errors",
+    "NonDeterminismError": "errors",
+    "WaitTimeout": "errors",
+}
+
+__all__ = [
+    "DurableScheduler",
+    "DurableTask",
+    "EventAlreadyDelivered",
+    "EventTimeout",
+    "ExecutionAlreadyExists",
+    "ExecutionFailed",
+    "ExecutionFinished",
+    "ExecutionInfo",
+    "ExecutionNotFound",
+    "NonDeterminismError",
+    "PayloadError",
+    "RetryPolicy",
+    "StepFailed",
+    "StepInfo",
+    "TaskError",
+    "TaskNotFound",
+    "TaskRegistry",
+    "WaitTimeout",
+    "Worker",
+    "ZartError",
+    "default_registry",
+    "durable",
+    "parse_duration",
+    "sleep",
+    "step",
+    "wait_for_event",
+    "zart_durable",
+    "zart_step",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'zart_django' has no attribute {name!r}")
+    value = getattr(import_module(f"zart_django.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+if TYPE_CHECKING:
+    from .durations import parse_duration
+    from .errors import (
+        EventAlreadyDelivered,
+        EventTimeout,
+        ExecutionAlreadyExists,
+        ExecutionFailed,
+        ExecutionFinished,
+        ExecutionNotFound,
+        NonDeterminismError,
+        PayloadError,
+        StepFailed,
+        TaskError,
+        TaskNotFound,
+        WaitTimeout,
+        ZartError,
+    )
+    from .registry import DurableTask, TaskRegistry, default_registry, durable, zart_durable
+    from .replay import sleep, step, wait_for_event, zart_step
+    from .retry import RetryPolicy
+    from .scheduler import DurableScheduler, ExecutionInfo, StepInfo
+    from .worker import Worker

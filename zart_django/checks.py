@@ -1,0 +1,57 @@
+"""System checks for the ``ZART`` settings and the database they run on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.checks import Error, Tags, Warning, register
+
+from . import conf
+
+_POSITIVE = ("POLL_INTERVAL", "LEASE", "CONCURRENCY", "BATCH_SIZE")
+
+
+@register(Tags.compatibility)
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    """E001: unknown ZART key; E002: a setting that must be a positive number is not."""
+    errors: list[Any] = []
+    given = getattr(settings, "ZART", {})
+    if not isinstance(given, dict):
+        return [Error("ZART must be a dict", id="zart_django.E001")]
+    for key in sorted(set(given) - set(conf.DEFAULTS)):
+        errors.append(
+            Error(
+                f"unknown ZART setting {key!r}",
+                hint=f"known settings: {', '.join(sorted(conf.DEFAULTS))}",
+                id="zart_django.E001",
+            )
+        )
+    for key in _POSITIVE:
+        value = conf.get(key)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            errors.append(
+                Error(
+                    f"ZART[{key!r}] must be a positive number, not {value!r}", id="zart_django.E002"
+                )
+            )
+    return errors
+
+
+@register(Tags.compatibility)
+def check_sqlite_transactions(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    """W001: SQLite without immediate transactions makes concurrent workers fail with 'locked'."""
+    warnings = []
+    for alias, db in settings.DATABASES.items():
+        if "sqlite3" in db.get("ENGINE", "") and (
+            db.get("OPTIONS", {}).get("transaction_mode") != "IMMEDIATE"
+        ):
+            warnings.append(
+                Warning(
+                    f"database {alias!r} is SQLite without immediate transactions",
+                    hint='add "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 20}'
+                    " so a worker and the web process can write at the same time",
+                    id="zart_django.W001",
+                )
+            )
+    return warnings

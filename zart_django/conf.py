@@ -1,0 +1,34 @@
+"""The ``ZART`` settings dict, read in one place, with its defaults.
+
+```python
+ZART = {
+    "POLL_INTERVAL": 1.0,      # seconds between polls for due work when idle
+    "LEASE": 30.0,             # seconds a claimed execution stays owned without a heartbeat
+    "CONCURRENCY": 4,          # executions one worker process runs at once (threads)
+    "BATCH_SIZE": 10,          # executions claimed per query, at most
+    "MAX_RECOVERIES": 10,      # times an execution may be reclaimed from dead workers before it fails
+    "WORKFLOW_MODULES": [],    # extra modules to import so their durable tasks register
+}
+```
+Each installed app's ``workflows`` module is imported at start-up too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+DEFAULTS: dict[str, Any] = {
+    "POLL_INTERVAL": 1.0,
+    "LEASE": 30.0,
+    "CONCURRENCY": 4,
+    "BATCH_SIZE": 10,
+    "MAX_RECOVERIES": 10,
+    "WORKFLOW_MODULES": [],
+}
+
+
+def get(name: str) -> Any:
+    """The value of ``ZART[name]``, or its default."""
+    return {**DEFAULTS, **getattr(settings, "ZART", {})}[name]

@@ -1,0 +1,116 @@
+"""Every error zart-django raises, so callers can catch exactly what they mean."""
+
+from __future__ import annotations
+
+
+class ZartError(Exception):
+    """Base class of all zart-django errors."""
+
+
+class TaskNotFound(ZartError, LookupError):
+    """No durable task is registered under this name."""
+
+    def __init__(self, name: str, known: list[str] | None = None) -> None:
+        hint = f"; registered tasks: {', '.join(sorted(known))}" if known else ""
+        super().__init__(f"unknown task {name!r}{hint}")
+        self.name = name
+
+
+class ExecutionNotFound(ZartError, LookupError):
+    """No execution has this id."""
+
+    def __init__(self, execution_id: str) -> None:
+        super().__init__(f"no execution with id {execution_id!r}")
+        self.execution_id = execution_id
+
+
+class ExecutionAlreadyExists(ZartError):
+    """An execution with this id exists with another task or another input."""
+
+    def __init__(self, execution_id: str, reason: str) -> None:
+        super().__init__(f"execution {execution_id!r} already exists {reason}")
+        self.execution_id = execution_id
+
+
+class ExecutionFinished(ZartError):
+    """The execution has already finished, so it takes no event and cannot be cancelled."""
+
+    def __init__(self, execution_id: str, status: str) -> None:
+        super().__init__(f"execution {execution_id!r} has already finished (status {status})")
+        self.execution_id = execution_id
+        self.status = status
+
+
+class EventAlreadyDelivered(ZartError):
+    """This event was already delivered to this execution; the first delivery wins."""
+
+    def __init__(self, execution_id: str, name: str) -> None:
+        super().__init__(f"event {name!r} was already delivered to execution {execution_id!r}")
+        self.execution_id = execution_id
+        self.name = name
+
+
+class PayloadError(ZartError, ValueError):
+    """A value does not fit the type it is declared as (an input, an event payload, a result)."""
+
+
+class NonDeterminismError(ZartError):
+    """Replay met a different step than the one recorded at that position: the code changed."""
+
+
+class TaskError(ZartError):
+    """An error raised into a durable function; the function may catch it."""
+
+
+class StepFailed(TaskError):
+    """A step failed and has no retries left."""
+
+    def __init__(self, step: str, error: str, attempts: int) -> None:
+        plural = "s" if attempts != 1 else ""
+        super().__init__(f"step {step!r} failed after {attempts} attempt{plural}: {error}")
+        self.step = step
+        self.error = error
+        self.attempts = attempts
+
+
+class EventTimeout(TaskError):
+    """No event arrived before the wait's deadline."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no event {name!r} arrived before the deadline")
+        self.name = name
+
+
+class ExecutionFailed(ZartError):
+    """Raised by ``wait_completion``: the execution ended failed, cancelled or timed out."""
+
+    def __init__(self, execution_id: str, status: str, error: str) -> None:
+        super().__init__(f"execution {execution_id!r} ended {status}: {error}")
+        self.execution_id = execution_id
+        self.status = status
+        self.error = error
+
+
+class WaitTimeout(ZartError, TimeoutError):
+    """``wait_completion`` gave up before the execution finished; the execution goes on."""
+
+    def __init__(self, execution_id: str, status: str) -> None:
+        super().__init__(
+            f"execution {execution_id!r} had not finished when the wait ended (status {status})"
+        )
+        self.execution_id = execution_id
+        self.status = status
+
+
+class LeaseLost(BaseException):
+    """Internal: this worker no longer owns the execution (its lease expired or it was cancelled).
+
+    A ``BaseException`` so that a durable function's ``except Exception`` cannot swallow it.
+    """
+
+
+class Suspended(BaseException):
+    """Internal: the execution parked (a wait, a sleep or a retry delay) and will resume later.
+
+    A ``BaseException`` so that a durable function's ``except Exception`` cannot swallow it.
+    """

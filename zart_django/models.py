@@ -1,0 +1,122 @@
+"""What the engine stores: executions, the results of their steps, and the events offered to them."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+
+
+class Status(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    WAITING = "waiting", "Waiting"
+    COMPLETED = "completed", "Completed"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+    TIMED_OUT = "timed_out", "Timed out"
+
+
+ACTIVE_STATUSES = (Status.PENDING, Status.RUNNING, Status.WAITING)
+FINISHED_STATUSES = (Status.COMPLETED, Status.FAILED, Status.CANCELLED, Status.TIMED_OUT)
+
+
+class Execution(models.Model):
+    """One run of a durable task.
+
+    ``scheduled_at`` is when a worker should next look at it: the due time while pending or waiting
+    (empty while waiting with no deadline), the lease's expiry while running.
+    """
+
+    id = models.CharField(primary_key=True, max_length=200)
+    task_name = models.CharField(max_length=200)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    input = models.JSONField(null=True)
+    output = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    waiting_on = models.CharField(max_length=200, blank=True)
+    scheduled_at = models.DateTimeField(null=True, blank=True)
+    deadline = models.DateTimeField(null=True, blank=True)
+    lease_token = models.CharField(max_length=32, blank=True)
+    lease_owner = models.CharField(max_length=200, blank=True)
+    recoveries = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(
+                fields=["scheduled_at"],
+                name="zart_execution_due",
+                condition=Q(status__in=["pending", "running", "waiting"]),
+            ),
+            models.Index(fields=["status", "task_name"], name="zart_execution_status"),
+            models.Index(fields=["created_at"], name="zart_execution_created"),
+        ]
+        permissions = [("decide_approval", "Can approve or reject executions waiting for a person")]
+
+    def __str__(self) -> str:
+        return f"{self.id} ({self.task_name}, {self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINISHED_STATUSES
+
+
+class StepKind(models.TextChoices):
+    STEP = "step", "Step"
+    EVENT = "event", "Event wait"
+    SLEEP = "sleep", "Sleep"
+
+
+class StepStatus(models.TextChoices):
+    COMPLETED = "completed", "Completed"
+    FAILED = "failed", "Failed"
+    RETRYING = "retrying", "Retrying"
+    WAITING = "waiting", "Waiting"
+    TIMED_OUT = "timed_out", "Timed out"
+
+
+class StepResult(models.Model):
+    """The checkpoint of one step, wait or sleep, at its position in the execution's history."""
+
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="steps")
+    position = models.PositiveIntegerField()
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=8, choices=StepKind.choices, default=StepKind.STEP)
+    status = models.CharField(max_length=16, choices=StepStatus.choices)
+    result = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=1)
+    deadline = models.DateTimeField(null=True, blank=True)
+    type_ref = models.CharField(max_length=300, blank=True)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["execution", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["execution", "position"], name="zart_step_position")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.execution_id} #{self.position} {self.name} ({self.status})"
+
+
+class Event(models.Model):
+    """A payload offered to an execution under a name; the wait for that name consumes it."""
+
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="events")
+    name = models.CharField(max_length=200)
+    payload = models.JSONField(null=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["execution", "name"], name="zart_event_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} -> {self.execution_id}"

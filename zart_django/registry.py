@@ -1,0 +1,97 @@
+"""Durable tasks, the ``durable`` decorator, and the registries that find tasks by name."""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from .durations import Duration, parse_duration
+from .errors import TaskNotFound
+
+
+@dataclass(frozen=True)
+class DurableTask:
+    """A function registered as a durable task; ``input_type``/``output_type`` come from its hints."""
+
+    name: str
+    fn: Callable[..., Any]
+    timeout: timedelta | None = None
+
+    @property
+    def input_type(self) -> Any:
+        params = list(inspect.signature(self.fn).parameters.values())
+        if not params:
+            return type(None)
+        return typing.get_type_hints(self.fn).get(params[0].name, Any)
+
+    @property
+    def output_type(self) -> Any:
+        return typing.get_type_hints(self.fn).get("return", Any)
+
+    def invoke(self, input_value: Any) -> Any:
+        """Call the function with its input (or with nothing, if it takes no argument)."""
+        if inspect.signature(self.fn).parameters:
+            return self.fn(input_value)
+        return self.fn()
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.fn(*args, **kwargs)
+
+
+class TaskRegistry:
+    """Maps task names to durable tasks. A scheduler and its workers share one registry."""
+
+    def __init__(self) -> None:
+        self._tasks: dict[str, DurableTask] = {}
+
+    def register(self, name: str, task: DurableTask | Callable[..., Any]) -> DurableTask:
+        """Register ``task`` (a ``@durable`` task or a plain function) under ``name``."""
+        if isinstance(task, DurableTask):
+            entry = DurableTask(name, task.fn, task.timeout)
+        else:
+            entry = DurableTask(name, task)
+        existing = self._tasks.get(name)
+        if existing is not None and existing.fn is not entry.fn:
+            raise ValueError(f"a different task is already registered as {name!r}")
+        self._tasks[name] = entry
+        return entry
+
+    def get(self, name: str) -> DurableTask:
+        """The task registered as ``name``; raise ``TaskNotFound`` listing the known names."""
+        try:
+            return self._tasks[name]
+        except KeyError:
+            raise TaskNotFound(name, list(self._tasks)) from None
+
+    def names(self) -> list[str]:
+        return sorted(self._tasks)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._tasks
+
+
+default_registry = TaskRegistry()
+
+
+def durable(
+    name: str, *, timeout: Duration | None = None, registry: TaskRegistry | None = None
+) -> Callable[[Callable[..., Any]], DurableTask]:
+    """Make a function a durable task named ``name`` and register it (in the default registry).
+
+    The function takes one argument, the input, whose type annotation is used to rebuild it from
+    JSON; its return annotation types the output. ``timeout`` bounds the whole execution.
+    """
+
+    def decorate(fn: Callable[..., Any]) -> DurableTask:
+        task = DurableTask(name, fn, parse_duration(timeout) if timeout is not None else None)
+        (registry or default_registry).register(name, task)
+        return task
+
+    return decorate
+
+
+zart_durable = durable

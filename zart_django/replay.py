@@ -1,0 +1,327 @@
+"""The replay engine: runs one execution from the top, answering recorded steps from the database.
+
+A step already recorded returns its stored result (or raises its stored failure) without running
+its body. Steps are identified by position, name and occurrence (``name``, ``name#2``, ...); a
+recorded position with another name means the code changed, and the execution fails with
+``NonDeterminismError``. Waits and sleeps park the execution: the worker lets go of it.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import traceback
+import typing
+from collections import Counter
+from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
+
+from . import clock, conf, store
+from .codec import decode, encode, type_ref
+from .durations import Duration, parse_duration
+from .errors import (
+    EventTimeout,
+    LeaseLost,
+    NonDeterminismError,
+    StepFailed,
+    Suspended,
+    TaskNotFound,
+)
+from .models import Status, StepKind, StepResult, StepStatus
+from .registry import TaskRegistry
+from .retry import RetryPolicy
+
+logger = logging.getLogger("zart_django")
+
+T = TypeVar("T")
+
+
+class _ExecutionTimedOut(BaseException):
+    """Internal: the execution's own timeout passed."""
+
+
+@dataclass
+class ExecutionContext:
+    """What a running durable function knows about itself; reached through ``current()``."""
+
+    claim: store.Claim
+    deadline: datetime | None
+    recorded: list[StepResult]
+    lease: float
+    position: int = 0
+    occurrences: Counter[str] = field(default_factory=Counter)
+    fatal: NonDeterminismError | None = None
+    suspended: bool = False
+
+    @property
+    def execution_id(self) -> str:
+        return self.claim.execution_id
+
+    def next_key(self, name: str) -> str:
+        self.occurrences[name] += 1
+        count = self.occurrences[name]
+        return name if count == 1 else f"{name}#{count}"
+
+    def recorded_at_position(self, kind: str, key: str) -> StepResult | None:
+        """The row recorded where replay now stands, checked to be the same step."""
+        if self.position >= len(self.recorded):
+            return None
+        row = self.recorded[self.position]
+        if row.name != key or row.kind != kind:
+            self.fatal = NonDeterminismError(
+                f"execution {self.execution_id!r} replayed {kind} {key!r} at position"
+                f" {self.position}, where {row.kind} {row.name!r} is recorded: the durable"
+                " function's code changed while the execution was in flight"
+            )
+            raise self.fatal
+        return row
+
+    def new_row(self, kind: str, key: str, existing: StepResult | None) -> StepResult:
+        if existing is not None:
+            return existing
+        return StepResult(
+            execution_id=self.execution_id,
+            position=self.position,
+            name=key,
+            kind=kind,
+            started_at=clock.now(),
+        )
+
+    def check_deadline(self) -> None:
+        if self.deadline is not None and clock.now() >= self.deadline:
+            raise _ExecutionTimedOut()
+
+    def advance(self, row: StepResult) -> None:
+        if self.position >= len(self.recorded):
+            self.recorded.append(row)
+        self.position += 1
+
+    def suspend(self) -> typing.NoReturn:
+        self.suspended = True
+        raise Suspended(self.execution_id)
+
+
+_current: ContextVar[ExecutionContext | None] = ContextVar("zart_execution", default=None)
+
+
+def current() -> ExecutionContext | None:
+    """The execution running in this thread, if any."""
+    return _current.get()
+
+
+def _require_context(what: str) -> ExecutionContext:
+    ctx = _current.get()
+    if ctx is None:
+        raise RuntimeError(
+            f"{what} can only be called inside a durable function run by a worker"
+            " (or by zart_django.testing.run_until_idle in tests)"
+        )
+    return ctx
+
+
+def step(
+    name: str, *, retry: RetryPolicy | None = None
+) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    """Make a function a checkpointed step named ``name``.
+
+    Inside a durable function the body runs once; its JSON result is stored and returned on every
+    replay. Outside one, the function is called as it is. A failure is retried by ``retry``;
+    with no attempts left it is recorded and raised as ``StepFailed``.
+    """
+
+    def decorate(fn: Callable[..., T]) -> Callable[..., T]:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> T:
+            ctx = _current.get()
+            if ctx is None:
+                return fn(*args, **kwargs)
+            return _run_step(ctx, name, retry, fn, args, kwargs)
+
+        wrapper.step_name = name  # type: ignore[attr-defined]
+        return wrapper
+
+    return decorate
+
+
+zart_step = step
+
+
+def _run_step(
+    ctx: ExecutionContext,
+    name: str,
+    retry: RetryPolicy | None,
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
+    key = ctx.next_key(name)
+    return_type = typing.get_type_hints(fn).get("return", Any)
+    row = ctx.recorded_at_position(StepKind.STEP, key)
+    if row is not None and row.status == StepStatus.COMPLETED:
+        ctx.advance(row)
+        return decode(row.result, return_type, f"result of step {key!r}")
+    if row is not None and row.status == StepStatus.FAILED:
+        ctx.advance(row)
+        raise StepFailed(key, row.error, row.attempts)
+    attempt = row.attempts + 1 if row is not None else 1
+    ctx.check_deadline()
+    row = ctx.new_row(StepKind.STEP, key, row)
+    row.started_at = clock.now()
+    row.attempts = attempt
+    try:
+        value = fn(*args, **kwargs)
+        data = encode(value)
+    except Exception as exc:
+        row.error = f"{type(exc).__name__}: {exc}"
+        row.finished_at = clock.now()
+        if retry is not None and attempt < retry.max_attempts:
+            row.status = StepStatus.RETRYING
+            due = clock.now() + retry.delay_after(attempt)
+            store.reschedule(ctx.claim, row, due)
+            logger.info(
+                "execution %s: step %s failed (attempt %d of %d), retrying at %s: %s",
+                ctx.execution_id,
+                key,
+                attempt,
+                retry.max_attempts,
+                due.isoformat(),
+                row.error,
+            )
+            ctx.suspend()
+        row.status = StepStatus.FAILED
+        store.checkpoint(ctx.claim, row, ctx.lease)
+        ctx.advance(row)
+        raise StepFailed(key, row.error, attempt) from exc
+    row.status = StepStatus.COMPLETED
+    row.result = data
+    row.error = ""
+    row.finished_at = clock.now()
+    store.checkpoint(ctx.claim, row, ctx.lease)
+    ctx.advance(row)
+    return decode(data, return_type, f"result of step {key!r}")
+
+
+def wait_for_event(name: str, timeout: Duration | None = None, type: Any = Any) -> Any:
+    """Return the payload of event ``name`` (rebuilt as ``type``), parking until it is offered.
+
+    While parked the execution holds no thread. The deadline (now + ``timeout``) is stored when
+    the wait begins, so a restart does not extend it; past it, ``EventTimeout`` is raised here.
+    An event offered before the wait is kept and returned at once.
+    """
+    ctx = _require_context("wait_for_event")
+    row = ctx.recorded_at_position(StepKind.EVENT, name)
+    if row is not None and row.status == StepStatus.COMPLETED:
+        ctx.advance(row)
+        return decode(row.result, type, f"event {name!r}")
+    if row is not None and row.status == StepStatus.TIMED_OUT:
+        ctx.advance(row)
+        raise EventTimeout(name)
+    found, payload = store.event_payload(ctx.execution_id, name)
+    deadline = row.deadline if row is not None else _deadline(timeout)
+    row = ctx.new_row(StepKind.EVENT, name, row)
+    row.deadline = deadline
+    if found:
+        value = decode(payload, type, f"event {name!r}")
+        _record(ctx, row, StepStatus.COMPLETED, payload)
+        return value
+    if deadline is not None and clock.now() >= deadline:
+        _record(ctx, row, StepStatus.TIMED_OUT, None)
+        raise EventTimeout(name)
+    row.status = StepStatus.WAITING
+    row.type_ref = type_ref(type)
+    store.park(ctx.claim, row, name, _earliest(deadline, ctx.deadline))
+    logger.info("execution %s: waiting for event %s", ctx.execution_id, name)
+    ctx.suspend()
+
+
+def sleep(name: str, duration: Duration) -> None:
+    """Pause the durable function for ``duration``, durably: the execution parks until then."""
+    ctx = _require_context("sleep")
+    key = ctx.next_key(name)
+    row = ctx.recorded_at_position(StepKind.SLEEP, key)
+    if row is not None and row.status == StepStatus.COMPLETED:
+        ctx.advance(row)
+        return
+    deadline = row.deadline if row is not None else _deadline(duration)
+    row = ctx.new_row(StepKind.SLEEP, key, row)
+    row.deadline = deadline
+    if deadline is None or clock.now() >= deadline:
+        _record(ctx, row, StepStatus.COMPLETED, None)
+        return
+    row.status = StepStatus.WAITING
+    store.park(ctx.claim, row, f"sleep:{key}", _earliest(deadline, ctx.deadline))
+    logger.info("execution %s: sleeping until %s", ctx.execution_id, deadline.isoformat())
+    ctx.suspend()
+
+
+def _record(ctx: ExecutionContext, row: StepResult, status: str, result: Any) -> None:
+    row.status = status
+    row.result = result
+    row.finished_at = clock.now()
+    store.checkpoint(ctx.claim, row, ctx.lease)
+    ctx.advance(row)
+
+
+def _deadline(timeout: Duration | None) -> datetime | None:
+    return clock.now() + parse_duration(timeout) if timeout is not None else None
+
+
+def _earliest(*times: datetime | None) -> datetime | None:
+    present = [t for t in times if t is not None]
+    return min(present) if present else None
+
+
+def run_execution(claim: store.Claim, registry: TaskRegistry) -> str:
+    """Run a claimed execution until it finishes or parks; return the status it was left in."""
+    try:
+        return _run(claim, registry)
+    except LeaseLost:
+        logger.warning("execution %s: lease lost, leaving it to its new owner", claim.execution_id)
+        return "lease lost"
+
+
+def _run(claim: store.Claim, registry: TaskRegistry) -> str:
+    execution = store.load_execution(claim.execution_id)
+    try:
+        task = registry.get(execution.task_name)
+    except TaskNotFound as exc:
+        return _end(claim, Status.FAILED, error=str(exc))
+    if claim.recoveries > conf.get("MAX_RECOVERIES"):
+        error = f"its worker was lost {claim.recoveries} times while running it; giving up"
+        return _end(claim, Status.FAILED, error=error)
+    steps = store.load_steps(claim.execution_id)
+    ctx = ExecutionContext(claim, execution.deadline, steps, float(conf.get("LEASE")))
+    reset = _current.set(ctx)
+    try:
+        ctx.check_deadline()
+        output = encode(task.invoke(decode(execution.input, task.input_type, "input")))
+    except Suspended:
+        return Status.WAITING
+    except _ExecutionTimedOut:
+        return _end(claim, Status.TIMED_OUT, error=f"timed out after {task.timeout}")
+    except Exception as exc:
+        if ctx.suspended:
+            return Status.WAITING
+        return _end(claim, Status.FAILED, error=str(ctx.fatal) if ctx.fatal else _describe(exc))
+    finally:
+        _current.reset(reset)
+    if ctx.suspended:
+        return Status.WAITING
+    if ctx.fatal is not None:
+        return _end(claim, Status.FAILED, error=str(ctx.fatal))
+    return _end(claim, Status.COMPLETED, output=output)
+
+
+def _end(claim: store.Claim, status: Status, output: Any = None, error: str = "") -> str:
+    store.finish(claim, status, output=output, error=error)
+    detail = f": {error.splitlines()[0]}" if error else ""
+    logger.info("execution %s: %s%s", claim.execution_id, status, detail)
+    return status
+
+
+def _describe(exc: BaseException) -> str:
+    summary = f"{type(exc).__name__}: {exc}"
+    return summary + "\n\n" + "".join(traceback.format_exception(exc)).strip()

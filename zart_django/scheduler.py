@@ -1,0 +1,158 @@
+"""The client side of the engine: start executions, offer events, wait for, inspect and cancel them."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from . import clock, store
+from .codec import decode, encode, resolve_type
+from .durations import Duration, parse_duration
+from .errors import ExecutionFailed, WaitTimeout
+from .models import Execution, Status, StepResult
+from .registry import DurableTask, TaskRegistry, default_registry
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    """One recorded step, wait or sleep of an execution."""
+
+    position: int
+    name: str
+    kind: str
+    status: str
+    result: Any
+    error: str
+    attempts: int
+    started_at: datetime
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ExecutionInfo:
+    """A snapshot of an execution, as ``DurableScheduler.get`` returns it."""
+
+    id: str
+    task: str
+    status: str
+    input: Any
+    output: Any
+    error: str
+    waiting_on: str
+    scheduled_at: datetime | None
+    created_at: datetime
+    finished_at: datetime | None
+    steps: list[StepInfo]
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (Status.COMPLETED, Status.FAILED, Status.CANCELLED, Status.TIMED_OUT)
+
+
+class DurableScheduler:
+    """Starts durable executions of the tasks in ``registry`` and talks to them while they run."""
+
+    def __init__(self, registry: TaskRegistry | None = None) -> None:
+        self.registry = registry or default_registry
+
+    def start(self, execution_id: str, task_name: str, input: Any = None) -> ExecutionInfo:
+        """Start task ``task_name`` as ``execution_id`` with ``input``; a worker will run it.
+
+        Idempotent: starting the same id with the same task and input returns the existing
+        execution. Raises ``TaskNotFound``, ``PayloadError`` (input does not fit the task's input
+        type) or ``ExecutionAlreadyExists`` (the id is taken with another task or input).
+        """
+        task = self.registry.get(task_name)
+        data = encode(input)
+        decode(data, task.input_type, "input")
+        deadline = clock.now() + task.timeout if task.timeout else None
+        store.create_execution(execution_id, task_name, data, deadline)
+        return self.get(execution_id)
+
+    def start_for(self, task: DurableTask, execution_id: str, input: Any = None) -> ExecutionInfo:
+        """Start the ``@durable`` task ``task`` as ``execution_id`` (see ``start``)."""
+        return self.start(execution_id, task.name, input)
+
+    def offer_event(self, execution_id: str, name: str, payload: Any = None) -> None:
+        """Deliver event ``name`` to an execution; a wait for it resumes (now or when it gets there).
+
+        Raises ``ExecutionNotFound``, ``ExecutionFinished``, ``EventAlreadyDelivered`` (the first
+        delivery wins) or ``PayloadError`` (the parked wait declared a type the payload does not
+        fit). Nothing is stored when it raises.
+        """
+        data = encode(payload)
+
+        def validate(ref: str) -> None:
+            decode(data, resolve_type(ref), f"payload of event {name!r}")
+
+        store.offer_event(execution_id, name, data, validate)
+
+    def get(self, execution_id: str) -> ExecutionInfo:
+        """The execution's status, input, output or error, steps and what it waits on."""
+        execution = store.load_execution(execution_id)
+        return _info(execution, store.load_steps(execution_id))
+
+    def wait_completion(
+        self, execution_id: str, timeout: Duration = 60, poll_interval: float = 0.05
+    ) -> Any:
+        """Block until the execution finishes and return its output, typed as the task declares.
+
+        Raises ``ExecutionFailed`` if it failed, was cancelled or timed out, and ``WaitTimeout``
+        if it is still going after ``timeout``.
+        """
+        limit = time.monotonic() + parse_duration(timeout).total_seconds()
+        while True:
+            execution = store.load_execution(execution_id)
+            if execution.is_finished:
+                return self._outcome(execution)
+            if time.monotonic() >= limit:
+                raise WaitTimeout(execution_id, execution.status)
+            time.sleep(poll_interval)
+
+    def cancel(self, execution_id: str) -> None:
+        """Stop the execution for good: no further step runs and no event resumes it.
+
+        Raises ``ExecutionNotFound`` or ``ExecutionFinished``.
+        """
+        store.cancel(execution_id)
+
+    def _outcome(self, execution: Execution) -> Any:
+        if execution.status != Status.COMPLETED:
+            raise ExecutionFailed(execution.id, execution.status, execution.error)
+        output_type = (
+            self.registry.get(execution.task_name).output_type
+            if execution.task_name in self.registry
+            else Any
+        )
+        return decode(execution.output, output_type, "output")
+
+
+def _info(execution: Execution, steps: list[StepResult]) -> ExecutionInfo:
+    return ExecutionInfo(
+        id=execution.id,
+        task=execution.task_name,
+        status=execution.status,
+        input=execution.input,
+        output=execution.output,
+        error=execution.error,
+        waiting_on=execution.waiting_on,
+        scheduled_at=execution.scheduled_at,
+        created_at=execution.created_at,
+        finished_at=execution.finished_at,
+        steps=[
+            StepInfo(
+                s.position,
+                s.name,
+                s.kind,
+                s.status,
+                s.result,
+                s.error,
+                s.attempts,
+                s.started_at,
+                s.finished_at,
+            )
+            for s in steps
+        ],
+    )

@@ -1,0 +1,246 @@
+"""Every database operation of the engine: the only module that claims, checkpoints or parks work.
+
+Each write made on behalf of a worker checks the lease token it claimed the execution with, so a
+worker that lost its lease (it stalled, or the execution was cancelled) cannot overwrite anything.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import connection, transaction
+
+from . import clock
+from .errors import (
+    EventAlreadyDelivered,
+    ExecutionAlreadyExists,
+    ExecutionFinished,
+    ExecutionNotFound,
+    LeaseLost,
+)
+from .models import ACTIVE_STATUSES, Event, Execution, Status, StepKind, StepResult, StepStatus
+
+
+@dataclass(frozen=True)
+class Claim:
+    """An execution a worker owns until ``token`` is no longer the stored lease token."""
+
+    execution_id: str
+    token: str
+    recoveries: int = 0
+
+
+def create_execution(
+    execution_id: str, task_name: str, input_data: Any, deadline: datetime | None
+) -> tuple[Execution, bool]:
+    """Insert a pending execution, atomically; return it and whether this call created it.
+
+    An existing execution with the same task and input is returned as is (the start is
+    idempotent); one with another task or input raises ``ExecutionAlreadyExists``.
+    """
+    now = clock.now()
+    candidate = Execution(
+        id=execution_id,
+        task_name=task_name,
+        input=input_data,
+        status=Status.PENDING,
+        scheduled_at=now,
+        deadline=deadline,
+        created_at=now,
+        updated_at=now,
+    )
+    Execution.objects.bulk_create([candidate], ignore_conflicts=True)
+    stored = Execution.objects.get(pk=execution_id)
+    if stored.task_name != task_name:
+        raise ExecutionAlreadyExists(execution_id, f"for task {stored.task_name!r}")
+    if stored.input != input_data:
+        raise ExecutionAlreadyExists(execution_id, "with a different input")
+    return stored, stored.created_at == now
+
+
+def claim_due(owner: str, limit: int, lease: float) -> list[Claim]:
+    """Take up to ``limit`` due executions, and running ones whose lease expired, for ``owner``."""
+    now = clock.now()
+    token = uuid.uuid4().hex
+    table = Execution._meta.db_table
+    lock = " FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
+    sql = (
+        f"UPDATE {table} SET status = %s, lease_token = %s, lease_owner = %s, scheduled_at = %s,"
+        f" updated_at = %s, recoveries = recoveries + (CASE WHEN status = %s THEN 1 ELSE 0 END)"
+        f" WHERE id IN (SELECT id FROM {table} WHERE status IN (%s, %s, %s) AND scheduled_at <= %s"
+        f" ORDER BY scheduled_at LIMIT %s{lock}) RETURNING id, recoveries"
+    )
+    adapt = connection.ops.adapt_datetimefield_value
+    params = [
+        Status.RUNNING,
+        token,
+        owner[:200],
+        adapt(now + timedelta(seconds=lease)),
+        adapt(now),
+        Status.RUNNING,
+        *ACTIVE_STATUSES,
+        adapt(now),
+        limit,
+    ]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    return [Claim(row[0], token, row[1]) for row in rows]
+
+
+def load_execution(execution_id: str) -> Execution:
+    try:
+        return Execution.objects.get(pk=execution_id)
+    except Execution.DoesNotExist:
+        raise ExecutionNotFound(execution_id) from None
+
+
+def load_steps(execution_id: str) -> list[StepResult]:
+    """Every recorded step of the execution, in order: one query."""
+    return list(StepResult.objects.filter(execution_id=execution_id).order_by("position"))
+
+
+def _renew(claim: Claim, lease: float | None, **fields: Any) -> None:
+    """Write ``fields`` to the execution if ``claim`` still owns it; raise ``LeaseLost`` if not."""
+    now = clock.now()
+    if lease is not None:
+        fields["scheduled_at"] = now + timedelta(seconds=lease)
+    updated = Execution.objects.filter(
+        pk=claim.execution_id, lease_token=claim.token, status=Status.RUNNING
+    ).update(updated_at=now, **fields)
+    if not updated:
+        raise LeaseLost(claim.execution_id)
+
+
+def checkpoint(claim: Claim, row: StepResult, lease: float) -> None:
+    """Store a finished step (one transaction) and extend the lease."""
+    with transaction.atomic():
+        _renew(claim, lease)
+        row.save()
+
+
+def reschedule(claim: Claim, row: StepResult, due_at: datetime) -> None:
+    """Store a failed attempt that will be retried and hand the execution back until ``due_at``."""
+    with transaction.atomic():
+        _renew(claim, None, status=Status.PENDING, scheduled_at=due_at, lease_token="")
+        row.save()
+
+
+def park(claim: Claim, row: StepResult, waiting_on: str, due_at: datetime | None) -> None:
+    """Store a wait and let go of the execution until ``due_at`` or until its event arrives.
+
+    The inbox is read again under the row lock taken by the update, so an event offered while the
+    worker was deciding to park makes the execution due now instead of being missed.
+    """
+    with transaction.atomic():
+        _renew(
+            claim,
+            None,
+            status=Status.WAITING,
+            waiting_on=waiting_on,
+            scheduled_at=due_at,
+            lease_token="",
+        )
+        row.save()
+        if row.kind == StepKind.EVENT and has_event(claim.execution_id, row.name):
+            Execution.objects.filter(pk=claim.execution_id).update(scheduled_at=clock.now())
+
+
+def finish(claim: Claim, status: Status, output: Any = None, error: str = "") -> None:
+    """End the execution with ``status`` if ``claim`` still owns it."""
+    now = clock.now()
+    _renew(
+        claim,
+        None,
+        status=status,
+        output=output,
+        error=error,
+        waiting_on="",
+        scheduled_at=None,
+        lease_token="",
+        finished_at=now,
+    )
+
+
+def heartbeat(claims: Iterable[Claim], lease: float) -> None:
+    """Extend the leases of executions still owned by these claims."""
+    due = clock.now() + timedelta(seconds=lease)
+    for claim in claims:
+        Execution.objects.filter(
+            pk=claim.execution_id, lease_token=claim.token, status=Status.RUNNING
+        ).update(scheduled_at=due)
+
+
+def release(claims: Iterable[Claim]) -> None:
+    """Hand executions back, due now, for another worker to take (a worker that is stopping)."""
+    now = clock.now()
+    for claim in claims:
+        Execution.objects.filter(
+            pk=claim.execution_id, lease_token=claim.token, status=Status.RUNNING
+        ).update(status=Status.PENDING, scheduled_at=now, lease_token="", updated_at=now)
+
+
+def has_event(execution_id: str, name: str) -> bool:
+    return Event.objects.filter(execution_id=execution_id, name=name).exists()
+
+
+def event_payload(execution_id: str, name: str) -> tuple[bool, Any]:
+    """(True, payload) if the event was offered, else (False, None)."""
+    event = Event.objects.filter(execution_id=execution_id, name=name).only("payload").first()
+    return (True, event.payload) if event is not None else (False, None)
+
+
+def offer_event(
+    execution_id: str, name: str, payload: Any, validate: Callable[[str], None]
+) -> Execution:
+    """Store an event in the execution's inbox and, if it is parked on that event, make it due.
+
+    ``validate(type_ref)`` is called with the type the parked wait declared, before anything is
+    stored, and raises to reject the payload.
+    """
+    with transaction.atomic():
+        execution = _locked(execution_id)
+        if execution.is_finished:
+            raise ExecutionFinished(execution_id, execution.status)
+        if has_event(execution_id, name):
+            raise EventAlreadyDelivered(execution_id, name)
+        parked_on_it = execution.status == Status.WAITING and execution.waiting_on == name
+        if parked_on_it:
+            wait = StepResult.objects.filter(
+                execution_id=execution_id, name=name, status=StepStatus.WAITING
+            ).first()
+            validate(wait.type_ref if wait else "")
+        now = clock.now()
+        Event.objects.create(execution_id=execution_id, name=name, payload=payload, created_at=now)
+        if parked_on_it:
+            Execution.objects.filter(pk=execution_id).update(scheduled_at=now, updated_at=now)
+    return execution
+
+
+def cancel(execution_id: str) -> None:
+    """Cancel an unfinished execution for good: no worker writes to it or resumes it again."""
+    with transaction.atomic():
+        execution = _locked(execution_id)
+        if execution.is_finished:
+            raise ExecutionFinished(execution_id, execution.status)
+        now = clock.now()
+        Execution.objects.filter(pk=execution_id).update(
+            status=Status.CANCELLED,
+            error="cancelled",
+            waiting_on="",
+            scheduled_at=None,
+            lease_token="",
+            updated_at=now,
+            finished_at=now,
+        )
+
+
+def _locked(execution_id: str) -> Execution:
+    execution = Execution.objects.select_for_update().filter(pk=execution_id).first()
+    if execution is None:
+        raise ExecutionNotFound(execution_id)
+    return execution

@@ -1,0 +1,141 @@
+"""The worker: claims due executions in batches, runs them on a thread pool, keeps their leases.
+
+A worker holds no execution while it waits for an event: waits park in the database. A worker
+that dies loses its executions only until their leases expire; another worker then replays them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from django.db import DatabaseError, InterfaceError, connection
+
+from . import conf, store
+from .registry import TaskRegistry, default_registry
+from .replay import run_execution
+
+logger = logging.getLogger("zart_django")
+
+_DB_ERRORS = (DatabaseError, InterfaceError)
+_MAX_BACKOFF = 10.0
+
+
+class Worker:
+    """Runs due executions of the tasks in ``registry`` until stopped.
+
+    Settings not given come from ``ZART``: concurrency (threads), batch size, poll interval, lease.
+    """
+
+    def __init__(
+        self,
+        registry: TaskRegistry | None = None,
+        *,
+        concurrency: int | None = None,
+        batch_size: int | None = None,
+        poll_interval: float | None = None,
+        lease: float | None = None,
+    ) -> None:
+        self.registry = registry or default_registry
+        self.concurrency = concurrency or int(conf.get("CONCURRENCY"))
+        self.batch_size = batch_size or int(conf.get("BATCH_SIZE"))
+        self.poll_interval = poll_interval or float(conf.get("POLL_INTERVAL"))
+        self.lease = lease or float(conf.get("LEASE"))
+        self.name = f"{socket.gethostname()}:{os.getpid()}"
+        self._stopping = threading.Event()
+        self._wake = threading.Event()
+        self._drained = threading.Event()
+        self._lock = threading.Lock()
+        self._inflight: dict[Future[None], store.Claim] = {}
+
+    def stop(self) -> None:
+        """Stop claiming; ``run`` returns once the executions in flight have finished or parked."""
+        self._stopping.set()
+        self._wake.set()
+
+    def run(self, once: bool = False) -> None:
+        """Claim and run executions until ``stop`` (or, with ``once``, until none is due)."""
+        logger.info(
+            "worker %s: started (concurrency %d, batch %d, poll %.2fs, lease %.0fs)",
+            self.name,
+            self.concurrency,
+            self.batch_size,
+            self.poll_interval,
+            self.lease,
+        )
+        heartbeat = threading.Thread(target=self._heartbeat, name="zart-heartbeat", daemon=True)
+        heartbeat.start()
+        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="zart-worker") as pool:
+            self._loop(pool, once)
+        self._drained.set()
+        heartbeat.join()
+        logger.info("worker %s: stopped", self.name)
+
+    def _loop(self, pool: ThreadPoolExecutor, once: bool) -> None:
+        failures = 0
+        while not self._stopping.is_set():
+            self._wake.clear()
+            free = self.concurrency - len(self._inflight)
+            if free > 0:
+                try:
+                    claims = store.claim_due(self.name, min(free, self.batch_size), self.lease)
+                    failures = 0
+                except _DB_ERRORS as exc:
+                    failures += 1
+                    self._database_down(exc, failures)
+                    continue
+                for claim in claims:
+                    self._submit(pool, claim)
+                if claims:
+                    continue
+                if once and not self._inflight:
+                    return
+            self._wake.wait(self.poll_interval)
+
+    def _submit(self, pool: ThreadPoolExecutor, claim: store.Claim) -> None:
+        logger.info("execution %s: claimed by %s", claim.execution_id, self.name)
+        future = pool.submit(self._run, claim)
+        with self._lock:
+            self._inflight[future] = claim
+        future.add_done_callback(self._done)
+
+    def _done(self, future: Future[None]) -> None:
+        with self._lock:
+            self._inflight.pop(future, None)
+        self._wake.set()
+
+    def _run(self, claim: store.Claim) -> None:
+        try:
+            run_execution(claim, self.registry)
+        except _DB_ERRORS as exc:
+            logger.error(
+                "execution %s: database error, its lease will expire and it will be retried: %s",
+                claim.execution_id,
+                exc,
+            )
+            connection.close()
+        except Exception:
+            logger.exception("execution %s: unexpected engine error", claim.execution_id)
+
+    def _heartbeat(self) -> None:
+        while not self._drained.wait(self.lease / 3):
+            with self._lock:
+                claims = list(self._inflight.values())
+            try:
+                store.heartbeat(claims, self.lease)
+            except _DB_ERRORS as exc:
+                logger.warning("worker %s: heartbeat failed: %s", self.name, exc)
+                connection.close()
+        connection.close()
+
+    def _database_down(self, exc: Exception, failures: int) -> None:
+        delay = min(self.poll_interval * 2 ** (failures - 1), _MAX_BACKOFF)
+        reason = (str(exc).strip().splitlines() or [repr(exc)])[0]
+        logger.error(
+            "worker %s: database unavailable (%s); retrying in %.1fs", self.name, reason, delay
+        )
+        connection.close()
+        self._stopping.wait(delay)
