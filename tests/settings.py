@@ -8,12 +8,15 @@ import os
 from demo_project.settings import *  # noqa: F403
 from demo_project.settings import BASE_DIR, DATABASES
 
+# One test database per pytest process, so runs side by side do not share one.
+_RUN = os.getpid()
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
-    test_name = os.environ.get("ZART_DB_NAME", str(BASE_DIR / "var" / "test-zart.sqlite3"))
+    (BASE_DIR / "var").mkdir(exist_ok=True)
+    test_name = os.environ.get("ZART_DB_NAME", str(BASE_DIR / "var" / f"test-zart-{_RUN}.sqlite3"))
     DATABASES["default"]["NAME"] = test_name
     DATABASES["default"]["TEST"] = {"NAME": test_name}
 else:
-    DATABASES["default"]["TEST"] = {"NAME": "test_zart"}
+    DATABASES["default"]["TEST"] = {"NAME": f"test_zart_{_RUN}"}
 
 ZART = {
     "POLL_INTERVAL": 0.05,
