@@ -26,8 +26,11 @@ from zart_django import (
     PayloadError,
     TaskNotFound,
     WaitTimeout,
+    store,
 )
 from zart_django.models import Event, Execution, StepResult
+from zart_django.registry import default_registry
+from zart_django.replay import run_execution
 from zart_django.testing import advance_time, run_until_idle
 
 pytestmark = pytest.mark.django_db
@@ -336,3 +339,40 @@ class TestLifecycle:
         run_until_idle()
         with pytest.raises(WaitTimeout, match="waiting"):
             scheduler.wait_completion("l-4", timeout=0.1)
+
+
+class TestLeases:
+    def test_a_stale_worker_cannot_write_after_its_lease_passed(self, scheduler, job):
+        scheduler.start("z-1", "three-steps", job)
+        (stale,) = store.claim_due("stale-worker", 1, lease=2)
+        advance_time("3s")
+        (fresh,) = store.claim_due("fresh-worker", 1, lease=2)
+        assert fresh.recoveries == 1
+        assert run_execution(stale, default_registry) == "lease lost"
+        assert not StepResult.objects.filter(execution_id="z-1").exists()
+        assert run_execution(fresh, default_registry) == "waiting"
+        assert (
+            lines(job.log).count("job done first") == 2
+        )  # the stale body ran, its result did not land
+        assert steps_of("z-1")[:2] == [("first", "completed"), ("second", "completed")]
+
+    def test_cancel_while_running_stops_at_the_next_checkpoint(self, scheduler, job):
+        scheduler.start("z-2", "three-steps", job)
+        (claim,) = store.claim_due("worker", 1, lease=30)
+        scheduler.cancel("z-2")
+        assert run_execution(claim, default_registry) == "lease lost"
+        assert scheduler.get("z-2").status == "cancelled"
+        assert "job start second" not in lines(job.log)
+
+    def test_an_execution_that_keeps_killing_workers_fails_after_max_recoveries(
+        self, scheduler, job, settings
+    ):
+        settings.ZART = {**settings.ZART, "MAX_RECOVERIES": 2}
+        scheduler.start("z-3", "three-steps", job)
+        for _ in range(3):
+            store.claim_due("doomed-worker", 1, lease=1)
+            advance_time("2s")
+        run_until_idle()
+        info = scheduler.get("z-3")
+        assert info.status == "failed"
+        assert "lost 3 times" in info.error

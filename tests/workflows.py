@@ -58,6 +58,7 @@ def hold_if_asked(job: Job, step_name: str) -> None:
 
 
 def _body(job: Job, step_name: str) -> str:
+    hold_if_asked(job, f"before-{step_name}")
     record(job, f"start {step_name}")
     hold_if_asked(job, step_name)
     record(job, f"done {step_name}")

@@ -1,0 +1,48 @@
+"""The README's main job: the approval demo, end to end, with its own background worker."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from django.db import connection
+
+from tests.conftest import ROOT
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.timeout(90)
+def test_demo_prints_the_reference_flow():
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "ZART_DB_NAME": str(connection.settings_dict["NAME"]),
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", "approval_demo"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=80,
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for expected in (
+        "=== Zart Approval Workflow Example ===",
+        "Starting execution 'approval-demo-",
+        "Requester: Bob",
+        "Resource:  staging-environment",
+        "Reason:    Need to test the new deployment pipeline",
+        "Execution is waiting for manager approval...",
+        "(Simulating manager delivering the event after 2 seconds)",
+        "Manager decision: ApprovalDecision(approved=True, reviewer='Alice (Manager)'",
+        "Execution completed!",
+        "Decision:  approved",
+        "Reviewer:  Alice (Manager)",
+        "Comment:   Approved for testing purposes",
+    ):
+        assert expected in out, out
+    assert out.index("waiting for manager approval") < out.index("Execution completed!")

@@ -1,0 +1,126 @@
+"""Real worker processes, killed with SIGKILL at the bad moments: nothing is lost and no finished
+step body runs twice. Step bodies log "start X" / "done X" lines to a file shared by processes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import wait_until
+from tests.workflows import Approval, Job, lines
+from zart_django import DurableScheduler
+from zart_django.models import Execution, StepResult
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(90)]
+
+
+def status(execution_id: str) -> str:
+    return Execution.objects.get(pk=execution_id).status
+
+
+def recorded(execution_id: str) -> dict[str, str]:
+    rows = StepResult.objects.filter(execution_id=execution_id)
+    return {row.name: row.status for row in rows}
+
+
+def hold(job: Job, point: str) -> Path:
+    path = Path(f"{job.log}.hold-{point}")
+    path.touch()
+    return path
+
+
+def logged(job: Job, line: str) -> bool:
+    return f"{job.name} {line}" in lines(job.log)
+
+
+def count(job: Job, line: str) -> int:
+    return lines(job.log).count(f"{job.name} {line}")
+
+
+def assert_each_step_finished_once(job: Job) -> None:
+    for name in ("first", "second", "third"):
+        assert count(job, f"done {name}") == 1, lines(job.log)
+
+
+def finish(scheduler: DurableScheduler, execution_id: str, reviewer: str = "Carol") -> dict:
+    if status(execution_id) != "completed":
+        wait_until(lambda: status(execution_id) == "waiting", what="the wait for 'go'")
+        scheduler.offer_event(execution_id, "go", Approval(True, reviewer))
+    return scheduler.wait_completion(execution_id, timeout=30)
+
+
+def test_killed_inside_a_step_body(scheduler, job, start_worker):
+    gate = hold(job, "second")
+    scheduler.start("k-1", "three-steps", job)
+    worker = start_worker()
+    wait_until(lambda: logged(job, "start second"), what="second step to start")
+    worker.kill()
+    assert recorded("k-1") == {"first": "completed"}
+    gate.unlink()
+    start_worker()  # reclaims once the dead worker's lease expires
+    output = finish(scheduler, "k-1")
+    assert output["results"] == ["first ok", "second ok", "third ok by Carol"]
+    assert count(job, "start first") == 1
+    assert count(job, "start second") == 2  # the killed attempt, then the one that finished
+    assert_each_step_finished_once(job)
+
+
+def test_killed_after_a_checkpoint(scheduler, job, start_worker):
+    """The reference page's promise: a crash between the event and step 3 resumes from the event."""
+    gate = hold(job, "before-third")
+    scheduler.start("k-2", "three-steps", job)
+    worker = start_worker()
+    wait_until(lambda: status("k-2") == "waiting", what="the wait for 'go'")
+    scheduler.offer_event("k-2", "go", Approval(True, "Dana"))
+    wait_until(lambda: recorded("k-2").get("go") == "completed", what="the event checkpoint")
+    worker.kill()
+    gate.unlink()
+    start_worker()
+    output = scheduler.wait_completion("k-2", timeout=30)
+    assert output["results"][2] == "third ok by Dana"
+    assert count(job, "start third") == 1
+    assert_each_step_finished_once(job)
+
+
+def test_killed_while_parked(scheduler, job, start_worker):
+    scheduler.start("k-3", "three-steps", job)
+    worker = start_worker()
+    wait_until(lambda: status("k-3") == "waiting", what="the wait for 'go'")
+    worker.kill()
+    scheduler.offer_event("k-3", "go", Approval(True, "Erin"))
+    start_worker()
+    output = scheduler.wait_completion("k-3", timeout=30)
+    assert output["results"][2] == "third ok by Erin"
+    assert_each_step_finished_once(job)
+
+
+def test_sigterm_finishes_work_in_flight_and_exits_cleanly(scheduler, job, start_worker):
+    gate = hold(job, "second")
+    scheduler.start("k-4", "three-steps", job)
+    worker = start_worker()
+    wait_until(lambda: logged(job, "start second"), what="second step to start")
+    worker.proc.send_signal(15)
+    wait_until(lambda: "SIGTERM received" in worker.output(), what="the worker to see SIGTERM")
+    gate.unlink()
+    assert worker.proc.wait(timeout=30) == 0
+    assert status("k-4") == "waiting"
+    assert recorded("k-4") == {"first": "completed", "second": "completed", "go": "waiting"}
+    assert "stopped" in worker.output()
+
+
+def test_two_workers_racing_run_each_step_once(scheduler, tmp_path, start_worker):
+    ids = [f"race-{n}" for n in range(30)]
+    log = str(tmp_path / "race.log")
+    for execution_id in ids:
+        scheduler.start(execution_id, "three-steps", Job(log=log, name=execution_id))
+        scheduler.offer_event(execution_id, "go", Approval(True, "Racer"))
+    start_worker("--concurrency", "4", "--batch-size", "3")
+    start_worker("--concurrency", "4", "--batch-size", "3")
+    wait_until(
+        lambda: Execution.objects.filter(status="completed").count() == len(ids),
+        timeout=60,
+        what="every execution to complete",
+    )
+    for execution_id in ids:
+        assert_each_step_finished_once(Job(log=log, name=execution_id))
