@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from django.db import connection
 
 from tests.conftest import wait_until
 from tests.workflows import Approval, Job, lines
@@ -124,3 +125,22 @@ def test_two_workers_racing_run_each_step_once(scheduler, tmp_path, start_worker
     )
     for execution_id in ids:
         assert_each_step_finished_once(Job(log=log, name=execution_id))
+
+
+def test_worker_survives_its_connections_being_cut(scheduler, job, start_worker):
+    """What a database restart looks like to a worker: every connection it holds is dropped."""
+    if connection.vendor != "postgresql":
+        pytest.skip("cutting a worker's connections needs PostgreSQL")
+    scheduler.start("k-5", "three-steps", job)
+    worker = start_worker()
+    wait_until(lambda: status("k-5") == "waiting", what="the wait for 'go'")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        assert cursor.fetchall(), "the worker had no connection to cut"
+    wait_until(lambda: "database unavailable" in worker.output(), what="the worker to notice")
+    scheduler.offer_event("k-5", "go", Approval(True, "Frank"))
+    assert scheduler.wait_completion("k-5", timeout=30)["results"][2] == "third ok by Frank"
+    assert_each_step_finished_once(job)
