@@ -23,6 +23,7 @@ from .errors import (
     LeaseLost,
 )
 from .models import ACTIVE_STATUSES, Event, Execution, Status, StepKind, StepResult, StepStatus
+from .notify import notify
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,9 @@ def create_execution(
         created_at=now,
         updated_at=now,
     )
-    Execution.objects.bulk_create([candidate], ignore_conflicts=True)
+    with transaction.atomic():
+        Execution.objects.bulk_create([candidate], ignore_conflicts=True)
+        notify()
     stored = Execution.objects.get(pk=execution_id)
     if stored.task_name != task_name:
         raise ExecutionAlreadyExists(execution_id, f"for task {stored.task_name!r}")
@@ -128,6 +131,7 @@ def reschedule(claim: Claim, row: StepResult, due_at: datetime) -> None:
     with transaction.atomic():
         _renew(claim, None, status=Status.PENDING, scheduled_at=due_at, lease_token="")
         row.save()
+        notify()
 
 
 def park(claim: Claim, row: StepResult, waiting_on: str, due_at: datetime | None) -> None:
@@ -148,6 +152,7 @@ def park(claim: Claim, row: StepResult, waiting_on: str, due_at: datetime | None
         row.save()
         if row.kind == StepKind.EVENT and has_event(claim.execution_id, row.name):
             Execution.objects.filter(pk=claim.execution_id).update(scheduled_at=clock.now())
+            notify()
 
 
 def finish(claim: Claim, status: Status, output: Any = None, error: str = "") -> None:
@@ -173,15 +178,6 @@ def heartbeat(claims: Iterable[Claim], lease: float) -> None:
         Execution.objects.filter(
             pk=claim.execution_id, lease_token=claim.token, status=Status.RUNNING
         ).update(scheduled_at=due)
-
-
-def release(claims: Iterable[Claim]) -> None:
-    """Hand executions back, due now, for another worker to take (a worker that is stopping)."""
-    now = clock.now()
-    for claim in claims:
-        Execution.objects.filter(
-            pk=claim.execution_id, lease_token=claim.token, status=Status.RUNNING
-        ).update(status=Status.PENDING, scheduled_at=now, lease_token="", updated_at=now)
 
 
 def has_event(execution_id: str, name: str) -> bool:
@@ -218,6 +214,7 @@ def offer_event(
         Event.objects.create(execution_id=execution_id, name=name, payload=payload, created_at=now)
         if parked_on_it:
             Execution.objects.filter(pk=execution_id).update(scheduled_at=now, updated_at=now)
+            notify()
     return execution
 
 

@@ -15,6 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from django.db import DatabaseError, InterfaceError, connection
 
 from . import conf, store
+from .notify import Listener
 from .registry import TaskRegistry, default_registry
 from .replay import run_execution
 
@@ -68,8 +69,13 @@ class Worker:
         )
         heartbeat = threading.Thread(target=self._heartbeat, name="zart-heartbeat", daemon=True)
         heartbeat.start()
+        listener = Listener(self._wake.set) if Listener.available() and not once else None
+        if listener is not None:
+            listener.start()
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix="zart-worker") as pool:
             self._loop(pool, once)
+        if listener is not None:
+            listener.stop()
         self._drained.set()
         heartbeat.join()
         logger.info("worker %s: stopped", self.name)

@@ -1,0 +1,84 @@
+"""Many workers on one PostgreSQL database: push wake-ups, no double execution, stale workers."""
+
+from __future__ import annotations
+
+import os
+import signal
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from django.db import connection, connections
+
+from tests.conftest import wait_until
+from tests.workflows import Approval, Job, lines
+from zart_django.models import Execution, StepResult
+
+pytestmark = [pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(autouse=True)
+def _postgres_only():
+    if connection.vendor != "postgresql":
+        pytest.skip("many-worker tests need PostgreSQL (SQLite serialises writers)")
+
+
+@pytest.mark.timeout(60)
+def test_offer_event_wakes_a_parked_execution_without_waiting_for_a_poll(
+    scheduler, job, start_worker
+):
+    start_worker("--poll-interval", "600")
+    scheduler.start("p-1", "three-steps", job)
+    wait_until(lambda: Execution.objects.get(pk="p-1").status == "waiting", timeout=20)
+    scheduler.offer_event("p-1", "go", Approval(True, "Push"))
+    assert scheduler.wait_completion("p-1", timeout=20)["results"][2] == "third ok by Push"
+
+
+@pytest.mark.timeout(300)
+def test_four_workers_thousand_approvals_each_step_once(scheduler, tmp_path, start_worker):
+    log = str(tmp_path / "steps.log")
+    ids = [f"m-{n}" for n in range(1000)]
+    for execution_id in ids:
+        scheduler.start(execution_id, "three-steps", Job(log=log, name=execution_id))
+    for _ in range(4):
+        start_worker("--concurrency", "4", "--batch-size", "8")
+
+    def offer(execution_id: str) -> None:
+        try:
+            scheduler.offer_event(execution_id, "go", Approval(True, "Bulk"))
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(offer, ids))
+    wait_until(
+        lambda: Execution.objects.filter(status="completed").count() == len(ids),
+        timeout=240,
+        what="all 1000 executions to complete",
+    )
+    done = [line for line in lines(log) if " done " in line]
+    assert len(done) == 3 * len(ids)
+    assert len(set(done)) == len(done), "a finished step body ran twice"
+    assert StepResult.objects.count() == 4 * len(ids)
+
+
+@pytest.mark.timeout(90)
+def test_a_stalled_worker_loses_its_execution_and_its_late_write_is_rejected(
+    scheduler, job, start_worker
+):
+    gate = f"{job.log}.hold-second"
+    open(gate, "w").close()
+    scheduler.start("p-2", "three-steps", job)
+    stalled = start_worker()
+    wait_until(lambda: f"{job.name} start second" in lines(job.log), what="second step to start")
+    os.kill(stalled.proc.pid, signal.SIGSTOP)  # stalls past its lease, holding the step
+    os.unlink(gate)
+    start_worker()
+    wait_until(
+        lambda: Execution.objects.get(pk="p-2").status == "waiting", timeout=30, what="takeover"
+    )
+    os.kill(stalled.proc.pid, signal.SIGCONT)  # it wakes, finishes the body, tries to checkpoint
+    wait_until(lambda: "lease lost" in stalled.output(), timeout=30, what="the stale write refused")
+    assert lines(job.log).count(f"{job.name} done second") == 2  # both bodies ran ...
+    assert StepResult.objects.filter(execution_id="p-2", name="second").count() == 1  # one landed
+    scheduler.offer_event("p-2", "go", Approval(True, "After"))
+    assert scheduler.wait_completion("p-2", timeout=30)["results"][2] == "third ok by After"

@@ -1,0 +1,66 @@
+"""Push wake-ups on PostgreSQL: writes that make work due ``NOTIFY``, idle workers ``LISTEN``.
+
+``pg_notify`` is transactional, so a notification is sent only when the write that made the work
+due commits. Notifications can be lost (a listener reconnecting misses what was sent meanwhile),
+so workers keep polling as the fallback and always read due work from the table.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+import psycopg
+from django.db import connection
+
+logger = logging.getLogger("zart_django")
+
+CHANNEL = "zart_due"
+_RECONNECT_DELAY = 1.0
+
+
+def notify() -> None:
+    """Tell listening workers that work is due, when the current transaction commits."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_notify(%s, '')", [CHANNEL])
+
+
+class Listener:
+    """A thread that calls ``on_wake`` for every notification, until ``stop``.
+
+    It holds its own connection (Django's are per thread and used for queries); on a connection
+    error it reconnects after a short delay and calls ``on_wake`` once, in case something was
+    missed meanwhile.
+    """
+
+    def __init__(self, on_wake: Callable[[], None]) -> None:
+        self._on_wake = on_wake
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="zart-listener", daemon=True)
+
+    @staticmethod
+    def available() -> bool:
+        return connection.vendor == "postgresql"
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        params = connection.get_connection_params()
+        while not self._stopped.is_set():
+            try:
+                with psycopg.connect(**params, autocommit=True) as conn:
+                    conn.execute(f"LISTEN {CHANNEL}")
+                    self._on_wake()
+                    while not self._stopped.is_set():
+                        for _ in conn.notifies(timeout=0.5):
+                            self._on_wake()
+            except psycopg.Error as exc:
+                logger.warning("listener: %s; reconnecting, polling meanwhile", exc)
+                self._stopped.wait(_RECONNECT_DELAY)
