@@ -120,3 +120,6 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} -> {self.execution_id}"
+
+
+from .approvals.models import ApprovalRecord, ApprovalRequest  # noqa: E402,F401

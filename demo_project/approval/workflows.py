@@ -5,7 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from zart_django import durable, step, wait_for_event
+from zart_django import durable, step
+from zart_django.approvals import ApprovalDecision, wait_for_approval
+
+__all__ = [
+    "AccessRequest",
+    "ApprovalDecision",
+    "ApprovalOutput",
+    "ApprovalRequest",
+    "access_request",
+    "approval_task",
+]
 
 
 @dataclass
@@ -13,13 +23,6 @@ class ApprovalRequest:
     requester_name: str
     resource: str
     reason: str
-
-
-@dataclass
-class ApprovalDecision:
-    approved: bool
-    reviewer: str
-    comment: str
 
 
 @dataclass
@@ -47,11 +50,46 @@ def process_approved(resource: str, requester: str) -> str:
 @durable("approval-task", timeout="5m")
 def approval_task(data: ApprovalRequest) -> ApprovalOutput:
     validate_request(data)
-    decision = wait_for_event(
-        "manager-approval", timeout=timedelta(seconds=120), type=ApprovalDecision
+    decision = wait_for_approval(
+        "manager-approval",
+        timeout=timedelta(seconds=120),
+        title=f"{data.requester_name} requests {data.resource}",
+        summary=data.reason,
     )
     if decision.approved:
         process_approved(data.resource, data.requester_name)
+    return ApprovalOutput(
+        decision="approved" if decision.approved else "rejected",
+        requester=data.requester_name,
+        resource=data.resource,
+        reviewer=decision.reviewer,
+        comment=decision.comment,
+    )
+
+
+@dataclass
+class AccessRequest:
+    requester_name: str
+    resource: str
+    reason: str
+
+
+@step("grant-access")
+def grant_access(resource: str, requester: str) -> str:
+    # In a real system, this would grant the access.
+    return f"Granted {resource} to {requester}"
+
+
+@durable("access-request")
+def access_request(data: AccessRequest) -> ApprovalOutput:
+    """Like ``approval-task`` but waits a week: the requests a person decides in the inbox."""
+    decision = wait_for_approval(
+        timeout=timedelta(days=7),
+        title=f"{data.requester_name} asks for {data.resource}",
+        summary=data.reason,
+    )
+    if decision.approved:
+        grant_access(data.resource, data.requester_name)
     return ApprovalOutput(
         decision="approved" if decision.approved else "rejected",
         requester=data.requester_name,

@@ -13,8 +13,16 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from demo_project.approval.workflows import ApprovalDecision, ApprovalRequest, approval_task
+from demo_project.approval.users import MANAGER_PASSWORD, MANAGER_USERNAME, ensure_manager
+from demo_project.approval.workflows import (
+    AccessRequest,
+    ApprovalDecision,
+    ApprovalRequest,
+    access_request,
+    approval_task,
+)
 from zart_django import DurableScheduler
+from zart_django.approvals import decide
 
 
 class Command(BaseCommand):
@@ -33,10 +41,18 @@ class Command(BaseCommand):
             )
             try:
                 self._flow()
+                self._leave_requests_for_the_inbox()
             finally:
                 worker.send_signal(signal.SIGTERM)
                 worker.wait(timeout=30)
         self.stdout.write(f"\n(worker log: {log_path.relative_to(settings.BASE_DIR)})")
+        self.stdout.write(
+            "\nTry the inbox in a browser:\n"
+            "  python manage.py run_zart_worker &   # resumes executions once decided\n"
+            "  python manage.py runserver\n"
+            "  open http://127.0.0.1:8000/approvals/ (admin: /admin/, API: /api/docs/)\n"
+            f"  log in as {MANAGER_USERNAME} / {MANAGER_PASSWORD}"
+        )
 
     def _flow(self) -> None:
         out = self.stdout.write
@@ -60,10 +76,13 @@ class Command(BaseCommand):
         out("(Simulating manager delivering the event after 2 seconds)")
         out("")
         time.sleep(2)
-        decision = ApprovalDecision(
-            approved=True, reviewer="Alice (Manager)", comment="Approved for testing purposes"
+        manager = ensure_manager()
+        record = decide(
+            execution_id, manager, approved=True, comment="Approved for testing purposes"
         )
-        scheduler.offer_event(execution_id, "manager-approval", decision)
+        decision = ApprovalDecision(
+            record.approved, record.reviewer_name, record.comment, record.decided_at.isoformat()
+        )
         out(f"Manager decision: {decision}")
         out("")
         output = scheduler.wait_completion(execution_id, timeout=60)
@@ -75,6 +94,21 @@ class Command(BaseCommand):
         out(f"  Comment:   {output.comment}")
         steps = scheduler.get(execution_id).steps
         out("\nRecorded steps: " + ", ".join(f"{s.name} ({s.status})" for s in steps))
+
+    def _leave_requests_for_the_inbox(self) -> None:
+        """Two access requests parked for a week, for a person to decide in the inbox."""
+        scheduler = DurableScheduler()
+        stamp = int(time.time() * 1000)
+        requests = [
+            AccessRequest("Carol", "production-db (read only)", "Investigate a billing report"),
+            AccessRequest("Dan", "a second monitor", "Reviewing designs side by side"),
+        ]
+        self.stdout.write("")
+        for n, request in enumerate(requests, 1):
+            execution_id = f"access-demo-{stamp}-{n}"
+            scheduler.start_for(access_request, execution_id, request)
+            self._wait_until_parked(scheduler, execution_id)
+            self.stdout.write(f"Waiting in the inbox: {execution_id} ({request.requester_name})")
 
     def _wait_until_parked(self, scheduler: DurableScheduler, execution_id: str) -> None:
         limit = time.monotonic() + 30

@@ -1,0 +1,33 @@
+"""Users and parked approval executions shared by the approval tests."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import Permission, User
+
+from demo_project.approval.workflows import ApprovalRequest, approval_task
+from zart_django import DurableScheduler
+from zart_django.testing import run_until_idle
+
+PASSWORD = "pw-for-tests"
+REQUEST = ApprovalRequest("Bob", "staging-environment", "Need to test the new deployment pipeline")
+
+
+def make_user(username: str, *perms: str, staff: bool = False, full_name: str = "") -> User:
+    """A user holding ``perms`` (``app_label.codename``), with password ``PASSWORD``."""
+    first, _, last = full_name.partition(" ")
+    user = User.objects.create_user(
+        username, password=PASSWORD, is_staff=staff, first_name=first, last_name=last
+    )
+    for perm in perms:
+        app_label, codename = perm.split(".")
+        user.user_permissions.add(
+            Permission.objects.get(content_type__app_label=app_label, codename=codename)
+        )
+    return User.objects.get(pk=user.pk)
+
+
+def start_parked(execution_id: str, request: ApprovalRequest = REQUEST) -> None:
+    """Start the demo approval task and run it in-process until it waits for the manager."""
+    DurableScheduler().start_for(approval_task, execution_id, request)
+    run_until_idle()
+    assert DurableScheduler().get(execution_id).waiting_on == "manager-approval"

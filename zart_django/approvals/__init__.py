@@ -1,0 +1,71 @@
+"""Approvals: durable functions that wait for a person, and the one way people decide.
+
+```python
+from zart_django.approvals import ApprovalDecision, wait_for_approval, decide
+
+@durable("expense")
+def expense(claim: Claim) -> str:
+    decision = wait_for_approval(timeout="3d", title=f"{claim.who}: {claim.amount} EUR")
+    return "paid" if decision.approved else f"refused: {decision.comment}"
+
+decide("expense-42", request.user, approved=True, comment="ok", source="inbox")
+```
+The admin, the inbox (``zart_django.urls``) and the REST API (``zart_django.api.urls``) all decide
+through ``decide``. Names are imported lazily, so importing this package never touches the models
+before Django is set up.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "ApprovalDecision": "decision",
+    "wait_for_approval": "waiting",
+    "decide": "services",
+    "can_decide": "services",
+    "decidable_by": "services",
+    "find_request": "services",
+    "ApprovalError": "errors",
+    "ApprovalNotFound": "errors",
+    "ApprovalPermissionDenied": "errors",
+    "ApprovalAlreadyDecided": "errors",
+    "ApprovalClosed": "errors",
+}
+
+__all__ = [
+    "ApprovalAlreadyDecided",
+    "ApprovalClosed",
+    "ApprovalDecision",
+    "ApprovalError",
+    "ApprovalNotFound",
+    "ApprovalPermissionDenied",
+    "can_decide",
+    "decidable_by",
+    "decide",
+    "find_request",
+    "wait_for_approval",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'zart_django.approvals' has no attribute {name!r}")
+    value = getattr(import_module(f"zart_django.approvals.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+if TYPE_CHECKING:
+    from .decision import ApprovalDecision
+    from .errors import (
+        ApprovalAlreadyDecided,
+        ApprovalClosed,
+        ApprovalError,
+        ApprovalNotFound,
+        ApprovalPermissionDenied,
+    )
+    from .services import can_decide, decidable_by, decide, find_request
+    from .waiting import wait_for_approval

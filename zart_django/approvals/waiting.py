@@ -1,0 +1,90 @@
+"""``wait_for_approval``: a durable function asks a person to decide, and parks until they do."""
+
+from __future__ import annotations
+
+from dataclasses import fields, is_dataclass
+from typing import Any
+
+from zart_django import DurableScheduler, EventTimeout, wait_for_event
+from zart_django.clock import now
+from zart_django.durations import Duration
+from zart_django.replay import current
+
+from .decision import ApprovalDecision
+from .models import DEFAULT_PERMISSION, ApprovalRequest, RequestStatus
+
+DEFAULT_EVENT = "manager-approval"
+
+
+def wait_for_approval(
+    event: str = DEFAULT_EVENT,
+    timeout: Duration | None = None,
+    permission: str | None = None,
+    title: str | None = None,
+    summary: str | None = None,
+) -> ApprovalDecision:
+    """Ask for a decision and return it once a person with ``permission`` approves or rejects.
+
+    Inside a durable function: records an approval request for this execution and ``event``
+    (once: replays find it), which puts it in the inbox of every user holding ``permission``
+    (default ``zart_django.decide_approval``), then waits like ``wait_for_event(event, timeout,
+    type=ApprovalDecision)``. ``title`` and ``summary`` are shown to the reviewer; by default they
+    name the task and list the execution's input. Past ``timeout`` the request expires and
+    ``EventTimeout`` is raised here.
+    """
+    ctx = current()
+    if ctx is None:
+        raise RuntimeError(
+            "wait_for_approval can only be called inside a durable function run by a worker"
+            " (or by zart_django.testing.run_until_idle in tests)"
+        )
+    _ensure_request(ctx.execution_id, event, permission, title, summary)
+    try:
+        return wait_for_event(event, timeout=timeout, type=ApprovalDecision)
+    except EventTimeout:
+        ApprovalRequest.objects.filter(
+            execution_id=ctx.execution_id, event=event, status=RequestStatus.PENDING
+        ).update(status=RequestStatus.EXPIRED, closed_at=now())
+        raise
+
+
+def _ensure_request(
+    execution_id: str, event: str, permission: str | None, title: str | None, summary: str | None
+) -> None:
+    """Create the request the first time this wait is reached; later replays change nothing."""
+    if ApprovalRequest.objects.filter(execution_id=execution_id, event=event).exists():
+        return
+    scheduler = DurableScheduler()
+    info = scheduler.get(execution_id)
+    request = ApprovalRequest(
+        execution_id=execution_id,
+        event=event,
+        title=(title or f"{info.task} {execution_id}")[:300],
+        summary=summary
+        if summary is not None
+        else describe(info.input, _field_order(scheduler, info.task)),
+        permission=permission or DEFAULT_PERMISSION,
+        created_at=now(),
+    )
+    ApprovalRequest.objects.bulk_create([request], ignore_conflicts=True)
+
+
+def describe(value: Any, order: list[str] | None = None) -> str:
+    """A readable rendering of an execution's input: one ``key: value`` line per field, in
+    ``order`` (the input type's field order) and then sorted, since PostgreSQL does not keep the
+    order of JSON keys."""
+    if isinstance(value, dict):
+        rank = {name: n for n, name in enumerate(order or [])}
+        keys = sorted(value, key=lambda k: (rank.get(k, len(rank)), k))
+        return "\n".join(f"{key.replace('_', ' ')}: {describe(value[key])}" for key in keys)
+    if isinstance(value, list):
+        return ", ".join(describe(item) for item in value)
+    return "" if value is None else str(value)
+
+
+def _field_order(scheduler: DurableScheduler, task_name: str) -> list[str]:
+    """The input type's field names in declaration order, if it is a dataclass."""
+    if task_name not in scheduler.registry:
+        return []
+    input_type = scheduler.registry.get(task_name).input_type
+    return [f.name for f in fields(input_type)] if is_dataclass(input_type) else []
