@@ -1,0 +1,293 @@
+"""``python -m bench.suite --db sqlite|postgres --out FILE``: every measurement on one database.
+
+``bench.run`` starts one suite process per database, after creating the benchmark database, and
+reads back the JSON it writes: the figures, the server version and the profile report. Django is
+set up in ``main``, so the measurement modules are imported after it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from bench.results import Figure
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much work each measurement does."""
+
+    approvals: int
+    reference_rows: int
+    chain_steps: int
+    chain_rounds: int
+    latency_samples: int
+    parked_small: int
+    parked_large: int
+    claim_repeats: int
+    resume_steps: tuple[int, ...]
+    resume_repeats: int
+    profile_approvals: int
+
+
+FULL = Sizes(300, 500, 500, 3, 40, 10_000, 1_000_000, 100, (10, 100, 1000), 3, 200)
+QUICK = Sizes(40, 100, 100, 1, 8, 10_000, 100_000, 20, (10, 100, 1000), 1, 20)
+WORKER_PROCESSES = (1, 2, 4)  # on PostgreSQL; SQLite gets one (it has a single writer anyway)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.suite", description=__doc__)
+    parser.add_argument("--db", choices=["sqlite", "postgres"], required=True)
+    parser.add_argument("--out", required=True, help="where to write the JSON results")
+    parser.add_argument("--quick", action="store_true", help="smaller sizes: a smoke run")
+    parser.add_argument("--poll-interval", type=float, default=0.2, help="workers' poll, seconds")
+    args = parser.parse_args(argv)
+    os.environ["DJANGO_SETTINGS_MODULE"] = "bench.settings"
+    os.environ["ZART_BENCH_DB"] = args.db  # worker processes inherit these two
+    os.environ["ZART_BENCH_POLL"] = str(args.poll_interval)
+
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    from bench.profiling import profile
+
+    call_command("migrate", verbosity=0)
+    sizes = QUICK if args.quick else FULL
+    figures = [
+        *_checkpoints(args.db, sizes),
+        *_resumes(args.db, sizes),
+        *_throughput(args.db, sizes),
+        *_latency(args.db, sizes, args.poll_interval),
+        *_claims(args.db, sizes),
+    ]
+    report = _timed(
+        f"profile ({sizes.profile_approvals} approvals)", profile, sizes.profile_approvals
+    )
+    result = {
+        "db": args.db,
+        "server": _server_version(),
+        "poll_interval": args.poll_interval,
+        "figures": [f.as_dict() for f in sorted(figures, key=lambda f: f.item)],
+        "profile": report,
+    }
+    with open(args.out, "w") as out:
+        json.dump(result, out, indent=2)
+    return 0
+
+
+def _timed(what: str, fn: Callable[..., T], *args: object) -> T:
+    """``fn(*args)``, saying what runs and how long it took on stderr."""
+    print(f"  {what} ...", end="", file=sys.stderr, flush=True)
+    start = time.perf_counter()
+    value = fn(*args)
+    print(f" {time.perf_counter() - start:.1f}s", file=sys.stderr, flush=True)
+    return value
+
+
+def _checkpoints(db: str, sizes: Sizes) -> list[Figure]:
+    """Item 2: step checkpoints per second beside raw inserts per second."""
+    from bench import rows
+    from bench.checkpoints import compare
+    from bench.results import Figure
+
+    rows.clear()
+    what = f"step checkpoints ({sizes.chain_steps} steps x {sizes.chain_rounds})"
+    engine, raw = _timed(what, compare, sizes.chain_steps, sizes.chain_rounds)
+    return [
+        Figure(
+            2,
+            db,
+            "step checkpoints vs raw insert+commit",
+            engine,
+            "steps/s",
+            raw,
+            "rows/s",
+            "ratio >= 0.50",
+            engine / raw >= 0.5,
+            {"steps": sizes.chain_steps, "rounds": sizes.chain_rounds},
+        )
+    ]
+
+
+def _resumes(db: str, sizes: Sizes) -> list[Figure]:
+    """Item 6: one resume's time and queries as the recorded history grows."""
+    from bench.results import Figure
+    from bench.resume import resume_cost
+
+    costs = [
+        _timed(f"resume with {n} recorded steps", resume_cost, n, sizes.resume_repeats)
+        for n in sizes.resume_steps
+    ]
+    base = costs[0]
+    return [
+        Figure(
+            6,
+            db,
+            f"one resume, {cost.steps} recorded steps (vs {base.steps})",
+            cost.seconds * 1000,
+            "ms",
+            base.seconds * 1000,
+            "ms",
+            "1 step query, <= linear",
+            cost.step_queries == 1
+            and cost.queries == base.queries
+            and cost.seconds / base.seconds <= 1.5 * cost.steps / base.steps,
+            {
+                "queries": cost.queries,
+                "step_queries": cost.step_queries,
+                "us_per_step": cost.seconds / cost.steps * 1e6,
+            },
+        )
+        for cost in costs
+    ]
+
+
+def _throughput(db: str, sizes: Sizes) -> list[Figure]:
+    """Items 1 and 5: approvals per second on 1 (and 2, 4) worker processes, beside raw inserts."""
+    from bench import rows
+    from bench.reference import insert_commit_rate
+    from bench.results import Figure
+    from bench.throughput import approvals_per_second
+    from zart_django import conf
+
+    rows.clear()
+    what = f"raw insert+commit ({sizes.reference_rows} rows)"
+    reference = _timed(what, insert_commit_rate, sizes.reference_rows)
+    processes = WORKER_PROCESSES if db == "postgres" else WORKER_PROCESSES[:1]
+    rates = {
+        p: _timed(
+            f"{sizes.approvals} approvals, {p} worker(s)", approvals_per_second, p, sizes.approvals
+        )
+        for p in processes
+    }
+    cores = os.cpu_count() or 1
+    figures = [
+        Figure(
+            1,
+            db,
+            "approval workflows, 1 worker process",
+            rates[1],
+            "wf/s",
+            reference,
+            "rows/s",
+            details={
+                "approvals": sizes.approvals,
+                "concurrency": conf.get("CONCURRENCY"),
+                "raw_commits_per_workflow": reference / rates[1],
+            },
+        )
+    ]
+    for p in processes[1:]:
+        at_four = p == 4
+        figures.append(
+            Figure(
+                5,
+                db,
+                f"approvals, {p} worker processes (vs 1), {cores} cores",
+                rates[p],
+                "wf/s",
+                rates[1],
+                "wf/s",
+                "ratio >= 3.0 (>= 4 cores)" if at_four else "",
+                rates[p] / rates[1] >= 3.0 if at_four and cores >= 4 else None,
+                {"cpu_count": cores, "approvals": sizes.approvals},
+            )
+        )
+    return figures
+
+
+def _latency(db: str, sizes: Sizes, poll_interval: float) -> list[Figure]:
+    """Item 3: offer_event to the next step's start, p50 and p95, beside the poll interval."""
+    from bench.latency import offer_to_step
+    from bench.results import Figure
+    from bench.timing import median, percentile
+
+    what = f"offer_event -> step ({sizes.latency_samples} samples, poll {poll_interval}s)"
+    latencies = _timed(what, offer_to_step, sizes.latency_samples, poll_interval)
+    spread = {
+        "samples": len(latencies),
+        "min_ms": min(latencies) * 1000,
+        "max_ms": max(latencies) * 1000,
+        "poll_interval": poll_interval,
+    }
+    p50 = median(latencies) * 1000
+    on_postgres = db == "postgres"
+    return [
+        Figure(
+            3,
+            db,
+            "offer_event -> next step p50 (ref: poll interval)",
+            p50,
+            "ms",
+            poll_interval * 1000,
+            "ms",
+            "p50 <= 10 ms" if on_postgres else "",
+            p50 <= 10 if on_postgres else None,
+            spread,
+        ),
+        Figure(
+            3,
+            db,
+            "offer_event -> next step p95 (ref: poll interval)",
+            percentile(latencies, 95) * 1000,
+            "ms",
+            poll_interval * 1000,
+            "ms",
+            details=spread,
+        ),
+    ]
+
+
+def _claims(db: str, sizes: Sizes) -> list[Figure]:
+    """Item 4: claim_due latency with many parked executions beside it with few."""
+    from bench.claims import claim_times
+    from bench.results import Figure
+
+    title = f"claim_due with {sizes.parked_small:,} then {sizes.parked_large:,} parked"
+    small, large = _timed(
+        title, claim_times, sizes.parked_small, sizes.parked_large, sizes.claim_repeats
+    )
+    return [
+        Figure(
+            4,
+            db,
+            f"claim_due p50, {what}, {large.parked:,} parked (vs {small.parked:,})",
+            at_large * 1000,
+            "ms",
+            at_small * 1000,
+            "ms",
+            "ratio <= 1.5",
+            at_large / at_small <= 1.5,
+            {"small": vars(small), "large": vars(large), "repeats": sizes.claim_repeats},
+        )
+        for what, at_small, at_large in (
+            ("nothing due", small.empty_p50, large.empty_p50),
+            ("10 due", small.due_p50, large.due_p50),
+        )
+    ]
+
+
+def _server_version() -> str:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SHOW server_version")
+            return f"PostgreSQL {cursor.fetchone()[0]}"
+        cursor.execute("SELECT sqlite_version()")
+        return f"SQLite {cursor.fetchone()[0]}"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
