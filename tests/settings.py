@@ -24,3 +24,15 @@ ZART = {
     "WORKFLOW_MODULES": ["tests.workflows"],
 }
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+INSTALLED_APPS = [*INSTALLED_APPS, "django_q"]  # noqa: F405
+ZART["DISPATCH"] = os.environ.get("ZART_DISPATCH", "worker")
+Q_CLUSTER = {
+    # A name per test run: it keys the Redis queue, so runs side by side do not share tasks.
+    "name": os.environ.get("ZART_Q_NAME", f"zart-test-{_RUN}"),
+    "workers": 2,
+    "timeout": 60,
+    "retry": 120,
+    "catch_up": False,
+    "redis": {"host": "127.0.0.1", "port": 6379, "db": 0},
+}

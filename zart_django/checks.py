@@ -35,7 +35,29 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
                     f"ZART[{key!r}] must be a positive number, not {value!r}", id="zart_django.E002"
                 )
             )
+    errors.extend(_check_dispatch())
     return errors
+
+
+def _check_dispatch() -> list[Any]:
+    """E003: DISPATCH is not a known engine; E004: django_q chosen but not installed."""
+    dispatch = conf.get("DISPATCH")
+    if dispatch not in ("worker", "django_q"):
+        return [
+            Error(
+                f"ZART['DISPATCH'] must be 'worker' or 'django_q', not {dispatch!r}",
+                id="zart_django.E003",
+            )
+        ]
+    if dispatch == "django_q" and "django_q" not in settings.INSTALLED_APPS:
+        return [
+            Error(
+                "ZART['DISPATCH'] is 'django_q' but django_q is not installed",
+                hint='add "django_q" to INSTALLED_APPS and configure Q_CLUSTER',
+                id="zart_django.E004",
+            )
+        ]
+    return []
 
 
 @register(Tags.compatibility)

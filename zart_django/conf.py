@@ -8,6 +8,7 @@ ZART = {
     "BATCH_SIZE": 10,          # executions claimed per query, at most
     "MAX_RECOVERIES": 10,      # times an execution may be reclaimed from dead workers before it fails
     "WORKFLOW_MODULES": [],    # extra modules to import so their durable tasks register
+    "DISPATCH": "worker",      # "worker": run_zart_worker runs executions; "django_q": qcluster does
 }
 ```
 Each installed app's ``workflows`` module is imported at start-up too.
@@ -26,6 +27,7 @@ DEFAULTS: dict[str, Any] = {
     "BATCH_SIZE": 10,
     "MAX_RECOVERIES": 10,
     "WORKFLOW_MODULES": [],
+    "DISPATCH": "worker",
 }
 
 

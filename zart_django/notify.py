@@ -14,6 +14,8 @@ from collections.abc import Callable
 import psycopg
 from django.db import connection
 
+from . import dispatch
+
 logger = logging.getLogger("zart_django")
 
 CHANNEL = "zart_due"
@@ -21,10 +23,16 @@ _RECONNECT_DELAY = 1.0
 
 
 def notify() -> None:
-    """Tell listening workers that work is due, when the current transaction commits."""
+    """Tell workers that work is due, when the current transaction commits.
+
+    On PostgreSQL listening workers wake up; with ``DISPATCH = "django_q"`` a cluster task is
+    enqueued.
+    """
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_notify(%s, '')", [CHANNEL])
+    if dispatch.enabled():
+        dispatch.on_due()
 
 
 class Listener:

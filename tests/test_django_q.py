@@ -1,0 +1,100 @@
+"""DISPATCH = "django_q": executions run as django-q2 tasks in a real qcluster, Redis broker."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from tests.conftest import ROOT, wait_until
+from tests.services import reachable
+from tests.workflows import Approval, lines
+from zart_django import clock, dispatch
+from zart_django.models import Execution, StepResult
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
+
+
+@pytest.fixture(autouse=True)
+def _django_q_dispatch(settings) -> None:
+    if not reachable("redis"):
+        pytest.skip("django-q2 tests need Redis on 127.0.0.1:6379 (none answered)")
+    settings.ZART = {**settings.ZART, "DISPATCH": "django_q"}
+
+
+@pytest.fixture
+def start_cluster(tmp_path: Path) -> Iterator[Callable[[], subprocess.Popen[bytes]]]:
+    clusters: list[subprocess.Popen[bytes]] = []
+
+    def start() -> subprocess.Popen[bytes]:
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "tests.settings",
+            "ZART_DB_NAME": str(connection.settings_dict["NAME"]),
+            "ZART_DISPATCH": "django_q",
+            "ZART_Q_NAME": settings.Q_CLUSTER["name"],
+        }
+        log = open(tmp_path / f"cluster-{len(clusters)}.log", "ab")
+        proc = subprocess.Popen(
+            [sys.executable, "manage.py", "qcluster"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, so SIGKILL reaches every process
+        )
+        clusters.append(proc)
+        return proc
+
+    yield start
+    for proc in clusters:
+        kill_cluster(proc)
+
+
+def kill_cluster(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    proc.wait(timeout=10)
+
+
+def status(execution_id: str) -> str:
+    return Execution.objects.get(pk=execution_id).status
+
+
+def test_approval_flow_survives_a_killed_cluster(scheduler, job, start_cluster):
+    gate = Path(f"{job.log}.hold-second")
+    gate.touch()
+    cluster = start_cluster()
+    scheduler.start("q-1", "three-steps", job)
+    wait_until(lambda: f"{job.name} start second" in lines(job.log), what="second step to start")
+    kill_cluster(cluster)
+    assert {r.name for r in StepResult.objects.filter(execution_id="q-1")} == {"first"}
+    gate.unlink()
+    wait_until(
+        lambda: Execution.objects.get(pk="q-1").scheduled_at < clock.now(), what="lease expiry"
+    )
+    start_cluster()  # its workers run due work as they start: the execution is reclaimed
+    wait_until(lambda: status("q-1") == "waiting", timeout=60, what="the wait for 'go'")
+    scheduler.offer_event("q-1", "go", Approval(True, "Quinn"))
+    assert scheduler.wait_completion("q-1", timeout=60)["results"][2] == "third ok by Quinn"
+    for name in ("first", "second", "third"):
+        assert lines(job.log).count(f"{job.name} done {name}") == 1
+
+
+def test_schedule_for_timers_is_created_once():
+    from django_q.models import Schedule
+
+    dispatch.ensure_schedule()
+    dispatch.ensure_schedule()
+    schedule = Schedule.objects.get(name=dispatch.SCHEDULE_NAME)
+    assert schedule.func == dispatch.TASK
+    assert schedule.minutes == 1

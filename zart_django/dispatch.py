@@ -1,0 +1,52 @@
+"""Running due executions as django-q2 tasks, with ``ZART = {"DISPATCH": "django_q"}``.
+
+Whenever work becomes due (a start, an event, a retry), a django-q2 task ``run_due`` is enqueued
+once the transaction commits; it claims and runs due executions inside the cluster's worker with
+the same leases, heartbeats and checks as ``run_zart_worker``. A schedule runs it every minute too,
+for deadlines, retry delays and executions whose worker died, and each cluster worker runs it
+when it starts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+
+from . import conf
+
+SCHEDULE_NAME = "zart_django: run due executions"
+TASK = "zart_django.dispatch.run_due"
+
+
+def enabled() -> bool:
+    return conf.get("DISPATCH") == "django_q"
+
+
+def on_due() -> None:
+    """Enqueue ``run_due`` for the cluster once the current transaction commits."""
+    transaction.on_commit(enqueue)
+
+
+def enqueue(**kwargs: Any) -> None:
+    """Put one ``run_due`` task on the broker."""
+    from django_q.tasks import async_task
+
+    async_task(TASK, group="zart", save=False)
+
+
+def run_due() -> None:
+    """The django-q2 task: run due executions here until none is due."""
+    from .worker import Worker
+
+    Worker().run(once=True)
+
+
+def ensure_schedule(**kwargs: Any) -> None:
+    """Create the every-minute schedule of ``run_due`` (after ``migrate``), once."""
+    from django_q.models import Schedule
+
+    Schedule.objects.get_or_create(
+        name=SCHEDULE_NAME,
+        defaults={"func": TASK, "schedule_type": Schedule.MINUTES, "minutes": 1},
+    )
