@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
+from datetime import timedelta
 
 import pytest
 from django.db import connection
@@ -213,6 +214,18 @@ class TestEvents:
         assert scheduler.wait_completion("e-5", timeout=1) == "timed out"
         assert steps_of("e-5")[1] == ("go", "timed_out")
 
+    def test_a_replay_before_the_deadline_does_not_extend_it(self, scheduler, job):
+        scheduler.start("e-7", "waits-with-timeout", job)
+        run_until_idle()
+        deadline = Execution.objects.get(pk="e-7").scheduled_at
+        advance_time("100s")
+        Execution.objects.filter(pk="e-7").update(scheduled_at=deadline - timedelta(seconds=200))
+        run_until_idle()  # a recovery or spurious wake-up replays the function
+        assert Execution.objects.get(pk="e-7").scheduled_at == deadline
+        advance_time("21s")
+        run_until_idle()
+        assert scheduler.wait_completion("e-7", timeout=1) == "timed out"
+
     def test_event_after_a_timeout_is_refused(self, scheduler, job):
         scheduler.start("e-6", "waits-with-timeout", job)
         run_until_idle()
@@ -289,6 +302,15 @@ class TestRetries:
         run_until_idle()
         run_until_idle()
         assert lines(job.log).count("job start flaky") == 1
+
+    def test_max_attempts_one_means_one_run(self, scheduler, job):
+        scheduler.start("t-5", "one-attempt", job)
+        for _ in range(3):
+            run_until_idle()
+            advance_time("2s")
+        with pytest.raises(ExecutionFailed, match="after 1 attempt: RuntimeError: no luck"):
+            scheduler.wait_completion("t-5", timeout=1)
+        assert lines(job.log) == ["job start once-only"]
 
     def test_step_without_retry_runs_once_and_fails_the_execution(self, scheduler, job):
         scheduler.start("t-4", "failing", job)

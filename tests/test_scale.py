@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -11,6 +12,7 @@ from django.db import connection, connections
 
 from tests.conftest import wait_until
 from tests.workflows import Approval, Job, lines
+from zart_django import ExecutionAlreadyExists
 from zart_django.models import Execution, StepResult
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
@@ -82,3 +84,27 @@ def test_a_stalled_worker_loses_its_execution_and_its_late_write_is_rejected(
     assert StepResult.objects.filter(execution_id="p-2", name="second").count() == 1  # one landed
     scheduler.offer_event("p-2", "go", Approval(True, "After"))
     assert scheduler.wait_completion("p-2", timeout=30)["results"][2] == "third ok by After"
+
+
+@pytest.mark.timeout(60)
+def test_simultaneous_starts_of_one_id_make_one_execution(scheduler, job):
+    barrier = threading.Barrier(8)
+
+    def start(n: int) -> str:
+        try:
+            barrier.wait(timeout=10)
+            input_job = job if n % 2 == 0 else Job(log=job.log, name="other")
+            try:
+                scheduler.start("p-3", "three-steps", input_job)
+                return "started"
+            except ExecutionAlreadyExists:
+                return "refused"
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(start, range(8)))
+    assert Execution.objects.filter(pk="p-3").count() == 1
+    winner = Execution.objects.get(pk="p-3").input["name"]
+    expected_started = 4  # the callers whose input matches the stored one
+    assert outcomes.count("started") == expected_started, (winner, outcomes)

@@ -189,3 +189,14 @@ def slow_task(job: Job) -> str:
     first(job)
     wait_for_event("go")
     return "never"
+
+
+@step("once-only", retry=RetryPolicy.fixed(1, "1s"))
+def once_only(job: Job) -> str:
+    record(job, "start once-only")
+    raise RuntimeError("no luck")
+
+
+@durable("one-attempt")
+def one_attempt(job: Job) -> str:
+    return once_only(job)
