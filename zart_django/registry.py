@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import typing
 from collections.abc import Callable
@@ -21,20 +22,23 @@ class DurableTask:
     fn: Callable[..., Any]
     timeout: timedelta | None = None
 
-    @property
-    def input_type(self) -> Any:
-        params = list(inspect.signature(self.fn).parameters.values())
-        if not params:
-            return type(None)
-        return typing.get_type_hints(self.fn).get(params[0].name, Any)
+    @functools.cached_property
+    def _parameters(self) -> list[inspect.Parameter]:
+        return list(inspect.signature(self.fn).parameters.values())
 
-    @property
+    @functools.cached_property
+    def input_type(self) -> Any:
+        if not self._parameters:
+            return type(None)
+        return typing.get_type_hints(self.fn).get(self._parameters[0].name, Any)
+
+    @functools.cached_property
     def output_type(self) -> Any:
         return typing.get_type_hints(self.fn).get("return", Any)
 
     def invoke(self, input_value: Any) -> Any:
         """Call the function with its input (or with nothing, if it takes no argument)."""
-        if inspect.signature(self.fn).parameters:
+        if self._parameters:
             return self.fn(input_value)
         return self.fn()
 

@@ -133,12 +133,16 @@ def step(
     """
 
     def decorate(fn: Callable[..., T]) -> Callable[..., T]:
+        @functools.cache
+        def return_type() -> Any:
+            return typing.get_type_hints(fn).get("return", Any)
+
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> T:
             ctx = _current.get()
             if ctx is None:
                 return fn(*args, **kwargs)
-            return _run_step(ctx, name, retry, fn, args, kwargs)
+            return _run_step(ctx, name, retry, return_type(), fn, args, kwargs)
 
         wrapper.step_name = name  # type: ignore[attr-defined]
         return wrapper
@@ -153,12 +157,12 @@ def _run_step(
     ctx: ExecutionContext,
     name: str,
     retry: RetryPolicy | None,
+    return_type: Any,
     fn: Callable[..., Any],
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
 ) -> Any:
     key = ctx.next_key(name)
-    return_type = typing.get_type_hints(fn).get("return", Any)
     row = ctx.recorded_at_position(StepKind.STEP, key)
     if row is not None and row.status == StepStatus.COMPLETED:
         ctx.advance(row)
