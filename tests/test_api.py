@@ -1,0 +1,267 @@
+"""The REST API: authentication, permissions, status codes, and decisions that resume executions."""
+
+from __future__ import annotations
+
+import pytest
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from tests.approval_helpers import make_user, start_parked
+from zart_django import DurableScheduler
+from zart_django.models import ApprovalRecord, Event, Execution
+from zart_django.testing import run_until_idle
+
+pytestmark = pytest.mark.django_db
+
+OPERATOR_PERMS = (
+    "zart_django.view_execution",
+    "zart_django.add_execution",
+    "zart_django.change_execution",
+    "zart_django.add_event",
+)
+REQUEST_INPUT = {"requester_name": "Bob", "resource": "db", "reason": "tests"}
+
+
+@pytest.fixture
+def manager_client() -> APIClient:
+    client = APIClient()
+    client.force_authenticate(make_user("alice", "zart_django.decide_approval"))
+    return client
+
+
+@pytest.fixture
+def operator_client() -> APIClient:
+    client = APIClient()
+    client.force_authenticate(make_user("ops", *OPERATOR_PERMS))
+    return client
+
+
+class TestAuthentication:
+    @pytest.mark.parametrize(
+        "method, url",
+        [
+            ("get", "/api/executions/"),
+            ("post", "/api/executions/"),
+            ("get", "/api/approvals/"),
+            ("post", "/api/approvals/x/decide/"),
+            ("post", "/api/executions/x/events/go/"),
+        ],
+    )
+    def test_anonymous_requests_are_refused(self, method, url):
+        response = getattr(APIClient(), method)(url, {}, format="json")
+        assert response.status_code == 401
+
+    def test_a_token_authenticates(self):
+        user = make_user("tok", "zart_django.view_execution")
+        token = Token.objects.create(user=user)
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        assert client.get("/api/executions/").status_code == 200
+
+    def test_session_posts_need_the_csrf_token(self):
+        make_user("ops", *OPERATOR_PERMS)
+        client = APIClient(enforce_csrf_checks=True)
+        client.login(username="ops", password="pw-for-tests")
+        body = {"task": "approval-task", "execution_id": "c-1", "input": REQUEST_INPUT}
+        response = client.post("/api/executions/", body, format="json")
+        assert response.status_code == 403
+        assert "CSRF" in response.json()["detail"]
+        assert not Execution.objects.exists()
+
+    def test_users_without_model_permissions_cannot_read_start_or_cancel(self, manager_client):
+        assert manager_client.get("/api/executions/").status_code == 403
+        body = {"task": "approval-task", "execution_id": "p-1", "input": REQUEST_INPUT}
+        assert manager_client.post("/api/executions/", body, format="json").status_code == 403
+        start_parked("p-2")
+        assert manager_client.post("/api/executions/p-2/cancel/").status_code == 403
+        assert Execution.objects.get(pk="p-2").status == "waiting"
+
+
+class TestExecutions:
+    def test_start_list_filter_paginate_and_retrieve_with_steps(self, operator_client):
+        for n in range(3):
+            body = {"task": "approval-task", "execution_id": f"x-{n}", "input": REQUEST_INPUT}
+            response = operator_client.post("/api/executions/", body, format="json")
+            assert response.status_code == 201, response.json()
+            assert response.json()["status"] == "pending"
+        DurableScheduler().start("other", "no-input")
+        run_until_idle()
+        page = operator_client.get("/api/executions/?task=approval-task&page_size=2").json()
+        assert page["count"] == 3
+        assert len(page["results"]) == 2
+        assert page["next"]
+        done = operator_client.get("/api/executions/?status=completed").json()
+        assert [e["id"] for e in done["results"]] == ["other"]
+        detail = operator_client.get("/api/executions/x-0/").json()
+        assert detail["waiting_on"] == "manager-approval"
+        assert [s["name"] for s in detail["steps"]] == ["validate-request", "manager-approval"]
+
+    def test_cancel_then_cancel_again_is_a_conflict(self, operator_client):
+        start_parked("k-1")
+        response = operator_client.post("/api/executions/k-1/cancel/")
+        assert response.status_code == 200
+        assert response.json()["status"] == "cancelled"
+        assert operator_client.post("/api/executions/k-1/cancel/").status_code == 409
+
+    def test_offering_an_event_resumes_the_execution(self, operator_client, job):
+        DurableScheduler().start("ev-1", "three-steps", job)
+        run_until_idle()
+        payload = {"approved": True, "reviewer": "Carol"}
+        response = operator_client.post(
+            "/api/executions/ev-1/events/go/", {"payload": payload}, format="json"
+        )
+        assert response.status_code == 202
+        run_until_idle()
+        assert DurableScheduler().wait_completion("ev-1", timeout=1)["approved"] is True
+
+    def test_an_approval_event_cannot_be_offered_around_the_decision(self, operator_client):
+        start_parked("ev-2")
+        payload = {"approved": True, "reviewer": "me", "comment": ""}
+        response = operator_client.post(
+            "/api/executions/ev-2/events/manager-approval/", {"payload": payload}, format="json"
+        )
+        assert response.status_code == 409
+        assert "decide" in response.json()["detail"]
+        assert not Event.objects.exists()
+
+
+class TestErrors:
+    def test_unknown_execution_is_404(self, operator_client, manager_client):
+        assert operator_client.get("/api/executions/nope/").status_code == 404
+        assert operator_client.post("/api/executions/nope/cancel/").status_code == 404
+        response = operator_client.post(
+            "/api/executions/nope/events/go/", {"payload": 1}, format="json"
+        )
+        assert response.status_code == 404
+        decided = manager_client.post("/api/approvals/nope/decide/", {"approved": True})
+        assert decided.status_code == 404
+
+    def test_duplicate_event_and_finished_execution_are_409(self, operator_client, job):
+        DurableScheduler().start("dup-1", "three-steps", job)
+        run_until_idle()
+        url = "/api/executions/dup-1/events/go/"
+        body = {"payload": {"approved": True, "reviewer": "a"}}
+        assert operator_client.post(url, body, format="json").status_code == 202
+        again = operator_client.post(url, body, format="json")
+        assert again.status_code == 409
+        assert "already delivered" in again.json()["detail"]
+        run_until_idle()
+        late = operator_client.post("/api/executions/dup-1/events/other/", {}, format="json")
+        assert late.status_code == 409
+        assert "finished" in late.json()["detail"]
+
+    def test_start_conflicts_and_bad_input_are_400_or_409_with_the_field(self, operator_client):
+        url = "/api/executions/"
+        ok = {"task": "approval-task", "execution_id": "s-1", "input": REQUEST_INPUT}
+        assert operator_client.post(url, ok, format="json").status_code == 201
+        other = {**ok, "input": {**REQUEST_INPUT, "resource": "prod"}}
+        assert operator_client.post(url, other, format="json").status_code == 409
+        unknown = operator_client.post(url, {**ok, "task": "nope"}, format="json")
+        assert unknown.status_code == 400
+        assert "nope" in unknown.json()["task"][0]
+        bad = operator_client.post(
+            url, {**ok, "execution_id": "s-2", "input": {"resource": 1}}, format="json"
+        )
+        assert bad.status_code == 400
+        assert "input" in bad.json()
+        missing = operator_client.post(url, {"input": {}}, format="json")
+        assert missing.status_code == 400
+        assert set(missing.json()) == {"task", "execution_id"}
+
+    def test_a_payload_that_does_not_fit_the_wait_is_400_naming_the_field(
+        self, operator_client, job
+    ):
+        DurableScheduler().start("pl-1", "three-steps", job)
+        run_until_idle()
+        response = operator_client.post(
+            "/api/executions/pl-1/events/go/",
+            {"payload": {"approved": "yes", "reviewer": "x"}},
+            format="json",
+        )
+        assert response.status_code == 400
+        assert "approved" in response.json()["payload"][0]
+        assert not Event.objects.exists()
+
+    @pytest.mark.parametrize(
+        "url",
+        ["/api/executions/", "/api/executions/m-1/events/go/", "/api/approvals/m-1/decide/"],
+    )
+    def test_malformed_json_is_400(self, operator_client, url):
+        operator_client.force_authenticate(
+            make_user("both", *OPERATOR_PERMS, "zart_django.decide_approval")
+        )
+        start_parked("m-1")
+        response = operator_client.post(url, '{"approved": tru', content_type="application/json")
+        assert response.status_code == 400
+        assert "JSON parse error" in response.json()["detail"]
+
+    def test_a_json_body_that_is_not_an_object_is_400(self, operator_client):
+        response = operator_client.post("/api/executions/", [1, 2], format="json")
+        assert response.status_code == 400
+
+
+class TestApprovals:
+    def test_pending_list_decide_and_the_execution_completes(self, manager_client):
+        start_parked("ap-1")
+        pending = manager_client.get("/api/approvals/").json()
+        assert [(a["execution_id"], a["outcome"]) for a in pending] == [("ap-1", "pending")]
+        assert pending[0]["title"] == "Bob requests staging-environment"
+        response = manager_client.post(
+            "/api/approvals/ap-1/decide/",
+            {"approved": False, "comment": "not now", "reviewer": "Mallory"},
+            format="json",
+        )
+        assert response.status_code == 201, response.json()
+        assert response.json()["reviewer"] == "alice"
+        assert response.json()["source"] == "api"
+        run_until_idle()
+        output = DurableScheduler().wait_completion("ap-1", timeout=1)
+        assert (output.decision, output.reviewer, output.comment) == (
+            "rejected",
+            "alice",
+            "not now",
+        )
+        assert manager_client.get("/api/approvals/").json() == []
+        shown = manager_client.get("/api/approvals/ap-1/").json()
+        assert shown["outcome"] == "rejected"
+        assert shown["decision"]["comment"] == "not now"
+
+    def test_deciding_twice_is_409_with_who_decided(self, manager_client):
+        start_parked("ap-2")
+        url = "/api/approvals/ap-2/decide/"
+        assert manager_client.post(url, {"approved": True}, format="json").status_code == 201
+        again = manager_client.post(url, {"approved": False}, format="json")
+        assert again.status_code == 409
+        assert "already approved by alice" in again.json()["detail"]
+
+    def test_without_permission_it_is_403_and_nothing_changes(self):
+        start_parked("ap-3")
+        client = APIClient()
+        client.force_authenticate(make_user("clerk"))
+        assert client.get("/api/approvals/").json() == []
+        assert client.get("/api/approvals/ap-3/").status_code == 404
+        response = client.post("/api/approvals/ap-3/decide/", {"approved": True}, format="json")
+        assert response.status_code == 403
+        assert not ApprovalRecord.objects.exists()
+        assert not Event.objects.exists()
+
+    def test_a_decision_needs_a_boolean(self, manager_client):
+        start_parked("ap-4")
+        url = "/api/approvals/ap-4/decide/"
+        for body in ({}, {"approved": "maybe"}, {"approved": None}):
+            response = manager_client.post(url, body, format="json")
+            assert response.status_code == 400
+            assert "approved" in response.json()
+        assert not ApprovalRecord.objects.exists()
+
+
+class TestSchema:
+    def test_the_openapi_schema_and_docs_page_are_served(self, manager_client):
+        schema = manager_client.get("/api/schema/?format=json")
+        assert schema.status_code == 200
+        paths = schema.json()["paths"]
+        assert "/api/approvals/{id}/decide/" in paths
+        assert "/api/executions/{id}/events/{name}/" in paths
+        docs = manager_client.get("/api/docs/")
+        assert docs.status_code == 200
+        assert b"swagger" in docs.content.lower()

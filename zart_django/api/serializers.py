@@ -1,0 +1,106 @@
+"""What the API reads and writes: executions with their steps, approval requests, decisions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from zart_django.approvals.models import ApprovalRecord, ApprovalRequest
+
+
+class StepSerializer(serializers.Serializer):
+    """One step, wait or sleep of an execution (a ``StepInfo``)."""
+
+    position = serializers.IntegerField()
+    name = serializers.CharField()
+    kind = serializers.CharField()
+    status = serializers.CharField()
+    result = serializers.JSONField(allow_null=True)
+    error = serializers.CharField(allow_blank=True)
+    attempts = serializers.IntegerField()
+    started_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+
+
+class ExecutionSerializer(serializers.Serializer):
+    """An execution as the list shows it (an ``Execution`` row)."""
+
+    id = serializers.CharField()
+    task = serializers.CharField(source="task_name")
+    status = serializers.CharField()
+    input = serializers.JSONField(allow_null=True)
+    output = serializers.JSONField(allow_null=True)
+    error = serializers.CharField(allow_blank=True)
+    waiting_on = serializers.CharField(allow_blank=True)
+    created_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+
+
+class ExecutionDetailSerializer(ExecutionSerializer):
+    """An execution with its steps (an ``ExecutionInfo``)."""
+
+    task = serializers.CharField()
+    steps = StepSerializer(many=True)
+
+
+class StartSerializer(serializers.Serializer):
+    """``POST /executions/``: start ``task`` as ``execution_id`` with ``input``."""
+
+    task = serializers.CharField(max_length=200)
+    execution_id = serializers.CharField(max_length=200)
+    input = serializers.JSONField(required=False, allow_null=True, default=None)
+
+
+class EventSerializer(serializers.Serializer):
+    """``POST /executions/{id}/events/{name}/``: the event's payload (any JSON, default null)."""
+
+    payload = serializers.JSONField(required=False, allow_null=True, default=None)
+
+
+class DecideSerializer(serializers.Serializer):
+    """``POST /approvals/{id}/decide/``. The reviewer is the authenticated user, never a field."""
+
+    approved = serializers.BooleanField()
+    comment = serializers.CharField(required=False, allow_blank=True, default="")
+    event = serializers.CharField(required=False, max_length=200)
+
+
+class DecisionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ApprovalRecord
+        fields = [
+            "execution_id",
+            "event",
+            "approved",
+            "reviewer",
+            "reviewer_name",
+            "comment",
+            "source",
+            "decided_at",
+        ]
+
+
+class ApprovalRequestSerializer(serializers.ModelSerializer):
+    task = serializers.CharField(source="execution.task_name")
+    outcome = serializers.CharField()
+    decision = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ApprovalRequest
+        fields = [
+            "execution_id",
+            "task",
+            "event",
+            "title",
+            "summary",
+            "permission",
+            "outcome",
+            "created_at",
+            "closed_at",
+            "decision",
+        ]
+
+    def get_decision(self, request: ApprovalRequest) -> dict[str, Any] | None:
+        record = request.record
+        return DecisionSerializer(record).data if record is not None else None

@@ -1,0 +1,191 @@
+"""API views. Engine and approval errors become 4xx answers; bad input never causes a 500."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import APIException, NotFound, PermissionDenied, ValidationError
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from zart_django import (
+    DurableScheduler,
+    EventAlreadyDelivered,
+    ExecutionAlreadyExists,
+    ExecutionFinished,
+    ExecutionNotFound,
+    PayloadError,
+    TaskNotFound,
+    ZartError,
+)
+from zart_django.approvals import can_decide, decidable_by, decide, find_request
+from zart_django.approvals.errors import ApprovalError, ApprovalNotFound
+from zart_django.approvals.models import ApprovalRequest, Source
+from zart_django.models import Execution
+
+from .permissions import ExecutionPermission
+from .serializers import (
+    ApprovalRequestSerializer,
+    DecideSerializer,
+    DecisionSerializer,
+    EventSerializer,
+    ExecutionDetailSerializer,
+    ExecutionSerializer,
+    StartSerializer,
+)
+
+
+class Conflict(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "conflict"
+
+
+class Pagination(PageNumberPagination):
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 500
+
+
+def as_api_error(exc: ZartError, field: str = "payload") -> APIException:
+    """The HTTP answer to an engine or approval error: 404, 409, 403 or 400 naming ``field``."""
+    if isinstance(exc, ExecutionNotFound):
+        return NotFound(str(exc))
+    if isinstance(exc, ExecutionFinished | EventAlreadyDelivered | ExecutionAlreadyExists):
+        return Conflict(str(exc))
+    if isinstance(exc, TaskNotFound):
+        return ValidationError({"task": [str(exc)]})
+    if isinstance(exc, PayloadError):
+        return ValidationError({field: [str(exc)]})
+    if isinstance(exc, ApprovalError):
+        answers = {404: NotFound, 403: PermissionDenied, 409: Conflict}
+        return answers.get(exc.status_code, ValidationError)(str(exc))
+    return ValidationError(str(exc))
+
+
+class ExecutionViewSet(viewsets.ViewSet):
+    """Durable executions: list, retrieve with steps, start, cancel, and offer events."""
+
+    permission_classes = [ExecutionPermission]
+    pagination_class = Pagination
+    lookup_value_regex = "[^/]+"
+    schema = AutoSchema()
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("status", str, description="only executions in this status"),
+            OpenApiParameter("task", str, description="only executions of this task"),
+        ],
+        responses=ExecutionSerializer(many=True),
+    )
+    def list(self, request: Request) -> Response:
+        """Executions, newest first, filtered by ``status`` and ``task``, paginated."""
+        executions: QuerySet[Execution] = Execution.objects.order_by("-created_at", "id")
+        if request.query_params.get("status"):
+            executions = executions.filter(status=request.query_params["status"])
+        if request.query_params.get("task"):
+            executions = executions.filter(task_name=request.query_params["task"])
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(executions, request, view=self)
+        return paginator.get_paginated_response(ExecutionSerializer(page, many=True).data)
+
+    @extend_schema(responses=ExecutionDetailSerializer)
+    def retrieve(self, request: Request, pk: str) -> Response:
+        """One execution with its steps."""
+        try:
+            info = DurableScheduler().get(pk)
+        except ZartError as exc:
+            raise as_api_error(exc) from exc
+        return Response(ExecutionDetailSerializer(info).data)
+
+    @extend_schema(request=StartSerializer, responses={201: ExecutionDetailSerializer})
+    def create(self, request: Request) -> Response:
+        """Start a task; starting the same id with the same task and input again is harmless."""
+        form = StartSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        try:
+            info = DurableScheduler().start(data["execution_id"], data["task"], data["input"])
+        except ZartError as exc:
+            raise as_api_error(exc, field="input") from exc
+        return Response(ExecutionDetailSerializer(info).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses=ExecutionDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str) -> Response:
+        """Stop the execution for good."""
+        scheduler = DurableScheduler()
+        try:
+            scheduler.cancel(pk)
+        except ZartError as exc:
+            raise as_api_error(exc) from exc
+        return Response(ExecutionDetailSerializer(scheduler.get(pk)).data)
+
+    @extend_schema(request=EventSerializer, responses={202: None})
+    @action(detail=True, methods=["post"], url_path=r"events/(?P<name>[^/]+)")
+    def events(self, request: Request, pk: str, name: str) -> Response:
+        """Offer event ``name`` with ``payload``. Approvals are decided at /approvals/, not here."""
+        form = EventSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        if ApprovalRequest.objects.filter(execution_id=pk, event=name).exists():
+            raise Conflict(
+                f"event {name!r} of execution {pk!r} is an approval:"
+                f" decide it with POST /approvals/{pk}/decide/"
+            )
+        try:
+            DurableScheduler().offer_event(pk, name, form.validated_data["payload"])
+        except ZartError as exc:
+            raise as_api_error(exc) from exc
+        return Response({"execution_id": pk, "event": name}, status=status.HTTP_202_ACCEPTED)
+
+
+class ApprovalViewSet(viewsets.ViewSet):
+    """Approval requests: the ones waiting for me, one by execution id, and deciding one."""
+
+    permission_classes = [IsAuthenticated]
+    lookup_value_regex = "[^/]+"
+    schema = AutoSchema()
+
+    @extend_schema(responses=ApprovalRequestSerializer(many=True))
+    def list(self, request: Request) -> Response:
+        """Open requests the authenticated user may decide, newest first."""
+        return Response(ApprovalRequestSerializer(decidable_by(request.user), many=True).data)
+
+    @extend_schema(responses=ApprovalRequestSerializer)
+    def retrieve(self, request: Request, pk: str) -> Response:
+        """The execution's latest approval request and its outcome (for those who may decide it
+        or read executions; others get 404)."""
+        try:
+            found = find_request(pk)
+        except ZartError as exc:
+            raise as_api_error(exc) from exc
+        user = request.user
+        if not (can_decide(user, found) or user.has_perm("zart_django.view_execution")):
+            raise as_api_error(ApprovalNotFound(pk))
+        return Response(ApprovalRequestSerializer(found).data)
+
+    @extend_schema(request=DecideSerializer, responses={201: DecisionSerializer})
+    @action(detail=True, methods=["post"])
+    def decide(self, request: Request, pk: str) -> Response:
+        """Approve or reject as the authenticated user (a ``reviewer`` field is ignored)."""
+        form = DecideSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data: dict[str, Any] = form.validated_data
+        try:
+            record = decide(
+                pk,
+                request.user,
+                approved=data["approved"],
+                comment=data["comment"],
+                source=Source.API,
+                event=data.get("event"),
+            )
+        except ZartError as exc:
+            raise as_api_error(exc) from exc
+        return Response(DecisionSerializer(record).data, status=status.HTTP_201_CREATED)
