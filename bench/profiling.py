@@ -18,7 +18,12 @@ from bench.workflows import Decision, Request, approval
 from zart_django import DurableScheduler
 from zart_django.testing import run_until_idle
 
-_STATEMENT = re.compile(r'^\s*(\w+).*?\b(?:FROM|INTO|UPDATE)\s+"?(\w+)"?', re.S)
+_TABLE = {  # where the table a statement works on is named, by its first word
+    "SELECT": re.compile(r'\bFROM\s+"?(\w+)'),
+    "INSERT": re.compile(r'\bINTO\s+"?(\w+)'),
+    "UPDATE": re.compile(r'^\s*UPDATE\s+"?(\w+)'),
+    "DELETE": re.compile(r'\bFROM\s+"?(\w+)'),
+}
 
 
 def profile(count: int) -> str:
@@ -66,6 +71,8 @@ def _approvals(count: int, around: Callable[[], AbstractContextManager[object]])
 
 
 def _kind(sql: str) -> str:
-    """``SELECT zart_django_stepresult``-style summary of a statement."""
-    match = _STATEMENT.match(sql)
-    return f"{match[1].upper()} {match[2]}" if match else sql.split()[0].upper()
+    """A statement summed up: ``UPDATE zart_django_execution``, ``BEGIN``, ``SELECT pg_notify``."""
+    verb = sql.split(None, 1)[0].upper()
+    pattern = _TABLE.get(verb)
+    match = pattern.search(sql) if pattern else None
+    return f"{verb} {match[1]}" if match else sql.split("(", 1)[0].strip()
