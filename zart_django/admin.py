@@ -1,19 +1,36 @@
-"""Admin for executions, with their steps and events shown read-only: history is not editable."""
+"""Admin for executions and approvals. History is read-only: steps, events and decisions are shown,
+never edited. An execution waiting for a person gets Approve/Reject on its page, and the list gets
+bulk actions; both decide through ``zart_django.approvals.decide``."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from django.contrib import admin
-from django.http import HttpRequest
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import Exists, OuterRef, QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.timesince import timesince
+from django.views.decorators.http import require_POST
 
-from .models import Event, Execution, StepResult
+from .approvals import can_decide, decide, find_request
+from .approvals.errors import ApprovalNotFound, ApprovalPermissionDenied
+from .approvals.forms import DecisionForm
+from .approvals.models import (
+    DEFAULT_PERMISSION,
+    ApprovalRecord,
+    ApprovalRequest,
+    Source,
+)
+from .errors import ZartError
+from .models import Event, Execution
 
 
-class _ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-    show_change_link = False
+class _ReadOnly:
+    """Mixin: the rows are history; they may be looked at, not added, changed or deleted."""
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -21,39 +38,251 @@ class _ReadOnlyInline(admin.TabularInline):
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-
-class StepInline(_ReadOnlyInline):
-    model = StepResult
-    fields = (
-        "position",
-        "name",
-        "kind",
-        "status",
-        "attempts",
-        "started_at",
-        "finished_at",
-        "result",
-        "error",
-    )
-    readonly_fields = fields
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
-class EventInline(_ReadOnlyInline):
+class EventInline(_ReadOnly, admin.TabularInline):
     model = Event
+    extra = 0
     fields = ("name", "payload", "created_at")
     readonly_fields = fields
 
 
+class DecisionInline(_ReadOnly, admin.TabularInline):
+    model = ApprovalRecord
+    extra = 0
+    verbose_name = "decision"
+    fields = ("event", "approved", "reviewer", "reviewer_name", "comment", "source", "decided_at")
+    readonly_fields = fields
+
+
+class WaitingForApprovalFilter(admin.SimpleListFilter):
+    title = "approval"
+    parameter_name = "approval"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("waiting", "Waiting for approval")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Execution]) -> QuerySet[Execution]:
+        if self.value() == "waiting":
+            return queryset.filter(awaiting_approval=True)
+        return queryset
+
+
+def _json(value: Any) -> str:
+    if value is None:
+        return "—"
+    text = json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
+    return format_html('<pre style="margin:0;white-space:pre-wrap">{}</pre>', text)
+
+
+def _decide_all(
+    modeladmin: ExecutionAdmin, request: HttpRequest, queryset: QuerySet, approved: bool
+) -> None:
+    verdict = "Approved" if approved else "Rejected"
+    done, refused = [], []
+    for execution_id in queryset.values_list("id", flat=True):
+        try:
+            decide(
+                execution_id,
+                request.user,
+                approved=approved,
+                comment=f"{verdict} in bulk from the admin",
+                source=Source.ADMIN,
+            )
+            done.append(execution_id)
+        except ZartError as exc:
+            refused.append(str(exc))
+    if done:
+        modeladmin.message_user(request, f"{verdict} {len(done)}: {', '.join(done)}")
+    for reason in refused:
+        modeladmin.message_user(request, f"Not decided: {reason}", messages.ERROR)
+
+
 @admin.register(Execution)
-class ExecutionAdmin(admin.ModelAdmin):
-    list_display = ("id", "task_name", "status", "waiting_on", "created_at", "finished_at")
-    list_filter = ("status", "task_name")
+class ExecutionAdmin(_ReadOnly, admin.ModelAdmin):
+    list_display = ("id", "task_name", "status", "waiting", "age", "finished_at")
+    list_filter = ("status", WaitingForApprovalFilter, "task_name")
     search_fields = ("id", "input")
-    readonly_fields = tuple(f.name for f in Execution._meta.fields)
-    inlines = (StepInline, EventInline)
+    date_hierarchy = "created_at"
+    fields = (
+        "id",
+        "task_name",
+        "status",
+        "waiting_on",
+        "created_at",
+        "finished_at",
+        "pretty_input",
+        "pretty_output",
+        "error",
+        "timeline",
+    )
+    readonly_fields = fields
+    inlines = (DecisionInline, EventInline)
+    actions = ("approve_selected", "reject_selected")
+    change_form_template = "admin/zart_django/execution/change_form.html"
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return admin.ModelAdmin.has_delete_permission(self, request, obj)
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+    def has_decide_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(DEFAULT_PERMISSION)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Execution]:
+        pending = ApprovalRequest.objects.open().filter(execution=OuterRef("pk"))
+        return super().get_queryset(request).annotate(awaiting_approval=Exists(pending))
+
+    @admin.display(description="waiting on")
+    def waiting(self, execution: Execution) -> str:
+        if getattr(execution, "awaiting_approval", False):
+            return format_html("<strong>approval</strong> ({})", execution.waiting_on or "—")
+        return execution.waiting_on or "—"
+
+    @admin.display(description="age", ordering="created_at")
+    def age(self, execution: Execution) -> str:
+        return timesince(execution.created_at)
+
+    @admin.display(description="input")
+    def pretty_input(self, execution: Execution) -> str:
+        return _json(execution.input)
+
+    @admin.display(description="output")
+    def pretty_output(self, execution: Execution) -> str:
+        return _json(execution.output)
+
+    @admin.display(description="step timeline")
+    def timeline(self, execution: Execution) -> str:
+        steps = list(execution.steps.order_by("position"))
+        if not steps:
+            return "No steps yet."
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    s.position,
+                    s.name,
+                    s.get_kind_display(),
+                    s.get_status_display(),
+                    s.attempts,
+                    _duration(s),
+                    s.error or (json.dumps(s.result, ensure_ascii=False) if s.result else "—"),
+                )
+                for s in steps
+            ),
+        )
+        return format_html(
+            '<table class="zart-timeline"><thead><tr><th>#</th><th>Step</th><th>Kind</th>'
+            "<th>Status</th><th>Attempts</th><th>Duration</th><th>Result or error</th></tr>"
+            "</thead><tbody>{}</tbody></table>",
+            rows,
+        )
+
+    @admin.action(description="Approve selected executions", permissions=["decide"])
+    def approve_selected(self, request: HttpRequest, queryset: QuerySet[Execution]) -> None:
+        _decide_all(self, request, queryset, approved=True)
+
+    @admin.action(description="Reject selected executions", permissions=["decide"])
+    def reject_selected(self, request: HttpRequest, queryset: QuerySet[Execution]) -> None:
+        _decide_all(self, request, queryset, approved=False)
+
+    def get_urls(self) -> list[URLPattern]:
+        decide_url = path(
+            "<path:object_id>/decide/",
+            self.admin_site.admin_view(require_POST(self.decide_view)),
+            name="zart_django_execution_decide",
+        )
+        return [decide_url, *super().get_urls()]
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        context = dict(extra_context or {})
+        try:
+            approval = find_request(object_id)
+        except ApprovalNotFound:
+            approval = None
+        if approval is not None:
+            context.update(
+                approval=approval,
+                approval_record=approval.record,
+                approval_can_decide=approval.is_open and can_decide(request.user, approval),
+                decision_form=DecisionForm(),
+            )
+        return super().change_view(request, object_id, form_url, context)
+
+    def decide_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """POST Approve/Reject with a comment from the execution's page."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        form = DecisionForm(request.POST)
+        page = reverse("admin:zart_django_execution_change", args=[object_id])
+        if not form.is_valid():
+            self.message_user(request, "Choose Approve or Reject.", messages.ERROR)
+            return HttpResponseRedirect(page)
+        try:
+            record = decide(
+                object_id,
+                request.user,
+                approved=form.approved,
+                comment=form.cleaned_data["comment"],
+                source=Source.ADMIN,
+            )
+        except ApprovalNotFound as exc:
+            raise Http404(str(exc)) from exc
+        except ApprovalPermissionDenied as exc:
+            raise PermissionDenied(str(exc)) from exc
+        except ZartError as exc:
+            self.message_user(request, f"Not decided: {exc}", messages.ERROR)
+            return HttpResponseRedirect(page)
+        verdict = "Approved" if record.approved else "Rejected"
+        self.message_user(request, f"{verdict} {object_id}; the execution resumes now.")
+        return HttpResponseRedirect(page)
+
+
+def _duration(step: Any) -> str:
+    if step.finished_at is None:
+        return "—"
+    seconds = (step.finished_at - step.started_at).total_seconds()
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
+
+
+@admin.register(ApprovalRequest)
+class ApprovalRequestAdmin(_ReadOnly, admin.ModelAdmin):
+    list_display = ("title", "execution", "event", "status", "permission", "created_at")
+    list_filter = ("status", "event")
+    search_fields = ("execution__id", "title", "summary")
+    readonly_fields = (
+        "execution",
+        "event",
+        "title",
+        "summary",
+        "permission",
+        "status",
+        "created_at",
+        "closed_at",
+    )
+
+
+@admin.register(ApprovalRecord)
+class ApprovalRecordAdmin(_ReadOnly, admin.ModelAdmin):
+    list_display = ("execution_id", "event", "approved", "reviewer", "source", "decided_at")
+    list_filter = ("approved", "source")
+    search_fields = ("execution_id", "reviewer", "comment")
+    readonly_fields = (
+        "execution_id",
+        "task_name",
+        "event",
+        "approved",
+        "reviewer",
+        "reviewer_name",
+        "comment",
+        "source",
+        "decided_at",
+    )
+    fields = readonly_fields
