@@ -117,11 +117,13 @@ class TestReplay:
         with CaptureQueriesContext(connection) as queries:
             run_until_idle()
         step_reads = [
-            q
+            q["sql"]
             for q in queries
-            if "FROM" in q["sql"] and "zart_django_stepresult" in q["sql"].split("FROM", 1)[1]
+            if q["sql"].startswith("SELECT") and 'FROM "zart_django_stepresult"' in q["sql"]
         ]
-        assert len(step_reads) == 1
+        assert len(step_reads) == 1, step_reads
+        step_writes = [q["sql"] for q in queries if "INTO zart_django_stepresult" in q["sql"]]
+        assert len(step_writes) == 1  # the third step; the event's wait row is updated
 
     def test_same_step_in_a_loop_gets_numbered_occurrences(self, scheduler, job):
         job.items = [1, 2, 3]

@@ -66,30 +66,37 @@ def create_execution(
 
 
 def claim_due(owner: str, limit: int, lease: float) -> list[Claim]:
-    """Take up to ``limit`` due executions, and running ones whose lease expired, for ``owner``."""
+    """Take up to ``limit`` due executions, and running ones whose lease expired, for ``owner``.
+
+    One statement. Its status filter is written exactly as the partial index ``zart_execution_due``
+    is defined, so the database finds due work through that index however many executions are
+    parked or finished.
+    """
     now = clock.now()
     token = uuid.uuid4().hex
     table = Execution._meta.db_table
-    lock = " FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
+    active = ", ".join(f"'{status}'" for status in ACTIVE_STATUSES)
+    if connection.vendor == "postgresql":
+        source, lock = table, " FOR UPDATE SKIP LOCKED"
+    else:
+        source, lock = f"{table} INDEXED BY zart_execution_due", ""
     sql = (
-        f"UPDATE {table} SET status = %s, lease_token = %s, lease_owner = %s, scheduled_at = %s,"
-        f" updated_at = %s, recoveries = recoveries + (CASE WHEN status = %s THEN 1 ELSE 0 END)"
-        f" WHERE id IN (SELECT id FROM {table} WHERE status IN (%s, %s, %s) AND scheduled_at <= %s"
-        f" ORDER BY scheduled_at LIMIT %s{lock}) RETURNING id, recoveries"
+        f"UPDATE {table} SET status = '{Status.RUNNING}', lease_token = %s, lease_owner = %s,"
+        f" scheduled_at = %s, updated_at = %s,"
+        f" recoveries = recoveries + (CASE WHEN status = '{Status.RUNNING}' THEN 1 ELSE 0 END)"
+        f" WHERE id IN (SELECT id FROM {source} WHERE status IN ({active})"
+        f" AND scheduled_at <= %s ORDER BY scheduled_at LIMIT %s{lock}) RETURNING id, recoveries"
     )
     adapt = connection.ops.adapt_datetimefield_value
     params = [
-        Status.RUNNING,
         token,
         owner[:200],
         adapt(now + timedelta(seconds=lease)),
         adapt(now),
-        Status.RUNNING,
-        *ACTIVE_STATUSES,
         adapt(now),
         limit,
     ]
-    with transaction.atomic(), connection.cursor() as cursor:
+    with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     return [Claim(row[0], token, row[1]) for row in rows]
@@ -119,11 +126,70 @@ def _renew(claim: Claim, lease: float | None, **fields: Any) -> None:
         raise LeaseLost(claim.execution_id)
 
 
+_STEP_COLUMNS = (
+    "execution",
+    "position",
+    "name",
+    "kind",
+    "status",
+    "result",
+    "error",
+    "attempts",
+    "deadline",
+    "type_ref",
+    "started_at",
+    "finished_at",
+)
+
+
 def checkpoint(claim: Claim, row: StepResult, lease: float) -> None:
-    """Store a finished step (one transaction) and extend the lease."""
-    with transaction.atomic():
-        _renew(claim, lease)
-        row.save()
+    """Store a step's outcome if ``claim`` still owns the execution: one statement, one commit.
+
+    On PostgreSQL the same statement extends the lease; on SQLite the heartbeat does.
+    """
+    fields = [StepResult._meta.get_field(name) for name in _STEP_COLUMNS]
+    values = [f.get_db_prep_save(getattr(row, f.attname), connection) for f in fields]
+    columns = [connection.ops.quote_name(f.column) for f in fields]
+    steps = StepResult._meta.db_table
+    executions = Execution._meta.db_table
+    owned = f"id = %s AND lease_token = %s AND status = '{Status.RUNNING}'"
+    owner = [claim.execution_id, claim.token]
+    if connection.vendor == "postgresql":
+        now = clock.now()
+        prefix = (
+            f"WITH owned AS (UPDATE {executions} SET scheduled_at = %s, updated_at = %s"
+            f" WHERE {owned} RETURNING id) "
+        )
+        params = [now + timedelta(seconds=lease), now, *owner]
+        if row.pk is None:
+            casts = ", ".join(f"CAST(%s AS {f.db_type(connection)})" for f in fields)
+            sql = f"INSERT INTO {steps} ({', '.join(columns)}) SELECT {casts} FROM owned"
+            params += values
+        else:
+            sets = ", ".join(f"{c} = %s" for c in columns)
+            sql = f"UPDATE {steps} SET {sets} FROM owned WHERE {steps}.id = %s"
+            params += [*values, row.pk]
+        sql = prefix + sql + f" RETURNING {steps}.id"
+    elif row.pk is None:
+        marks = ", ".join("%s" for _ in fields)
+        sql = (
+            f"INSERT INTO {steps} ({', '.join(columns)}) SELECT {marks}"
+            f" WHERE EXISTS (SELECT 1 FROM {executions} WHERE {owned}) RETURNING id"
+        )
+        params = [*values, *owner]
+    else:
+        sets = ", ".join(f"{c} = %s" for c in columns)
+        sql = (
+            f"UPDATE {steps} SET {sets} WHERE id = %s"
+            f" AND EXISTS (SELECT 1 FROM {executions} WHERE {owned}) RETURNING id"
+        )
+        params = [*values, row.pk, *owner]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        written = cursor.fetchone()
+    if written is None:
+        raise LeaseLost(claim.execution_id)
+    row.pk = written[0]
 
 
 def reschedule(claim: Claim, row: StepResult, due_at: datetime) -> None:
