@@ -21,7 +21,8 @@ lint: $(STAMP)
 
 # The browser tests drive Debian's Chromium (Playwright's own browser download is not used).
 chromium:
-	@command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium) \
+		|| echo "chromium could not be installed: the browser tests will skip"
 
 test: lint chromium
 	ZART_DB=sqlite $(PY) -m pytest
@@ -30,6 +31,9 @@ test: lint chromium
 	else \
 		echo "SKIPPED: the PostgreSQL run: no server at 127.0.0.1:5432 (user postgres)."; \
 	fi
+
+bench: $(STAMP)
+	$(PY) -m bench
 
 clean:
 	rm -rf $(VENV) var db.sqlite3 test-output

@@ -37,6 +37,7 @@ def test_dispatch_must_be_known_and_installed(settings):
     assert ids(check_settings()) == ["zart_django.E004"]
 
 
+@pytest.mark.filterwarnings("ignore:Overriding setting DATABASES")
 def test_sqlite_without_immediate_transactions_is_warned(settings):
     settings.DATABASES = {
         "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": "x.sqlite3", "OPTIONS": {}}

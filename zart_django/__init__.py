@@ -37,12 +37,14 @@ _EXPORTS = {
     "step": "replay",
     "zart_step": "replay",
     "wait_for_event": "replay",
+    "current_execution_id": "replay",
     "sleep": "replay",
     "DurableScheduler": "scheduler",
     "ExecutionInfo": "scheduler",
     "StepInfo": "scheduler",
     "RetryPolicy": "retry",
     "parse_duration": "durations",
+    "Duration": "durations",
     "Worker": "worker",
     "ZartError": "errors",
     "TaskError": "errors",
@@ -62,6 +64,7 @@ _EXPORTS = {
 __all__ = [
     "DurableScheduler",
     "DurableTask",
+    "Duration",
     "EventAlreadyDelivered",
     "EventTimeout",
     "ExecutionAlreadyExists",
@@ -80,6 +83,7 @@ __all__ = [
     "WaitTimeout",
     "Worker",
     "ZartError",
+    "current_execution_id",
     "default_registry",
     "durable",
     "parse_duration",
@@ -101,7 +105,7 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:
-    from .durations import parse_duration
+    from .durations import Duration, parse_duration
     from .errors import (
         EventAlreadyDelivered,
         EventTimeout,
@@ -118,7 +122,7 @@ if TYPE_CHECKING:
         ZartError,
     )
     from .registry import DurableTask, TaskRegistry, default_registry, durable, zart_durable
-    from .replay import sleep, step, wait_for_event, zart_step
+    from .replay import current_execution_id, sleep, step, wait_for_event, zart_step
     from .retry import RetryPolicy
     from .scheduler import DurableScheduler, ExecutionInfo, StepInfo
     from .worker import Worker

@@ -112,6 +112,12 @@ def current() -> ExecutionContext | None:
     return _current.get()
 
 
+def current_execution_id() -> str | None:
+    """The id of the execution whose durable function is running in this thread, if any."""
+    ctx = _current.get()
+    return ctx.execution_id if ctx is not None else None
+
+
 def _require_context(what: str) -> ExecutionContext:
     ctx = _current.get()
     if ctx is None:

@@ -5,10 +5,14 @@ from __future__ import annotations
 from dataclasses import fields, is_dataclass
 from typing import Any
 
-from zart_django import DurableScheduler, EventTimeout, wait_for_event
+from zart_django import (
+    DurableScheduler,
+    Duration,
+    EventTimeout,
+    current_execution_id,
+    wait_for_event,
+)
 from zart_django.clock import now
-from zart_django.durations import Duration
-from zart_django.replay import current
 
 from .decision import ApprovalDecision
 from .models import DEFAULT_PERMISSION, ApprovalRequest, RequestStatus
@@ -32,18 +36,18 @@ def wait_for_approval(
     name the task and list the execution's input. Past ``timeout`` the request expires and
     ``EventTimeout`` is raised here.
     """
-    ctx = current()
-    if ctx is None:
+    execution_id = current_execution_id()
+    if execution_id is None:
         raise RuntimeError(
             "wait_for_approval can only be called inside a durable function run by a worker"
             " (or by zart_django.testing.run_until_idle in tests)"
         )
-    _ensure_request(ctx.execution_id, event, permission, title, summary)
+    _ensure_request(execution_id, event, permission, title, summary)
     try:
         return wait_for_event(event, timeout=timeout, type=ApprovalDecision)
     except EventTimeout:
         ApprovalRequest.objects.filter(
-            execution_id=ctx.execution_id, event=event, status=RequestStatus.PENDING
+            execution_id=execution_id, event=event, status=RequestStatus.PENDING
         ).update(status=RequestStatus.EXPIRED, closed_at=now())
         raise
 
