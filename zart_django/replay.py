@@ -294,20 +294,19 @@ def run_execution(claim: store.Claim, registry: TaskRegistry) -> str:
 
 
 def _run(claim: store.Claim, registry: TaskRegistry) -> str:
-    execution = store.load_execution(claim.execution_id)
     try:
-        task = registry.get(execution.task_name)
+        task = registry.get(claim.task_name)
     except TaskNotFound as exc:
         return _end(claim, Status.FAILED, error=str(exc))
     if claim.recoveries > conf.get("MAX_RECOVERIES"):
         error = f"its worker was lost {claim.recoveries} times while running it; giving up"
         return _end(claim, Status.FAILED, error=error)
     steps = store.load_steps(claim.execution_id)
-    ctx = ExecutionContext(claim, execution.deadline, steps, float(conf.get("LEASE")))
+    ctx = ExecutionContext(claim, claim.deadline, steps, float(conf.get("LEASE")))
     reset = _current.set(ctx)
     try:
         ctx.check_deadline()
-        output = encode(task.invoke(decode(execution.input, task.input_type, "input")))
+        output = encode(task.invoke(decode(claim.input, task.input_type, "input")))
     except Suspended:
         return Status.WAITING
     except _ExecutionTimedOut:

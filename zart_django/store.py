@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import connection, transaction
+from django.db.models import Exists, OuterRef, Subquery
 
 from . import clock
 from .errors import (
@@ -28,11 +29,15 @@ from .notify import notify
 
 @dataclass(frozen=True)
 class Claim:
-    """An execution a worker owns until ``token`` is no longer the stored lease token."""
+    """An execution a worker owns until ``token`` is no longer the stored lease token, with what
+    the worker needs to run it."""
 
     execution_id: str
     token: str
-    recoveries: int = 0
+    recoveries: int
+    task_name: str
+    input: Any
+    deadline: datetime | None
 
 
 def create_execution(
@@ -85,7 +90,8 @@ def claim_due(owner: str, limit: int, lease: float) -> list[Claim]:
         f" scheduled_at = %s, updated_at = %s,"
         f" recoveries = recoveries + (CASE WHEN status = '{Status.RUNNING}' THEN 1 ELSE 0 END)"
         f" WHERE id IN (SELECT id FROM {source} WHERE status IN ({active})"
-        f" AND scheduled_at <= %s ORDER BY scheduled_at LIMIT %s{lock}) RETURNING id, recoveries"
+        f" AND scheduled_at <= %s ORDER BY scheduled_at LIMIT %s{lock})"
+        " RETURNING id, recoveries, task_name, input, deadline"
     )
     adapt = connection.ops.adapt_datetimefield_value
     params = [
@@ -96,10 +102,10 @@ def claim_due(owner: str, limit: int, lease: float) -> list[Claim]:
         adapt(now),
         limit,
     ]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
-    return [Claim(row[0], token, row[1]) for row in rows]
+    return [
+        Claim(e.pk, token, e.recoveries, e.task_name, e.input, e.deadline)
+        for e in Execution.objects.raw(sql, params)
+    ]
 
 
 def load_execution(execution_id: str) -> Execution:
@@ -261,24 +267,33 @@ def offer_event(
 ) -> Execution:
     """Store an event in the execution's inbox and, if it is parked on that event, make it due.
 
+    A parked wait is completed here, in the same transaction (as the reference design writes the
+    payload into the step results), so the resumed execution finds it recorded.
+
     ``validate(type_ref)`` is called with the type the parked wait declared, before anything is
     stored, and raises to reject the payload.
     """
+    delivered = Event.objects.filter(execution_id=OuterRef("pk"), name=name)
+    wait = StepResult.objects.filter(
+        execution_id=execution_id, kind=StepKind.EVENT, name=name, status=StepStatus.WAITING
+    )
     with transaction.atomic():
-        execution = _locked(execution_id)
+        execution = _locked(
+            execution_id,
+            delivered=Exists(delivered),
+            wait_type=Subquery(wait.filter(execution_id=OuterRef("pk")).values("type_ref")[:1]),
+        )
         if execution.is_finished:
             raise ExecutionFinished(execution_id, execution.status)
-        if has_event(execution_id, name):
+        if execution.delivered:
             raise EventAlreadyDelivered(execution_id, name)
         parked_on_it = execution.status == Status.WAITING and execution.waiting_on == name
         if parked_on_it:
-            wait = StepResult.objects.filter(
-                execution_id=execution_id, name=name, status=StepStatus.WAITING
-            ).first()
-            validate(wait.type_ref if wait else "")
+            validate(execution.wait_type or "")
         now = clock.now()
         Event.objects.create(execution_id=execution_id, name=name, payload=payload, created_at=now)
         if parked_on_it:
+            wait.update(status=StepStatus.COMPLETED, result=payload, finished_at=now)
             Execution.objects.filter(pk=execution_id).update(scheduled_at=now, updated_at=now)
             notify()
     return execution
@@ -302,8 +317,15 @@ def cancel(execution_id: str) -> None:
         )
 
 
-def _locked(execution_id: str) -> Execution:
-    execution = Execution.objects.select_for_update().filter(pk=execution_id).first()
+def _locked(execution_id: str, **annotations: Any) -> Execution:
+    """The execution's status and what it waits on, its row locked until the transaction ends."""
+    execution = (
+        Execution.objects.select_for_update()
+        .filter(pk=execution_id)
+        .annotate(**annotations)
+        .only("id", "status", "waiting_on")
+        .first()
+    )
     if execution is None:
         raise ExecutionNotFound(execution_id)
     return execution

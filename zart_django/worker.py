@@ -84,10 +84,10 @@ class Worker:
         failures = 0
         while not self._stopping.is_set():
             self._wake.clear()
-            free = self.concurrency - len(self._inflight)
-            if free > 0:
+            wanted = min(self.concurrency - len(self._inflight), self.batch_size)
+            if wanted > 0:
                 try:
-                    claims = store.claim_due(self.name, min(free, self.batch_size), self.lease)
+                    claims = store.claim_due(self.name, wanted, self.lease)
                     failures = 0
                 except _DB_ERRORS as exc:
                     failures += 1
@@ -95,8 +95,8 @@ class Worker:
                     continue
                 for claim in claims:
                     self._submit(pool, claim)
-                if claims:
-                    continue
+                if len(claims) == wanted:
+                    continue  # a full batch: more may be due
                 if once and not self._inflight:
                     return
             self._wake.wait(self.poll_interval)
