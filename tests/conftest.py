@@ -12,6 +12,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
+from tests.approval_helpers import make_user
 from tests.workflows import Job
 from zart_django import DurableScheduler
 from zart_django.testing import reset_time
@@ -28,6 +29,18 @@ def _real_time() -> Iterator[None]:
 @pytest.fixture
 def scheduler() -> DurableScheduler:
     return DurableScheduler()
+
+
+@pytest.fixture
+def manager():
+    """A user who may decide approvals."""
+    return make_user("alice", "zart_django.decide_approval", full_name="Alice Manager")
+
+
+@pytest.fixture
+def clerk():
+    """A user with no permission at all."""
+    return make_user("clerk")
 
 
 @pytest.fixture

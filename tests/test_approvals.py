@@ -46,16 +46,6 @@ def finance_task(spend: Spend) -> str:
     return pay(spend) if decision.approved else f"refused by {decision.reviewer}"
 
 
-@pytest.fixture
-def manager():
-    return make_user("alice", "zart_django.decide_approval", full_name="Alice Manager")
-
-
-@pytest.fixture
-def clerk():
-    return make_user("clerk")
-
-
 def snapshot(execution_id: str) -> tuple:
     """Everything a decision could change, to prove a refused one changed nothing."""
     return (

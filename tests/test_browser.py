@@ -21,11 +21,12 @@ import pytest
 from django.db import connection, connections
 
 from demo_project.approval.users import MANAGER_PASSWORD, ensure_manager
-from demo_project.approval.workflows import AccessRequest, access_request
+from demo_project.approval.workflows import ApprovalRequest, access_request
 from tests.approval_helpers import PASSWORD, make_user
 from tests.conftest import ROOT, wait_until
 from zart_django import DurableScheduler
-from zart_django.models import ApprovalRecord, ApprovalRequest
+from zart_django.models import ApprovalRecord
+from zart_django.models import ApprovalRequest as RequestRow
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -123,9 +124,9 @@ def log_in(browser, base: str, username: str, password: str):
 
 def start_requests(scheduler: DurableScheduler) -> dict[str, str]:
     requests = {
-        "web-approve": AccessRequest("Carol", "production-db (read only)", "Billing report"),
-        "web-reject": AccessRequest("Dan", "root on the build farm", "Faster builds"),
-        "web-untouched": AccessRequest("Erin", "a second monitor", "Design reviews"),
+        "web-approve": ApprovalRequest("Carol", "production-db (read only)", "Billing report"),
+        "web-reject": ApprovalRequest("Dan", "root on the build farm", "Faster builds"),
+        "web-untouched": ApprovalRequest("Erin", "a second monitor", "Design reviews"),
     }
     for execution_id, request in requests.items():
         scheduler.start_for(access_request, execution_id, request)
@@ -152,7 +153,7 @@ def test_a_manager_approves_and_rejects_in_the_inbox(
     worker = start_worker()
     names = start_requests(scheduler)
     wait_until(
-        lambda: ApprovalRequest.objects.open().filter(execution__status="waiting").count() == 3,
+        lambda: RequestRow.objects.open().filter(execution__status="waiting").count() == 3,
         30,
         "three executions waiting for approval",
     )

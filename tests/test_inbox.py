@@ -19,16 +19,6 @@ def logged_in(user, **kwargs) -> Client:
     return client
 
 
-@pytest.fixture
-def manager():
-    return make_user("alice", "zart_django.decide_approval", full_name="Alice Manager")
-
-
-@pytest.fixture
-def clerk():
-    return make_user("clerk")
-
-
 def test_the_inbox_needs_a_login():
     response = Client().get("/approvals/")
     assert response.status_code == 302

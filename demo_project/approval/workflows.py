@@ -9,7 +9,7 @@ from zart_django import durable, step
 from zart_django.approvals import ApprovalDecision, wait_for_approval
 
 __all__ = [
-    "AccessRequest",
+    "ApprovalRequest",
     "ApprovalDecision",
     "ApprovalOutput",
     "ApprovalRequest",
@@ -58,6 +58,11 @@ def approval_task(data: ApprovalRequest) -> ApprovalOutput:
     )
     if decision.approved:
         process_approved(data.resource, data.requester_name)
+    return outcome(data, decision)
+
+
+def outcome(data: ApprovalRequest, decision: ApprovalDecision) -> ApprovalOutput:
+    """What a request's workflow returns once a manager decided."""
     return ApprovalOutput(
         decision="approved" if decision.approved else "rejected",
         requester=data.requester_name,
@@ -65,13 +70,6 @@ def approval_task(data: ApprovalRequest) -> ApprovalOutput:
         reviewer=decision.reviewer,
         comment=decision.comment,
     )
-
-
-@dataclass
-class AccessRequest:
-    requester_name: str
-    resource: str
-    reason: str
 
 
 @step("grant-access")
@@ -81,7 +79,7 @@ def grant_access(resource: str, requester: str) -> str:
 
 
 @durable("access-request")
-def access_request(data: AccessRequest) -> ApprovalOutput:
+def access_request(data: ApprovalRequest) -> ApprovalOutput:
     """Like ``approval-task`` but waits a week: the requests a person decides in the inbox."""
     decision = wait_for_approval(
         timeout=timedelta(days=7),
@@ -90,10 +88,4 @@ def access_request(data: AccessRequest) -> ApprovalOutput:
     )
     if decision.approved:
         grant_access(data.resource, data.requester_name)
-    return ApprovalOutput(
-        decision="approved" if decision.approved else "rejected",
-        requester=data.requester_name,
-        resource=data.resource,
-        reviewer=decision.reviewer,
-        comment=decision.comment,
-    )
+    return outcome(data, decision)

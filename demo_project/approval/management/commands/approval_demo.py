@@ -15,7 +15,6 @@ from django.core.management.base import BaseCommand, CommandError
 
 from demo_project.approval.users import MANAGER_PASSWORD, MANAGER_USERNAME, ensure_manager
 from demo_project.approval.workflows import (
-    AccessRequest,
     ApprovalDecision,
     ApprovalRequest,
     access_request,
@@ -100,8 +99,8 @@ class Command(BaseCommand):
         scheduler = DurableScheduler()
         stamp = int(time.time() * 1000)
         requests = [
-            AccessRequest("Carol", "production-db (read only)", "Investigate a billing report"),
-            AccessRequest("Dan", "a second monitor", "Reviewing designs side by side"),
+            ApprovalRequest("Carol", "production-db (read only)", "Investigate a billing report"),
+            ApprovalRequest("Dan", "a second monitor", "Reviewing designs side by side"),
         ]
         self.stdout.write("")
         for n, request in enumerate(requests, 1):
