@@ -45,10 +45,11 @@ class Command(BaseCommand):
                 worker.send_signal(signal.SIGTERM)
                 worker.wait(timeout=30)
         self.stdout.write(f"\n(worker log: {log_path.relative_to(settings.BASE_DIR)})")
+        python = os.path.relpath(sys.executable, settings.BASE_DIR)
         self.stdout.write(
             "\nTry the inbox in a browser:\n"
-            "  python manage.py run_zart_worker &   # resumes executions once decided\n"
-            "  python manage.py runserver\n"
+            f"  {python} manage.py run_zart_worker &   # resumes executions once decided\n"
+            f"  {python} manage.py runserver\n"
             "  open http://127.0.0.1:8000/approvals/ (admin: /admin/, API: /api/docs/)\n"
             f"  log in as {MANAGER_USERNAME} / {MANAGER_PASSWORD}"
         )
