@@ -210,6 +210,15 @@ class TestEvents:
         run_until_idle()
         assert scheduler.wait_completion("e-4", timeout=1).decision == "approved"
 
+    def test_an_early_payload_is_checked_against_the_type_the_task_declares(self, scheduler, job):
+        scheduler.start("e-8", "three-steps", job)
+        with pytest.raises(PayloadError, match="reviewer"):
+            scheduler.offer_event("e-8", "go", {"approved": True})
+        assert not Event.objects.filter(execution_id="e-8").exists()
+        scheduler.offer_event("e-8", "go", {"approved": True, "reviewer": "Typed"})
+        run_until_idle()
+        assert scheduler.wait_completion("e-8", timeout=1)["results"][2] == "third ok by Typed"
+
     def test_wait_times_out_at_its_stored_deadline(self, scheduler, job):
         scheduler.start("e-5", "waits-with-timeout", job)
         run_until_idle()

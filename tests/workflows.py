@@ -80,12 +80,12 @@ def third(job: Job, approval: Approval) -> str:
     return _body(job, "third") + f" by {approval.reviewer}"
 
 
-@durable("three-steps")
+@durable("three-steps", events={"go": Approval})
 def three_steps(job: Job) -> dict:
-    """first, second, wait for "go" (an Approval), third."""
+    """first, second, wait for "go" (an Approval, as the task declares), third."""
     a = first(job)
     b = second(job)
-    approval = wait_for_event("go", type=Approval)
+    approval = wait_for_event("go")
     c = third(job, approval)
     return {"results": [a, b, c], "approved": approval.approved}
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import functools
 import inspect
 import typing
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -21,6 +21,7 @@ class DurableTask:
     name: str
     fn: Callable[..., Any]
     timeout: timedelta | None = None
+    events: Mapping[str, Any] = field(default_factory=dict)
 
     @functools.cached_property
     def _parameters(self) -> list[inspect.Parameter]:
@@ -55,7 +56,7 @@ class TaskRegistry:
     def register(self, name: str, task: DurableTask | Callable[..., Any]) -> DurableTask:
         """Register ``task`` (a ``@durable`` task or a plain function) under ``name``."""
         if isinstance(task, DurableTask):
-            entry = DurableTask(name, task.fn, task.timeout)
+            entry = DurableTask(name, task.fn, task.timeout, task.events)
         else:
             entry = DurableTask(name, task)
         existing = self._tasks.get(name)
@@ -82,16 +83,23 @@ default_registry = TaskRegistry()
 
 
 def durable(
-    name: str, *, timeout: Duration | None = None, registry: TaskRegistry | None = None
+    name: str,
+    *,
+    timeout: Duration | None = None,
+    events: Mapping[str, Any] | None = None,
+    registry: TaskRegistry | None = None,
 ) -> Callable[[Callable[..., Any]], DurableTask]:
     """Make a function a durable task named ``name`` and register it (in the default registry).
 
     The function takes one argument, the input, whose type annotation is used to rebuild it from
     JSON; its return annotation types the output. ``timeout`` bounds the whole execution.
+    ``events`` maps event names to payload types: ``offer_event`` checks every payload against
+    it, even one that arrives before the wait, and ``wait_for_event`` returns that type.
     """
 
     def decorate(fn: Callable[..., Any]) -> DurableTask:
-        task = DurableTask(name, fn, parse_duration(timeout) if timeout is not None else None)
+        limit = parse_duration(timeout) if timeout is not None else None
+        task = DurableTask(name, fn, limit, dict(events or {}))
         (registry or default_registry).register(name, task)
         return task
 

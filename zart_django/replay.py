@@ -31,7 +31,7 @@ from .errors import (
     TaskNotFound,
 )
 from .models import Status, StepKind, StepResult, StepStatus
-from .registry import TaskRegistry
+from .registry import DurableTask, TaskRegistry
 from .retry import RetryPolicy
 
 logger = logging.getLogger("zart_django")
@@ -48,7 +48,7 @@ class ExecutionContext:
     """What a running durable function knows about itself; reached through ``current()``."""
 
     claim: store.Claim
-    deadline: datetime | None
+    task: DurableTask
     recorded: list[StepResult]
     lease: float
     position: int = 0
@@ -89,6 +89,10 @@ class ExecutionContext:
             kind=kind,
             started_at=clock.now(),
         )
+
+    @property
+    def deadline(self) -> datetime | None:
+        return self.claim.deadline
 
     def check_deadline(self) -> None:
         if self.deadline is not None and clock.now() >= self.deadline:
@@ -215,13 +219,16 @@ def _run_step(
 
 
 def wait_for_event(name: str, timeout: Duration | None = None, type: Any = Any) -> Any:
-    """Return the payload of event ``name`` (rebuilt as ``type``), parking until it is offered.
+    """Return the payload of event ``name`` (rebuilt as ``type``, by default the type the task
+    declares for it in ``@durable(events=...)``), parking until it is offered.
 
     While parked the execution holds no thread. The deadline (now + ``timeout``) is stored when
     the wait begins, so a restart does not extend it; past it, ``EventTimeout`` is raised here.
     An event offered before the wait is kept and returned at once.
     """
     ctx = _require_context("wait_for_event")
+    if type is Any:
+        type = ctx.task.events.get(name, Any)
     row = ctx.recorded_at_position(StepKind.EVENT, name)
     if row is not None and row.status == StepStatus.COMPLETED:
         ctx.advance(row)
@@ -302,7 +309,7 @@ def _run(claim: store.Claim, registry: TaskRegistry) -> str:
         error = f"its worker was lost {claim.recoveries} times while running it; giving up"
         return _end(claim, Status.FAILED, error=error)
     steps = store.load_steps(claim.execution_id)
-    ctx = ExecutionContext(claim, claim.deadline, steps, float(conf.get("LEASE")))
+    ctx = ExecutionContext(claim, task, steps, float(conf.get("LEASE")))
     reset = _current.set(ctx)
     try:
         ctx.check_deadline()

@@ -79,13 +79,16 @@ class DurableScheduler:
         """Deliver event ``name`` to an execution; a wait for it resumes (now or when it gets there).
 
         Raises ``ExecutionNotFound``, ``ExecutionFinished``, ``EventAlreadyDelivered`` (the first
-        delivery wins) or ``PayloadError`` (the parked wait declared a type the payload does not
-        fit). Nothing is stored when it raises.
+        delivery wins) or ``PayloadError`` (the payload does not fit the type the task declares
+        for this event in ``@durable(events=...)``, or the type its parked wait asks for).
+        Nothing is stored when it raises.
         """
         data = encode(payload)
 
-        def validate(ref: str) -> None:
-            decode(data, resolve_type(ref), f"payload of event {name!r}")
+        def validate(task_name: str, parked_type: str) -> None:
+            declared = self._event_type(task_name, name)
+            expected = declared if declared is not Any else resolve_type(parked_type)
+            decode(data, expected, f"payload of event {name!r}")
 
         store.offer_event(execution_id, name, data, validate)
 
@@ -117,6 +120,11 @@ class DurableScheduler:
         Raises ``ExecutionNotFound`` or ``ExecutionFinished``.
         """
         store.cancel(execution_id)
+
+    def _event_type(self, task_name: str, event: str) -> Any:
+        if task_name not in self.registry:
+            return Any
+        return self.registry.get(task_name).events.get(event, Any)
 
     def _outcome(self, execution: Execution) -> Any:
         if execution.status != Status.COMPLETED:

@@ -263,15 +263,16 @@ def event_payload(execution_id: str, name: str) -> tuple[bool, Any]:
 
 
 def offer_event(
-    execution_id: str, name: str, payload: Any, validate: Callable[[str], None]
+    execution_id: str, name: str, payload: Any, validate: Callable[[str, str], None]
 ) -> Execution:
     """Store an event in the execution's inbox and, if it is parked on that event, make it due.
 
     A parked wait is completed here, in the same transaction (as the reference design writes the
     payload into the step results), so the resumed execution finds it recorded.
 
-    ``validate(type_ref)`` is called with the type the parked wait declared, before anything is
-    stored, and raises to reject the payload.
+    ``validate(task_name, type_ref)`` is called with the execution's task and the type its parked
+    wait declared ("" if it is not parked on this event), before anything is stored, and raises
+    to reject the payload.
     """
     delivered = Event.objects.filter(execution_id=OuterRef("pk"), name=name)
     wait = StepResult.objects.filter(
@@ -288,8 +289,7 @@ def offer_event(
         if execution.delivered:
             raise EventAlreadyDelivered(execution_id, name)
         parked_on_it = execution.status == Status.WAITING and execution.waiting_on == name
-        if parked_on_it:
-            validate(execution.wait_type or "")
+        validate(execution.task_name, execution.wait_type if parked_on_it else "")
         now = clock.now()
         Event.objects.create(execution_id=execution_id, name=name, payload=payload, created_at=now)
         if parked_on_it:
@@ -323,7 +323,7 @@ def _locked(execution_id: str, **annotations: Any) -> Execution:
         Execution.objects.select_for_update()
         .filter(pk=execution_id)
         .annotate(**annotations)
-        .only("id", "status", "waiting_on")
+        .only("id", "task_name", "status", "waiting_on")
         .first()
     )
     if execution is None:
