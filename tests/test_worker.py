@@ -144,3 +144,19 @@ def test_worker_survives_its_connections_being_cut(scheduler, job, start_worker)
     scheduler.offer_event("k-5", "go", Approval(True, "Frank"))
     assert scheduler.wait_completion("k-5", timeout=30)["results"][2] == "third ok by Frank"
     assert_each_step_finished_once(job)
+
+
+def test_once_runs_what_is_due_then_exits(scheduler, job, start_worker):
+    scheduler.start("k-6", "three-steps", job)
+    worker = start_worker("--once")
+    assert worker.proc.wait(timeout=30) == 0
+    assert status("k-6") == "waiting"
+    assert recorded("k-6") == {"first": "completed", "second": "completed", "go": "waiting"}
+
+
+def test_sigint_stops_like_sigterm(job, start_worker):
+    worker = start_worker()
+    wait_until(lambda: "started" in worker.output(), what="the worker to start")
+    worker.proc.send_signal(2)
+    assert worker.proc.wait(timeout=30) == 0
+    assert "SIGINT received" in worker.output()
