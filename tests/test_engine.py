@@ -160,6 +160,14 @@ class TestReplay:
         run_until_idle()
         assert scheduler.wait_completion("r-5", timeout=1) == "woke"
 
+    def test_a_step_inside_a_step_is_part_of_it_and_a_wait_there_is_refused(self, scheduler, job):
+        scheduler.start("r-7", "nested", job)
+        run_until_idle()
+        assert scheduler.wait_completion("r-7", timeout=1) == (
+            "10: RuntimeError: wait_for_event cannot be called inside a step; call it between steps"
+        )
+        assert [name for name, _ in steps_of("r-7")] == ["outer", "waits-inside"]
+
     def test_task_without_input(self, scheduler):
         scheduler.start("r-6", "no-input")
         run_until_idle()

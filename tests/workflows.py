@@ -200,3 +200,23 @@ def once_only(job: Job) -> str:
 @durable("one-attempt")
 def one_attempt(job: Job) -> str:
     return once_only(job)
+
+
+@step("outer")
+def outer(job: Job) -> int:
+    return square(job, 3) + 1  # a step called inside a step runs as a plain function
+
+
+@step("waits-inside")
+def waits_inside(job: Job) -> str:
+    return wait_for_event("go")
+
+
+@durable("nested")
+def nested(job: Job) -> str:
+    total = outer(job)
+    try:
+        waits_inside(job)
+    except StepFailed as exc:
+        return f"{total}: {exc.error}"
+    return "unreachable"

@@ -55,6 +55,7 @@ class ExecutionContext:
     occurrences: Counter[str] = field(default_factory=Counter)
     fatal: NonDeterminismError | None = None
     suspended: bool = False
+    in_step: bool = False
 
     @property
     def execution_id(self) -> str:
@@ -129,6 +130,8 @@ def _require_context(what: str) -> ExecutionContext:
             f"{what} can only be called inside a durable function run by a worker"
             " (or by zart_django.testing.run_until_idle in tests)"
         )
+    if ctx.in_step:
+        raise RuntimeError(f"{what} cannot be called inside a step; call it between steps")
     return ctx
 
 
@@ -138,7 +141,7 @@ def step(
     """Make a function a checkpointed step named ``name``.
 
     Inside a durable function the body runs once; its JSON result is stored and returned on every
-    replay. Outside one, the function is called as it is. A failure is retried by ``retry``;
+    replay. Outside one, or inside another step's body, the function is called as it is. A failure is retried by ``retry``;
     with no attempts left it is recorded and raised as ``StepFailed``.
     """
 
@@ -150,8 +153,8 @@ def step(
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> T:
             ctx = _current.get()
-            if ctx is None:
-                return fn(*args, **kwargs)
+            if ctx is None or ctx.in_step:
+                return fn(*args, **kwargs)  # outside a durable function, or inside a step
             return _run_step(ctx, name, retry, return_type(), fn, args, kwargs)
 
         wrapper.step_name = name  # type: ignore[attr-defined]
@@ -185,6 +188,7 @@ def _run_step(
     row = ctx.new_row(StepKind.STEP, key, row)
     row.started_at = clock.now()
     row.attempts = attempt
+    ctx.in_step = True
     try:
         value = fn(*args, **kwargs)
         data = encode(value)
@@ -209,6 +213,8 @@ def _run_step(
         store.checkpoint(ctx.claim, row, ctx.lease)
         ctx.advance(row)
         raise StepFailed(key, row.error, attempt) from exc
+    finally:
+        ctx.in_step = False
     row.status = StepStatus.COMPLETED
     row.result = data
     row.error = ""
