@@ -288,6 +288,16 @@ class TestStart:
             scheduler.start("s-5", "approval-task", {"resource": "x", "reason": "y"})
         assert not Execution.objects.filter(pk="s-5").exists()
 
+    def test_ids_and_event_names_that_do_not_fit_are_refused(self, scheduler, job):
+        for bad in ("", "x" * 201):
+            with pytest.raises(PayloadError, match="execution id must be"):
+                scheduler.start(bad, "three-steps", job)
+        assert not Execution.objects.exists()
+        scheduler.start("s-6", "three-steps", job)
+        with pytest.raises(PayloadError, match="event name must be"):
+            scheduler.offer_event("s-6", "g" * 201, {})
+        assert not Event.objects.exists()
+
     def test_unknown_execution_id(self, scheduler):
         with pytest.raises(ExecutionNotFound):
             scheduler.get("missing")

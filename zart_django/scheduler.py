@@ -10,7 +10,7 @@ from typing import Any
 from . import clock, store
 from .codec import decode, encode, resolve_type
 from .durations import Duration, parse_duration
-from .errors import ExecutionFailed, WaitTimeout
+from .errors import ExecutionFailed, PayloadError, WaitTimeout
 from .models import Execution, Status, StepResult
 from .registry import DurableTask, TaskRegistry, default_registry
 
@@ -64,6 +64,7 @@ class DurableScheduler:
         execution. Raises ``TaskNotFound``, ``PayloadError`` (input does not fit the task's input
         type) or ``ExecutionAlreadyExists`` (the id is taken with another task or input).
         """
+        _check_name("execution id", execution_id)
         task = self.registry.get(task_name)
         data = encode(input)
         decode(data, task.input_type, "input")
@@ -83,6 +84,7 @@ class DurableScheduler:
         for this event in ``@durable(events=...)``, or the type its parked wait asks for).
         Nothing is stored when it raises.
         """
+        _check_name("event name", name)
         data = encode(payload)
 
         def validate(task_name: str, parked_type: str) -> None:
@@ -135,6 +137,15 @@ class DurableScheduler:
             else Any
         )
         return decode(execution.output, output_type, "output")
+
+
+_MAX_NAME = 200
+
+
+def _check_name(what: str, value: object) -> None:
+    """Ids and event names are stored in 200-character columns: say so before the database does."""
+    if not isinstance(value, str) or not value or len(value) > _MAX_NAME:
+        raise PayloadError(f"{what} must be a string of 1 to {_MAX_NAME} characters, not {value!r}")
 
 
 def _info(execution: Execution, steps: list[StepResult]) -> ExecutionInfo:
