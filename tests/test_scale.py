@@ -12,7 +12,7 @@ from django.db import connection, connections
 
 from tests.conftest import wait_until
 from tests.workflows import Approval, Job, lines
-from zart_django import ExecutionAlreadyExists
+from zart_django import ExecutionAlreadyExists, clock
 from zart_django.models import Execution, StepResult
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
@@ -108,3 +108,14 @@ def test_simultaneous_starts_of_one_id_make_one_execution(scheduler, job):
     winner = Execution.objects.get(pk="p-3").input["name"]
     expected_started = 4  # the callers whose input matches the stored one
     assert outcomes.count("started") == expected_started, (winner, outcomes)
+
+
+@pytest.mark.timeout(60)
+def test_work_made_due_without_a_notification_is_found_by_polling(scheduler, job, start_worker):
+    """Notifications can be lost (a listener reconnecting); the poll still finds due work."""
+    scheduler.start("p-4", "sleeper", job)
+    start_worker("--poll-interval", "0.2")
+    wait_until(lambda: Execution.objects.get(pk="p-4").waiting_on == "sleep:nap", what="the nap")
+    StepResult.objects.filter(execution_id="p-4", name="nap").update(deadline=clock.now())
+    Execution.objects.filter(pk="p-4").update(scheduled_at=clock.now())  # due, no NOTIFY sent
+    assert scheduler.wait_completion("p-4", timeout=20) == "rested"
