@@ -10,14 +10,14 @@ from typing import Any
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef, QuerySet
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.timesince import timesince
 from django.views.decorators.http import require_POST
 
 from .approvals import can_decide, decide, find_request
-from .approvals.errors import ApprovalNotFound, ApprovalPermissionDenied
+from .approvals.errors import ApprovalNotFound
 from .approvals.forms import DecisionForm
 from .approvals.models import (
     DEFAULT_PERMISSION,
@@ -226,17 +226,7 @@ class ExecutionAdmin(_ReadOnly, admin.ModelAdmin):
             self.message_user(request, "Choose Approve or Reject.", messages.ERROR)
             return HttpResponseRedirect(page)
         try:
-            record = decide(
-                object_id,
-                request.user,
-                approved=form.approved,
-                comment=form.cleaned_data["comment"],
-                source=Source.ADMIN,
-            )
-        except ApprovalNotFound as exc:
-            raise Http404(str(exc)) from exc
-        except ApprovalPermissionDenied as exc:
-            raise PermissionDenied(str(exc)) from exc
+            record = form.decide(object_id, request.user, Source.ADMIN)
         except ZartError as exc:
             self.message_user(request, f"Not decided: {exc}", messages.ERROR)
             return HttpResponseRedirect(page)

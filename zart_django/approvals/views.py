@@ -17,10 +17,10 @@ from django.views.decorators.http import require_POST
 
 from zart_django.errors import ZartError
 
-from .errors import ApprovalError, ApprovalNotFound, ApprovalPermissionDenied
+from .errors import ApprovalNotFound
 from .forms import DecisionForm
 from .models import ApprovalRequest, Source
-from .services import can_decide, decidable_by, decide, find_request
+from .services import can_decide, decidable_by, find_request
 
 HISTORY_LENGTH = 100
 
@@ -64,18 +64,8 @@ def decide_view(request: HttpRequest, execution_id: str) -> HttpResponse:
         approval = _visible_request(request, execution_id)
         return _render_detail(request, approval, form, status=400)
     try:
-        record = decide(
-            execution_id,
-            request.user,
-            approved=form.approved,
-            comment=form.cleaned_data["comment"],
-            source=Source.INBOX,
-        )
-    except ApprovalNotFound as exc:
-        raise Http404(str(exc)) from exc
-    except ApprovalPermissionDenied as exc:
-        raise PermissionDenied(str(exc)) from exc
-    except (ApprovalError, ZartError) as exc:
+        record = form.decide(execution_id, request.user, Source.INBOX)
+    except ZartError as exc:
         messages.error(request, f"Not decided: {exc}")
         return redirect("zart_django:detail", execution_id=execution_id)
     verdict = "Approved" if record.approved else "Rejected"
