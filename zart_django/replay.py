@@ -45,7 +45,7 @@ class _ExecutionTimedOut(BaseException):
 
 @dataclass
 class ExecutionContext:
-    """What a running durable function knows about itself; reached through ``current()``."""
+    """What a running durable function knows about itself, kept in a context variable."""
 
     claim: store.Claim
     task: DurableTask
@@ -112,11 +112,6 @@ class ExecutionContext:
 _current: ContextVar[ExecutionContext | None] = ContextVar("zart_execution", default=None)
 
 
-def current() -> ExecutionContext | None:
-    """The execution running in this thread, if any."""
-    return _current.get()
-
-
 def current_execution_id() -> str | None:
     """The id of the execution whose durable function is running in this thread, if any."""
     ctx = _current.get()
@@ -157,7 +152,6 @@ def step(
                 return fn(*args, **kwargs)  # outside a durable function, or inside a step
             return _run_step(ctx, name, retry, return_type(), fn, args, kwargs)
 
-        wrapper.step_name = name  # type: ignore[attr-defined]
         return wrapper
 
     return decorate

@@ -11,7 +11,7 @@ from . import clock, store
 from .codec import decode, encode, resolve_type
 from .durations import Duration, parse_duration
 from .errors import ExecutionFailed, PayloadError, WaitTimeout
-from .models import Execution, Status, StepResult
+from .models import FINISHED_STATUSES, Execution, Status, StepResult
 from .registry import DurableTask, TaskRegistry, default_registry
 
 
@@ -48,7 +48,7 @@ class ExecutionInfo:
 
     @property
     def is_finished(self) -> bool:
-        return self.status in (Status.COMPLETED, Status.FAILED, Status.CANCELLED, Status.TIMED_OUT)
+        return self.status in FINISHED_STATUSES
 
 
 class DurableScheduler:
@@ -69,8 +69,8 @@ class DurableScheduler:
         data = encode(input)
         decode(data, task.input_type, "input")
         deadline = clock.now() + task.timeout if task.timeout else None
-        store.create_execution(execution_id, task_name, data, deadline)
-        return self.get(execution_id)
+        execution = store.create_execution(execution_id, task_name, data, deadline)
+        return _info(execution, store.load_steps(execution_id))
 
     def start_for(self, task: DurableTask, execution_id: str, input: Any = None) -> ExecutionInfo:
         """Start the ``@durable`` task ``task`` as ``execution_id`` (see ``start``)."""

@@ -42,8 +42,8 @@ class Claim:
 
 def create_execution(
     execution_id: str, task_name: str, input_data: Any, deadline: datetime | None
-) -> tuple[Execution, bool]:
-    """Insert a pending execution, atomically; return it and whether this call created it.
+) -> Execution:
+    """Insert a pending execution, atomically, and return the stored execution.
 
     An existing execution with the same task and input is returned as is (the start is
     idempotent); one with another task or input raises ``ExecutionAlreadyExists``.
@@ -67,7 +67,7 @@ def create_execution(
         raise ExecutionAlreadyExists(execution_id, f"for task {stored.task_name!r}")
     if stored.input != input_data:
         raise ExecutionAlreadyExists(execution_id, "with a different input")
-    return stored, stored.created_at == now
+    return stored
 
 
 def claim_due(owner: str, limit: int, lease: float) -> list[Claim]:

@@ -17,8 +17,9 @@ before Django is set up.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from zart_django.lazy import exporter
 
 _EXPORTS = {
     "ApprovalDecision": "decision",
@@ -49,13 +50,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'zart_django.approvals' has no attribute {name!r}")
-    value = getattr(import_module(f"zart_django.approvals.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = exporter(__name__, _EXPORTS)
 
 
 if TYPE_CHECKING:
