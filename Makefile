@@ -22,15 +22,19 @@ lint: $(STAMP)
 # The browser tests drive Debian's Chromium (Playwright's own browser download is not used).
 chromium:
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium) \
-		|| echo "chromium could not be installed: the browser tests will skip"
+		|| echo "chromium could not be installed"
 
+# PostgreSQL, Redis and Chromium are optional: what needs a missing one is skipped, with a message,
+# unless ZART_REQUIRE_SERVICES=1 (.ci/run sets it): then a missing one fails the run, before any
+# test runs. tests/services.py decides, here and in pytest. PYTEST_ARGS narrows both runs.
 test: lint chromium
-	ZART_DB=sqlite $(PY) -m pytest
-	@if $(PY) -m tests.services postgres; then \
-		ZART_DB=postgres $(PY) -m pytest; \
-	else \
-		echo "SKIPPED: the PostgreSQL run: no server at 127.0.0.1:5432 (user postgres)."; \
-	fi
+	@$(PY) -m tests.services postgres redis chromium || [ $$? -eq 2 ]
+	ZART_DB=sqlite $(PY) -m pytest $(PYTEST_ARGS)
+	@$(PY) -m tests.services postgres; case $$? in \
+		0) ZART_DB=postgres $(PY) -m pytest $(PYTEST_ARGS) ;; \
+		2) ;; \
+		*) exit 1 ;; \
+	esac
 
 bench: $(STAMP)
 	$(PY) -m bench

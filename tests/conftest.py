@@ -12,12 +12,27 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
+from tests import services
 from tests.approval_helpers import make_user
 from tests.workflows import Job
 from zart_django import DurableScheduler
 from zart_django.testing import reset_time
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "needs(service): the test needs postgres, redis or chromium; without it the test is"
+        " skipped, or fails under ZART_REQUIRE_SERVICES=1 (tests/services.py decides)",
+    )
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for marker in item.iter_markers("needs"):
+        for service in marker.args:
+            services.require(service)
 
 
 @pytest.fixture(autouse=True)

@@ -7,6 +7,7 @@ import os
 
 from demo_project.settings import *  # noqa: F403
 from demo_project.settings import BASE_DIR, DATABASES
+from tests.services import redis_address
 
 # One test database per pytest process, so runs side by side do not share one.
 _RUN = os.getpid()
@@ -27,6 +28,7 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 INSTALLED_APPS = [*INSTALLED_APPS, "django_q"]  # noqa: F405
 ZART["DISPATCH"] = os.environ.get("ZART_DISPATCH", "worker")
+_REDIS_HOST, _REDIS_PORT = redis_address()  # ZART_REDIS_PORT, read by tests/services.py too
 Q_CLUSTER = {
     # A name per test run: it keys the Redis queue, so runs side by side do not share tasks.
     "name": os.environ.get("ZART_Q_NAME", f"zart-test-{_RUN}"),
@@ -34,5 +36,5 @@ Q_CLUSTER = {
     "timeout": 60,
     "retry": 120,
     "catch_up": False,
-    "redis": {"host": "127.0.0.1", "port": 6379, "db": 0},
+    "redis": {"host": _REDIS_HOST, "port": _REDIS_PORT, "db": 0},
 }

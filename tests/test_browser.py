@@ -9,8 +9,6 @@ Screenshots of the inbox and of the admin execution page go to ``test-output/bro
 from __future__ import annotations
 
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -22,13 +20,13 @@ from django.db import connection, connections
 
 from demo_project.approval.users import MANAGER_PASSWORD, ensure_manager
 from demo_project.approval.workflows import ApprovalRequest, access_request
+from tests import services
 from tests.approval_helpers import PASSWORD, make_user
 from tests.conftest import ROOT, wait_until
 from zart_django import DurableScheduler
 from zart_django.models import ApprovalRecord
 from zart_django.models import ApprovalRequest as RequestRow
 
-CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -41,28 +39,17 @@ CHROMIUM_ARGS = [
 ]
 OUTPUT = ROOT / "test-output" / "browser"
 
-sync_api = pytest.importorskip(
-    "playwright.sync_api", reason="playwright is not installed (pip install -e '.[dev]')"
-)
-if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
-    pytest.skip(
-        f"no Chromium at {CHROMIUM}: install it with `apt-get install chromium` (make test does)",
-        allow_module_level=True,
-    )
-
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.timeout(120),
+    pytest.mark.needs("chromium"),
+]
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[str]:
     """The demo under ``runserver`` on a free port, on this test's database; its base URL."""
-    port = free_port()
+    port = services.free_port()
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.settings",
@@ -101,9 +88,13 @@ def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
     """Chromium, driven by Playwright's sync API. That API keeps an event loop in this thread, so
     Django's guard against ORM calls from async code must be told this test's calls are sync,
     and the connections opened meanwhile are closed here (pytest-django does not see them)."""
+    from playwright.sync_api import sync_playwright
+
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "1")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=services.chromium_path(), headless=True, args=CHROMIUM_ARGS
+        )
         try:
             yield browser
         finally:

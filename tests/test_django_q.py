@@ -14,18 +14,19 @@ from django.conf import settings
 from django.db import connection
 
 from tests.conftest import ROOT, wait_until
-from tests.services import reachable
 from tests.workflows import Approval, lines
 from zart_django import clock, dispatch
 from zart_django.models import Execution, StepResult
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.timeout(120),
+    pytest.mark.needs("redis"),
+]
 
 
 @pytest.fixture(autouse=True)
 def _django_q_dispatch(settings) -> None:
-    if not reachable("redis"):
-        pytest.skip("django-q2 tests need Redis on 127.0.0.1:6379 (none answered)")
     settings.ZART = {**settings.ZART, "DISPATCH": "django_q"}
 
 
