@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -12,11 +13,18 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.db import connection
+from django_q.conf import Conf
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
+from demo_project.approval.workflows import approval_task
+from tests.approval_helpers import REQUEST
 from tests.conftest import ROOT, wait_until
+from tests.services import free_port
 from tests.workflows import Approval, lines
 from zart_django import clock, dispatch
-from zart_django.models import Execution, StepResult
+from zart_django.approvals import decide
+from zart_django.models import ApprovalRecord, Event, Execution, StepResult
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -99,3 +107,42 @@ def test_schedule_for_timers_is_created_once():
     schedule = Schedule.objects.get(name=dispatch.SCHEDULE_NAME)
     assert schedule.func == dispatch.TASK
     assert schedule.minutes == 1
+
+
+def redis_down() -> dict:
+    """A broker configuration whose Redis is down: nothing listens on its port. (No retries:
+    redis-py's default ones only make each failed wake-up take 4 s longer.)"""
+    return {"host": "127.0.0.1", "port": free_port(), "db": 0, "retry": Retry(NoBackoff(), 0)}
+
+
+def test_with_redis_down_starts_events_and_decisions_are_stored_and_run_later(
+    scheduler, job, manager, start_cluster, caplog, monkeypatch
+):
+    """The wake-up is best effort: with the broker down, the caller sees success (the work is
+    committed), a warning is logged, and the cluster runs the work once a wake-up gets through
+    (the every-minute schedule's, or any later one's)."""
+    caplog.set_level(logging.WARNING, logger="zart_django")
+    redis_up = Conf.REDIS
+    monkeypatch.setattr(Conf, "REDIS", redis_down())
+    scheduler.start("q-2", "three-steps", job)
+    scheduler.start_for(approval_task, "q-3", REQUEST)
+    assert {e.pk: e.status for e in Execution.objects.all()} == {"q-2": "pending", "q-3": "pending"}
+
+    monkeypatch.setattr(Conf, "REDIS", redis_up)
+    start_cluster()  # its workers run due work as they start
+    wait_until(lambda: status("q-2") == status("q-3") == "waiting", timeout=60, what="both parked")
+
+    monkeypatch.setattr(Conf, "REDIS", redis_down())
+    scheduler.offer_event("q-2", "go", Approval(True, "Rhea"))
+    decide("q-3", manager, approved=True, comment="while Redis was down")
+    assert Event.objects.filter(execution_id="q-2", name="go").exists()
+    assert ApprovalRecord.objects.filter(execution_id="q-3", approved=True).exists()
+    lost = [
+        r for r in caplog.records if r.levelno == logging.WARNING and dispatch.TASK in r.message
+    ]
+    assert len(lost) == 4, [r.message for r in caplog.records]  # start, start, offer, decide
+
+    monkeypatch.setattr(Conf, "REDIS", redis_up)
+    dispatch.enqueue()  # what the schedule does every minute
+    assert scheduler.wait_completion("q-2", timeout=60)["results"][2] == "third ok by Rhea"
+    assert scheduler.wait_completion("q-3", timeout=60).comment == "while Redis was down"

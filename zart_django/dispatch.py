@@ -5,16 +5,21 @@ once the transaction commits; it claims and runs due executions inside the clust
 the same leases, heartbeats and checks as ``run_zart_worker``. A schedule runs it every minute too,
 for deadlines, retry delays and executions whose worker died, and each cluster worker runs it
 when it starts.
+
+The wake-up is best effort: the work is committed before it is enqueued, so a broker that is down
+costs a warning, not an error for the caller; the schedule (or any later wake-up) runs the work.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.db import transaction
 
 from . import conf
 
+logger = logging.getLogger("zart_django")
 SCHEDULE_NAME = "zart_django: run due executions"
 TASK = "zart_django.dispatch.run_due"
 
@@ -29,10 +34,18 @@ def on_due() -> None:
 
 
 def enqueue(**kwargs: Any) -> None:
-    """Put one ``run_due`` task on the broker."""
+    """Put one ``run_due`` task on the broker; if the broker fails, log a warning and return."""
     from django_q.tasks import async_task
 
-    async_task(TASK, group="zart", save=False)
+    try:
+        async_task(TASK, group="zart", save=False)
+    except Exception as exc:  # any broker's error: the work is stored, the schedule will run it
+        logger.warning(
+            "could not enqueue %s on the django-q2 broker (%s); the work is stored and runs"
+            " at the next wake-up (the every-minute schedule at the latest)",
+            TASK,
+            exc,
+        )
 
 
 def run_due() -> None:
