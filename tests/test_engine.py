@@ -25,6 +25,7 @@ from zart_django import (
     ExecutionFailed,
     ExecutionFinished,
     ExecutionNotFound,
+    NonDeterminismError,
     PayloadError,
     TaskNotFound,
     WaitTimeout,
@@ -93,6 +94,23 @@ class TestApprovalFlow:
             scheduler.wait_completion("a-4", timeout=1)
 
 
+def replay_after_a_code_change(
+    scheduler: DurableScheduler, execution_id: str, task: str, job
+) -> list[dict]:
+    """Run ``task`` (one step, then a wait) to its wait, deliver the event, and replay it with
+    the step renamed, as after a deploy; return the recorded steps as they were before."""
+    scheduler.start(execution_id, task, job)
+    run_until_idle()
+    scheduler.offer_event(execution_id, "go")
+    before = list(StepResult.objects.filter(execution_id=execution_id).values())
+    workflows.CODE_VERSION["v"] = 2
+    try:
+        run_until_idle()
+    finally:
+        workflows.CODE_VERSION["v"] = 1
+    return before
+
+
 class TestReplay:
     def test_finished_steps_never_run_again(self, scheduler, job):
         scheduler.start("r-1", "three-steps", job)
@@ -138,19 +156,24 @@ class TestReplay:
         assert [name for name, _ in steps_of("r-3")] == ["square", "square#2", "square#3"]
 
     def test_changed_code_fails_with_both_step_names_and_keeps_history(self, scheduler, job):
-        scheduler.start("r-4", "changing", job)
-        run_until_idle()
-        scheduler.offer_event("r-4", "go")
-        before = list(StepResult.objects.filter(execution_id="r-4").values())
-        workflows.CODE_VERSION["v"] = 2
-        try:
-            run_until_idle()
-        finally:
-            workflows.CODE_VERSION["v"] = 1
+        before = replay_after_a_code_change(scheduler, "r-4", "changing", job)
         with pytest.raises(ExecutionFailed) as failure:
             scheduler.wait_completion("r-4", timeout=1)
         assert "renamed-v2" in failure.value.error and "renamed-v1" in failure.value.error
         assert list(StepResult.objects.filter(execution_id="r-4").values()) == before
+
+    def test_changed_code_raises_a_non_determinism_error_that_cannot_be_swallowed(
+        self, scheduler, job
+    ):
+        workflows.SWALLOWED.clear()
+        before = replay_after_a_code_change(scheduler, "r-8", "changing-swallows", job)
+        (raised,) = workflows.SWALLOWED  # what the durable function saw at the changed step
+        assert isinstance(raised, NonDeterminismError)
+        assert "'renamed-v2'" in str(raised) and "'renamed-v1'" in str(raised)
+        with pytest.raises(ExecutionFailed) as failure:
+            scheduler.wait_completion("r-8", timeout=1)
+        assert failure.value.error == str(raised)  # failed although the function returned
+        assert list(StepResult.objects.filter(execution_id="r-8").values()) == before
 
     def test_a_wait_cannot_be_swallowed_by_except_exception(self, scheduler, job):
         scheduler.start("r-5", "swallower", job)

@@ -184,6 +184,21 @@ def changing(job: Job) -> str:
     return result
 
 
+SWALLOWED: list[Exception] = []
+
+
+@durable("changing-swallows")
+def changing_swallows(job: Job) -> str:
+    """Like "changing", but catches what replay raises at the changed step (kept in SWALLOWED)."""
+    try:
+        result = renamed_v1(job) if CODE_VERSION["v"] == 1 else renamed_v2(job)
+    except Exception as exc:
+        SWALLOWED.append(exc)
+        return "swallowed"
+    wait_for_event("go")
+    return result
+
+
 @durable("slow-task", timeout="30s")
 def slow_task(job: Job) -> str:
     first(job)
