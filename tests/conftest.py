@@ -98,6 +98,10 @@ class WorkerProcess:
     def output(self) -> str:
         return self.log_path.read_text()
 
+    def claims(self) -> int:
+        """How many executions this worker claimed (it logs each claim)."""
+        return self.output().count(": claimed by ")
+
 
 @pytest.fixture
 def start_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:

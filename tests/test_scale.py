@@ -6,6 +6,7 @@ import os
 import signal
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from django.db import connection, connections
@@ -38,11 +39,14 @@ def test_offer_event_wakes_a_parked_execution_without_waiting_for_a_poll(
 @pytest.mark.timeout(300)
 def test_four_workers_thousand_approvals_each_step_once(scheduler, tmp_path, start_worker):
     log = str(tmp_path / "steps.log")
+    gate = Path(f"{log}.hold-first")  # claimed executions wait here until every worker claimed
+    gate.touch()
     ids = [f"m-{n}" for n in range(1000)]
     for execution_id in ids:
         scheduler.start(execution_id, "three-steps", Job(log=log, name=execution_id))
-    for _ in range(4):
-        start_worker("--concurrency", "4", "--batch-size", "8")
+    workers = [start_worker("--concurrency", "4", "--batch-size", "8") for _ in range(4)]
+    wait_until(lambda: all(w.claims() for w in workers), what="each worker to claim executions")
+    gate.unlink()
 
     def offer(execution_id: str) -> None:
         try:

@@ -1,8 +1,10 @@
-"""Real worker processes, killed with SIGKILL at the bad moments: nothing is lost and no finished
-step body runs twice. Step bodies log "start X" / "done X" lines to a file shared by processes."""
+"""Real worker processes, killed (SIGKILL), stalled (SIGSTOP) or stopped (SIGTERM) at the bad
+moments: nothing is lost and no finished step body runs twice. Step bodies log "start X" /
+"done X" lines to a file shared by processes."""
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import pytest
@@ -39,6 +41,10 @@ def count(job: Job, line: str) -> int:
     return lines(job.log).count(f"{job.name} {line}")
 
 
+def recoveries(execution_id: str) -> int:
+    return Execution.objects.get(pk=execution_id).recoveries
+
+
 def assert_each_step_finished_once(job: Job) -> None:
     for name in ("first", "second", "third"):
         assert count(job, f"done {name}") == 1, lines(job.log)
@@ -62,25 +68,29 @@ def test_killed_inside_a_step_body(scheduler, job, start_worker):
     start_worker()  # reclaims once the dead worker's lease expires
     output = finish(scheduler, "k-1")
     assert output["results"] == ["first ok", "second ok", "third ok by Carol"]
+    assert recoveries("k-1") == 1
     assert count(job, "start first") == 1
     assert count(job, "start second") == 2  # the killed attempt, then the one that finished
     assert_each_step_finished_once(job)
 
 
-def test_killed_after_a_checkpoint(scheduler, job, start_worker):
-    """The reference page's promise: a crash between the event and step 3 resumes from the event."""
-    gate = hold(job, "before-third")
+def test_killed_between_the_event_and_step_3_resumes_from_the_event(scheduler, job, start_worker):
+    """The reference page's promise: the worker dies inside step 3, after it received the event;
+    a new worker resumes from the recorded event and runs step 3 with its payload."""
+    gate = hold(job, "third")
     scheduler.start("k-2", "three-steps", job)
     worker = start_worker()
     wait_until(lambda: status("k-2") == "waiting", what="the wait for 'go'")
     scheduler.offer_event("k-2", "go", Approval(True, "Dana"))
-    wait_until(lambda: recorded("k-2").get("go") == "completed", what="the event checkpoint")
+    wait_until(lambda: logged(job, "start third"), what="the worker to be inside step 3")
+    assert recorded("k-2") == {"first": "completed", "second": "completed", "go": "completed"}
     worker.kill()
     gate.unlink()
     start_worker()
     output = scheduler.wait_completion("k-2", timeout=30)
     assert output["results"][2] == "third ok by Dana"
-    assert count(job, "start third") == 1
+    assert recoveries("k-2") == 1
+    assert count(job, "start third") == 2  # the killed attempt, then the one that finished
     assert_each_step_finished_once(job)
 
 
@@ -96,28 +106,50 @@ def test_killed_while_parked(scheduler, job, start_worker):
     assert_each_step_finished_once(job)
 
 
-def test_sigterm_finishes_work_in_flight_and_exits_cleanly(scheduler, job, start_worker):
-    gate = hold(job, "second")
-    scheduler.start("k-4", "three-steps", job)
-    worker = start_worker()
-    wait_until(lambda: logged(job, "start second"), what="second step to start")
-    worker.proc.send_signal(15)
+def test_sigterm_finishes_work_in_flight_stops_claiming_and_exits_cleanly(
+    scheduler, tmp_path, start_worker
+):
+    log = str(tmp_path / "term.log")
+    jobs = {f"t-{n}": Job(log=log, name=f"t-{n}") for n in range(6)}
+    gate = hold(Job(log=log), "second")
+    for execution_id, job in jobs.items():
+        scheduler.start(execution_id, "three-steps", job)
+    worker = start_worker("--concurrency", "2", "--batch-size", "2")
+
+    def in_step() -> list[str]:
+        return [e for e, job in jobs.items() if logged(job, "start second")]
+
+    wait_until(lambda: len(in_step()) == 2, what="two executions inside their second step")
+    worker.proc.send_signal(signal.SIGTERM)
     wait_until(lambda: "SIGTERM received" in worker.output(), what="the worker to see SIGTERM")
-    gate.unlink()
+    gate.unlink()  # the two in flight finish; four are due and the worker has free slots
     assert worker.proc.wait(timeout=30) == 0
-    assert status("k-4") == "waiting"
-    assert recorded("k-4") == {"first": "completed", "second": "completed", "go": "waiting"}
     assert "stopped" in worker.output()
+    in_flight = in_step()
+    for execution_id in in_flight:
+        assert status(execution_id) == "waiting"
+        assert recorded(execution_id) == {
+            "first": "completed",
+            "second": "completed",
+            "go": "waiting",
+        }
+    assert worker.claims() == len(in_flight) == 2
+    for execution_id in jobs.keys() - set(in_flight):
+        assert status(execution_id) == "pending"
+        assert recorded(execution_id) == {}
+    assert sum(1 for line in lines(log) if line.endswith(" start first")) == 2
 
 
 def test_two_workers_racing_run_each_step_once(scheduler, tmp_path, start_worker):
     ids = [f"race-{n}" for n in range(30)]
     log = str(tmp_path / "race.log")
+    gate = hold(Job(log=log), "first")  # claimed executions wait here until both workers claimed
     for execution_id in ids:
         scheduler.start(execution_id, "three-steps", Job(log=log, name=execution_id))
         scheduler.offer_event(execution_id, "go", Approval(True, "Racer"))
-    start_worker("--concurrency", "4", "--batch-size", "3")
-    start_worker("--concurrency", "4", "--batch-size", "3")
+    workers = [start_worker("--concurrency", "4", "--batch-size", "3") for _ in range(2)]
+    wait_until(lambda: all(w.claims() for w in workers), what="each worker to claim executions")
+    gate.unlink()
     wait_until(
         lambda: Execution.objects.filter(status="completed").count() == len(ids),
         timeout=60,
@@ -125,6 +157,8 @@ def test_two_workers_racing_run_each_step_once(scheduler, tmp_path, start_worker
     )
     for execution_id in ids:
         assert_each_step_finished_once(Job(log=log, name=execution_id))
+    assert not Execution.objects.filter(recoveries__gt=0).exists(), "a live claim was taken"
+    assert sum(w.claims() for w in workers) == len(ids)  # each execution claimed once
 
 
 def test_worker_survives_its_connections_being_cut(scheduler, job, start_worker):
