@@ -1,6 +1,8 @@
 """Test settings: the demo project on SQLite (default) or PostgreSQL (ZART_DB=postgres).
 
 Worker subprocesses started by tests get ZART_DB_NAME, the name of the test database.
+ZART_TEST_LEASE and ZART_TEST_MAX_RECOVERIES set LEASE and MAX_RECOVERIES, so a test can give the
+workers it starts short leases (monkeypatch.setenv before start_worker).
 """
 
 import os
@@ -22,6 +24,7 @@ else:
 ZART = {
     "POLL_INTERVAL": 0.05,
     "LEASE": float(os.environ.get("ZART_TEST_LEASE", "2")),
+    "MAX_RECOVERIES": int(os.environ.get("ZART_TEST_MAX_RECOVERIES", "10")),
     "WORKFLOW_MODULES": ["tests.workflows"],
 }
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -4,13 +4,14 @@ moments: nothing is lost and no finished step body runs twice. Step bodies log "
 
 from __future__ import annotations
 
+import os
 import signal
 from pathlib import Path
 
 import pytest
 from django.db import connection
 
-from tests.conftest import wait_until
+from tests.conftest import WorkerProcess, wait_until
 from tests.workflows import Approval, Job, lines
 from zart_django import DurableScheduler
 from zart_django.models import Execution, StepResult
@@ -194,3 +195,72 @@ def test_sigint_stops_like_sigterm(job, start_worker):
     worker.proc.send_signal(2)
     assert worker.proc.wait(timeout=30) == 0
     assert "SIGINT received" in worker.output()
+
+
+def stopped(pid: int) -> bool:
+    """Whether every thread of the process is stopped (Linux: /proc/<pid>/task/*/stat)."""
+    states = [
+        (task / "stat").read_text().rpartition(")")[2].split()[0]
+        for task in Path(f"/proc/{pid}/task").iterdir()
+    ]
+    return all(state == "T" for state in states)
+
+
+def stop_just_after_a_heartbeat(worker: WorkerProcess, execution_id: str) -> None:
+    """SIGSTOP the worker right after it renewed its lease, so that it is not stopped in the
+    middle of a write (holding a lock the other worker would wait on); return once every thread
+    has stopped (the kernel stops a busy process's threads one by one)."""
+    renewed = Execution.objects.get(pk=execution_id).scheduled_at
+    wait_until(
+        lambda: Execution.objects.get(pk=execution_id).scheduled_at != renewed,
+        what="a heartbeat",
+    )
+    os.kill(worker.proc.pid, signal.SIGSTOP)
+    wait_until(lambda: stopped(worker.proc.pid), timeout=10, what="the worker to stop")
+
+
+def test_a_stalled_worker_loses_its_execution_and_its_late_write_is_rejected(
+    scheduler, job, start_worker, monkeypatch
+):
+    monkeypatch.setenv("ZART_TEST_LEASE", "1")
+    gate = hold(job, "second")
+    scheduler.start("k-7", "three-steps", job)
+    stalled = start_worker("--concurrency", "1")
+    wait_until(lambda: logged(job, "start second"), what="second step to start")
+    stop_just_after_a_heartbeat(stalled, "k-7")  # it stalls past its lease, holding the step
+    gate.unlink()
+    rescuer = start_worker()
+    wait_until(lambda: status("k-7") == "waiting", what="the other worker to take over")
+    assert recoveries("k-7") == 1
+    assert rescuer.claims() == 1
+    os.kill(stalled.proc.pid, signal.SIGCONT)  # it wakes, finishes the body, tries to checkpoint
+    wait_until(lambda: "lease lost" in stalled.output(), what="the stale write refused")
+    assert count(job, "done second") == 2  # both bodies ran ...
+    assert StepResult.objects.filter(execution_id="k-7", name="second").count() == 1  # one landed
+    assert status("k-7") == "waiting"  # the new owner's progress stands
+    scheduler.offer_event("k-7", "go", Approval(True, "After"))
+    assert scheduler.wait_completion("k-7", timeout=30)["results"][2] == "third ok by After"
+    assert count(job, "done first") == count(job, "done third") == 1
+
+
+def test_an_execution_that_kills_its_worker_every_time_fails_after_max_recoveries(
+    scheduler, job, start_worker, monkeypatch
+):
+    monkeypatch.setenv("ZART_TEST_LEASE", "1")
+    monkeypatch.setenv("ZART_TEST_MAX_RECOVERIES", "2")
+    scheduler.start("k-8", "kills-its-worker", job)
+    for _ in range(3):  # the first run and MAX_RECOVERIES reclaims, each killing its worker
+        worker = start_worker("--concurrency", "1")
+        wait_until(
+            lambda w=worker: w.proc.poll() is not None or status("k-8") == "failed",
+            what="the worker to die or the execution to fail",
+        )
+        assert (worker.proc.returncode, status("k-8")) == (-signal.SIGKILL, "running")
+    survivor = start_worker("--concurrency", "1")  # the third reclaim: it gives up instead
+    wait_until(lambda: status("k-8") == "failed", what="the execution to fail")
+    execution = Execution.objects.get(pk="k-8")
+    assert "its worker was lost 3 times" in execution.error
+    assert execution.recoveries == 3
+    assert count(job, "start fatal") == 3
+    assert count(job, "done first") == 1
+    assert survivor.proc.poll() is None

@@ -4,6 +4,7 @@ count how many times each body started and finished, across processes and crashe
 from __future__ import annotations
 
 import os
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -197,6 +198,20 @@ def changing_swallows(job: Job) -> str:
         return "swallowed"
     wait_for_event("go")
     return result
+
+
+@step("fatal")
+def fatal(job: Job) -> str:
+    record(job, "start fatal")
+    os.kill(os.getpid(), signal.SIGKILL)  # only ever run by worker processes
+    return "unreachable"
+
+
+@durable("kills-its-worker")
+def kills_its_worker(job: Job) -> str:
+    """first, then a step whose body SIGKILLs the process running it, every time."""
+    first(job)
+    return fatal(job)
 
 
 @durable("slow-task", timeout="30s")
