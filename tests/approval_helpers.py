@@ -30,4 +30,4 @@ def start_parked(execution_id: str, request: ApprovalRequest = REQUEST) -> None:
     """Start the demo approval task and run it in-process until it waits for the manager."""
     DurableScheduler().start_for(approval_task, execution_id, request)
     run_until_idle()
-    assert DurableScheduler().get(execution_id).waiting_on == "manager-approval"
+    assert DurableScheduler().get(execution_id).waiting_on == "approval:manager-approval"

@@ -25,6 +25,7 @@ from .approvals.models import (
     ApprovalRequest,
     Source,
 )
+from .approvals.waiting import NAMESPACE
 from .errors import ZartError
 from .models import Event, Execution
 
@@ -136,7 +137,8 @@ class ExecutionAdmin(_ReadOnly, admin.ModelAdmin):
     @admin.display(description="waiting on")
     def waiting(self, execution: Execution) -> str:
         if getattr(execution, "awaiting_approval", False):
-            return format_html("<strong>approval</strong> ({})", execution.waiting_on or "—")
+            event = execution.waiting_on.removeprefix(NAMESPACE)
+            return format_html("<strong>approval</strong> ({})", event or "—")
         return execution.waiting_on or "—"
 
     @admin.display(description="age", ordering="created_at")

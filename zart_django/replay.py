@@ -245,8 +245,14 @@ def wait_for_event(name: str, timeout: Duration | None = None, type: Any = Any) 
         _record(ctx, row, StepStatus.COMPLETED, payload)
         return value
     if deadline is not None and clock.now() >= deadline:
-        _record(ctx, row, StepStatus.TIMED_OUT, None)
-        raise EventTimeout(name)
+        row.status, row.result, row.finished_at = StepStatus.TIMED_OUT, None, clock.now()
+        found, payload = store.expire_wait(ctx.claim, row, ctx.lease)
+        if not found:
+            ctx.advance(row)
+            raise EventTimeout(name)
+        value = decode(payload, type, f"event {name!r}")
+        _record(ctx, row, StepStatus.COMPLETED, payload)
+        return value
     row.status = StepStatus.WAITING
     row.type_ref = type_ref(type)
     store.park(ctx.claim, row, name, _earliest(deadline, ctx.deadline))

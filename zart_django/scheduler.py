@@ -10,9 +10,10 @@ from typing import Any
 from . import clock, store
 from .codec import decode, encode, resolve_type
 from .durations import Duration, parse_duration
-from .errors import ExecutionFailed, PayloadError, WaitTimeout
+from .errors import EventReserved, ExecutionFailed, PayloadError, WaitTimeout
 from .models import FINISHED_STATUSES, Execution, Status, StepResult
 from .registry import DurableTask, TaskRegistry, default_registry
+from .reserved import reservation
 
 
 @dataclass(frozen=True)
@@ -80,11 +81,19 @@ class DurableScheduler:
         """Deliver event ``name`` to an execution; a wait for it resumes (now or when it gets there).
 
         Raises ``ExecutionNotFound``, ``ExecutionFinished``, ``EventAlreadyDelivered`` (the first
-        delivery wins) or ``PayloadError`` (the payload does not fit the type the task declares
-        for this event in ``@durable(events=...)``, or the type its parked wait asks for).
-        Nothing is stored when it raises.
+        delivery wins), ``EventExpired`` (the wait for it passed its deadline), ``EventReserved``
+        (the name is an approval's: decide it with ``zart_django.approvals.decide``) or
+        ``PayloadError`` (the payload does not fit the type the task declares for this event in
+        ``@durable(events=...)``, or the type its parked wait asks for). Nothing is stored when
+        it raises.
         """
         _check_name("event name", name)
+        how = reservation(name)
+        if how is not None:
+            raise EventReserved(name, how)
+        self._deliver(execution_id, name, payload)
+
+    def _deliver(self, execution_id: str, name: str, payload: Any) -> None:
         data = encode(payload)
 
         def validate(task_name: str, parked_type: str) -> None:
@@ -119,7 +128,8 @@ class DurableScheduler:
     def cancel(self, execution_id: str) -> None:
         """Stop the execution for good: no further step runs and no event resumes it.
 
-        Raises ``ExecutionNotFound`` or ``ExecutionFinished``.
+        Raises ``ExecutionNotFound``, ``ExecutionFinished``, or ``ExecutionResuming`` when a
+        decision it waited for was recorded and it has not acted on it yet (try again once it has).
         """
         store.cancel(execution_id)
 
@@ -137,6 +147,13 @@ class DurableScheduler:
             else Any
         )
         return decode(execution.output, output_type, "output")
+
+
+def deliver_reserved(execution_id: str, name: str, payload: Any) -> None:
+    """Deliver an event in a reserved namespace (see ``zart_django.reserved``): the private path
+    of the app that reserved it, called inside its own transaction; like ``offer_event`` otherwise.
+    """
+    DurableScheduler()._deliver(execution_id, name, payload)
 
 
 _MAX_NAME = 200

@@ -12,19 +12,22 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, OuterRef, Subquery
 
 from . import clock
 from .errors import (
     EventAlreadyDelivered,
+    EventExpired,
     ExecutionAlreadyExists,
     ExecutionFinished,
     ExecutionNotFound,
+    ExecutionResuming,
     LeaseLost,
 )
 from .models import ACTIVE_STATUSES, Event, Execution, Status, StepKind, StepResult, StepStatus
 from .notify import notify
+from .reserved import reservation
 
 
 @dataclass(frozen=True)
@@ -252,6 +255,21 @@ def heartbeat(claims: Iterable[Claim], lease: float) -> None:
         ).update(scheduled_at=due)
 
 
+def expire_wait(claim: Claim, row: StepResult, lease: float) -> tuple[bool, Any]:
+    """Time out an event wait whose deadline passed, unless its event arrived meanwhile.
+
+    Under the execution's row lock (as ``offer_event`` takes it), so a delivery and the expiry
+    are serialized: returns (True, payload) if the event was delivered first (the caller records
+    it as received), else stores the wait as timed out and returns (False, None).
+    """
+    with transaction.atomic():
+        _renew(claim, lease)
+        found, payload = event_payload(claim.execution_id, row.name)
+        if not found:
+            row.save()
+        return found, payload
+
+
 def has_event(execution_id: str, name: str) -> bool:
     return Event.objects.filter(execution_id=execution_id, name=name).exists()
 
@@ -268,40 +286,65 @@ def offer_event(
     """Store an event in the execution's inbox and, if it is parked on that event, make it due.
 
     A parked wait is completed here, in the same transaction (as the reference design writes the
-    payload into the step results), so the resumed execution finds it recorded.
+    payload into the step results), so the resumed execution finds it recorded. The execution's
+    row is locked first and the inbox read after, so two offers, or an offer and the worker timing
+    the wait out (``expire_wait``), are serialized: exactly one of them wins.
 
     ``validate(task_name, type_ref)`` is called with the execution's task and the type its parked
     wait declared ("" if it is not parked on this event), before anything is stored, and raises
     to reject the payload.
     """
-    delivered = Event.objects.filter(execution_id=OuterRef("pk"), name=name)
+    try:
+        with transaction.atomic():
+            return _offer_event(execution_id, name, payload, validate)
+    except IntegrityError:
+        raise EventAlreadyDelivered(execution_id, name) from None
+
+
+def _offer_event(
+    execution_id: str, name: str, payload: Any, validate: Callable[[str, str], None]
+) -> Execution:
+    _locked(execution_id)
     wait = StepResult.objects.filter(
-        execution_id=execution_id, kind=StepKind.EVENT, name=name, status=StepStatus.WAITING
-    )
-    with transaction.atomic():
-        execution = _locked(
-            execution_id,
-            delivered=Exists(delivered),
-            wait_type=Subquery(wait.filter(execution_id=OuterRef("pk")).values("type_ref")[:1]),
+        execution_id=OuterRef("pk"), kind=StepKind.EVENT, name=name
+    ).order_by("-position")
+    execution = (
+        Execution.objects.filter(pk=execution_id)
+        .annotate(
+            delivered=Exists(Event.objects.filter(execution_id=OuterRef("pk"), name=name)),
+            wait_status=Subquery(wait.values("status")[:1]),
+            wait_deadline=Subquery(wait.values("deadline")[:1]),
+            wait_type=Subquery(wait.values("type_ref")[:1]),
         )
-        if execution.is_finished:
-            raise ExecutionFinished(execution_id, execution.status)
-        if execution.delivered:
-            raise EventAlreadyDelivered(execution_id, name)
-        parked_on_it = execution.status == Status.WAITING and execution.waiting_on == name
-        validate(execution.task_name, execution.wait_type if parked_on_it else "")
-        now = clock.now()
-        if parked_on_it and connection.vendor == "postgresql":
-            _deliver_and_wake(execution_id, name, payload, now)
-        else:
-            Event.objects.create(
-                execution_id=execution_id, name=name, payload=payload, created_at=now
-            )
-            if parked_on_it:
-                wait.update(status=StepStatus.COMPLETED, result=payload, finished_at=now)
-                Execution.objects.filter(pk=execution_id).update(scheduled_at=now, updated_at=now)
+        .only("id", "task_name", "status", "waiting_on", "deadline")
+        .get()
+    )
+    if execution.is_finished:
+        raise ExecutionFinished(execution_id, execution.status)
+    if execution.delivered:
+        raise EventAlreadyDelivered(execution_id, name)
+    now = clock.now()
+    if execution.wait_status == StepStatus.TIMED_OUT or any(
+        deadline is not None and now >= deadline
+        for deadline in (execution.wait_deadline, execution.deadline)
+    ):
+        raise EventExpired(execution_id, name)
+    parked_on_it = execution.status == Status.WAITING and execution.waiting_on == name
+    validate(execution.task_name, execution.wait_type if parked_on_it else "")
+    if parked_on_it and connection.vendor == "postgresql":
+        _deliver_and_wake(execution_id, name, payload, now)
+    else:
+        Event.objects.create(execution_id=execution_id, name=name, payload=payload, created_at=now)
         if parked_on_it:
-            notify()
+            StepResult.objects.filter(
+                execution_id=execution_id,
+                kind=StepKind.EVENT,
+                name=name,
+                status=StepStatus.WAITING,
+            ).update(status=StepStatus.COMPLETED, result=payload, finished_at=now)
+            Execution.objects.filter(pk=execution_id).update(scheduled_at=now, updated_at=now)
+    if parked_on_it:
+        notify()
     return execution
 
 
@@ -323,11 +366,27 @@ def _deliver_and_wake(execution_id: str, name: str, payload: Any, now: datetime)
 
 
 def cancel(execution_id: str) -> None:
-    """Cancel an unfinished execution for good: no worker writes to it or resumes it again."""
+    """Cancel an unfinished execution for good: no worker writes to it or resumes it again.
+
+    Refused with ``ExecutionResuming`` while a delivery to a reserved name (an approval's decision)
+    completed the wait it is parked on: that decision is recorded, so the execution must act on it.
+    """
     with transaction.atomic():
-        execution = _locked(execution_id)
+        _locked(execution_id)
+        execution = Execution.objects.only("id", "status", "waiting_on").get(pk=execution_id)
         if execution.is_finished:
             raise ExecutionFinished(execution_id, execution.status)
+        if (
+            execution.status == Status.WAITING
+            and reservation(execution.waiting_on) is not None
+            and StepResult.objects.filter(
+                execution_id=execution_id,
+                kind=StepKind.EVENT,
+                name=execution.waiting_on,
+                status=StepStatus.COMPLETED,
+            ).exists()
+        ):
+            raise ExecutionResuming(execution_id, execution.waiting_on)
         now = clock.now()
         Execution.objects.filter(pk=execution_id).update(
             status=Status.CANCELLED,
@@ -340,15 +399,11 @@ def cancel(execution_id: str) -> None:
         )
 
 
-def _locked(execution_id: str, **annotations: Any) -> Execution:
-    """The execution's status and what it waits on, its row locked until the transaction ends."""
-    execution = (
-        Execution.objects.select_for_update()
-        .filter(pk=execution_id)
-        .annotate(**annotations)
-        .only("id", "task_name", "status", "waiting_on")
-        .first()
-    )
-    if execution is None:
+def _locked(execution_id: str) -> None:
+    """Lock the execution's row until the transaction ends; ``ExecutionNotFound`` if there is none.
+
+    Read what the decision depends on in a statement after this one: on PostgreSQL a statement
+    that waited for the lock still sees other tables as they were when it began.
+    """
+    if not Execution.objects.select_for_update().filter(pk=execution_id).values_list("pk"):
         raise ExecutionNotFound(execution_id)
-    return execution

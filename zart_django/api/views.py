@@ -18,9 +18,12 @@ from rest_framework.response import Response
 from zart_django import (
     DurableScheduler,
     EventAlreadyDelivered,
+    EventExpired,
+    EventReserved,
     ExecutionAlreadyExists,
     ExecutionFinished,
     ExecutionNotFound,
+    ExecutionResuming,
     PayloadError,
     TaskNotFound,
     ZartError,
@@ -57,7 +60,14 @@ def as_api_error(exc: ZartError, field: str = "payload") -> APIException:
     """The HTTP answer to an engine or approval error: 404, 409, 403 or 400 naming ``field``."""
     if isinstance(exc, ExecutionNotFound):
         return NotFound(str(exc))
-    if isinstance(exc, ExecutionFinished | EventAlreadyDelivered | ExecutionAlreadyExists):
+    if isinstance(
+        exc,
+        ExecutionFinished
+        | EventAlreadyDelivered
+        | EventExpired
+        | ExecutionAlreadyExists
+        | ExecutionResuming,
+    ):
         return Conflict(str(exc))
     if isinstance(exc, TaskNotFound):
         return ValidationError({"task": [str(exc)]})
@@ -133,13 +143,15 @@ class ExecutionViewSet(viewsets.ViewSet):
         """Offer event ``name`` with ``payload``. Approvals are decided at /approvals/, not here."""
         form = EventSerializer(data=request.data)
         form.is_valid(raise_exception=True)
+        decide_at = f"decide it with POST /api/approvals/{pk}/decide/"
         if ApprovalRequest.objects.filter(execution_id=pk, event=name).exists():
-            raise Conflict(
-                f"event {name!r} of execution {pk!r} is an approval:"
-                f" decide it with POST /approvals/{pk}/decide/"
+            raise PermissionDenied(
+                f"event {name!r} of execution {pk!r} is an approval: {decide_at}"
             )
         try:
             DurableScheduler().offer_event(pk, name, form.validated_data["payload"])
+        except EventReserved as exc:
+            raise PermissionDenied(f"{exc}; {decide_at}") from exc
         except ZartError as exc:
             raise as_api_error(exc) from exc
         return Response({"execution_id": pk, "event": name}, status=status.HTTP_202_ACCEPTED)

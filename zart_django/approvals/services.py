@@ -6,8 +6,9 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
-from zart_django import DurableScheduler
 from zart_django.clock import now
+from zart_django.errors import EventExpired, ExecutionFinished
+from zart_django.scheduler import deliver_reserved
 
 from .decision import ApprovalDecision
 from .errors import (
@@ -17,6 +18,7 @@ from .errors import (
     ApprovalPermissionDenied,
 )
 from .models import ApprovalRecord, ApprovalRequest, RequestStatus, Source
+from .waiting import decision_event
 
 
 def can_decide(user: Any, request: ApprovalRequest) -> bool:
@@ -59,9 +61,10 @@ def decide(
 
     Checks, in one transaction: the request exists (``ApprovalNotFound``), ``user`` holds its
     permission (``ApprovalPermissionDenied``), it is not decided yet (``ApprovalAlreadyDecided``)
-    and can still be decided (``ApprovalClosed``). Then writes the audit record (reviewer = the
-    user's username) and offers the ``ApprovalDecision`` with ``DurableScheduler.offer_event``.
-    Any error leaves nothing stored. Returns the record.
+    and can still be decided (``ApprovalClosed``, also when its wait's deadline passed: the
+    decision and the expiry are serialized). Then writes the audit record (reviewer = the user's
+    username) and delivers the ``ApprovalDecision`` to the wait's reserved event name, the only
+    path that can complete an approval wait. Any error leaves nothing stored. Returns the record.
     """
     try:
         with transaction.atomic():
@@ -112,14 +115,17 @@ def _decide(
     ApprovalRequest.objects.filter(pk=request.pk).update(
         status=RequestStatus.DECIDED, closed_at=decided_at
     )
-    DurableScheduler().offer_event(
-        execution_id,
-        request.event,
-        ApprovalDecision(
-            approved=bool(approved),
-            reviewer=record.reviewer_name,
-            comment=comment,
-            decided_at=decided_at.isoformat(),
-        ),
-    )
+    try:
+        deliver_reserved(
+            execution_id,
+            decision_event(request.event),
+            ApprovalDecision(
+                approved=bool(approved),
+                reviewer=record.reviewer_name,
+                comment=comment,
+                decided_at=decided_at.isoformat(),
+            ),
+        )
+    except (EventExpired, ExecutionFinished) as exc:
+        raise ApprovalClosed(f"execution {execution_id!r} can no longer be decided: {exc}") from exc
     return record
