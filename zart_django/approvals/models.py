@@ -5,7 +5,7 @@ Both models live in the ``zart_django`` app (imported by ``zart_django.models``)
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
 
 from django.db import models
 from django.db.models import CharField, Prefetch, Q, Value
@@ -137,10 +137,43 @@ class ApprovalRequest(models.Model):
         ).first()
 
 
+class ApprovalRecordQuerySet(models.QuerySet["ApprovalRecord"]):
+    """Records can be read and added, never changed or deleted, one by one or in bulk."""
+
+    def update(self, **kwargs: Any) -> NoReturn:
+        _refuse("updated")
+
+    def bulk_update(self, objs: Any, fields: Any, batch_size: int | None = None) -> NoReturn:
+        _refuse("updated")
+
+    def delete(self) -> NoReturn:
+        _refuse("deleted")
+
+    def bulk_create(
+        self,
+        objs: Any,
+        batch_size: int | None = None,
+        ignore_conflicts: bool = False,
+        update_conflicts: bool = False,
+        update_fields: Any = None,
+        unique_fields: Any = None,
+    ) -> list[ApprovalRecord]:
+        if update_conflicts:
+            _refuse("updated")
+        return super().bulk_create(
+            objs, batch_size, ignore_conflicts, update_conflicts, update_fields, unique_fields
+        )
+
+
+def _refuse(change: str) -> NoReturn:
+    raise ValueError(f"an approval record is immutable: it cannot be {change}")
+
+
 class ApprovalRecord(models.Model):
     """The audit record of one decision. Written once by ``decide`` and never changed.
 
     It keeps the execution's id even if the execution is deleted (no database constraint).
+    Updates and deletes are refused by the instance, the queryset and, on PostgreSQL, a trigger.
     """
 
     execution = models.ForeignKey(
@@ -158,6 +191,8 @@ class ApprovalRecord(models.Model):
     source = models.CharField(max_length=8, choices=Source.choices)
     decided_at = models.DateTimeField()
 
+    objects = ApprovalRecordQuerySet.as_manager()
+
     class Meta:
         app_label = "zart_django"
         ordering = ["-decided_at"]
@@ -170,9 +205,11 @@ class ApprovalRecord(models.Model):
         return f"{self.execution_id}: {verdict} by {self.reviewer}"
 
     def save(self, *args: Any, **kwargs: Any) -> None:
-        if not self._state.adding:
-            raise ValueError("an approval record is immutable once written")
+        """Insert the record; never an update, even of a record built with an existing id."""
+        if not self._state.adding or kwargs.get("force_update") or kwargs.get("update_fields"):
+            _refuse("changed once written")
+        kwargs["force_insert"] = True
         super().save(*args, **kwargs)
 
-    def delete(self, *args: Any, **kwargs: Any) -> Any:
-        raise ValueError("an approval record is immutable: it cannot be deleted")
+    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
+        _refuse("deleted")
