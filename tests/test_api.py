@@ -223,7 +223,7 @@ class TestErrors:
 class TestApprovals:
     def test_pending_list_decide_and_the_execution_completes(self, manager_client):
         start_parked("ap-1")
-        pending = manager_client.get("/api/approvals/").json()
+        pending = manager_client.get("/api/approvals/").json()["results"]
         assert [(a["execution_id"], a["outcome"]) for a in pending] == [("ap-1", "pending")]
         assert pending[0]["title"] == "Bob requests staging-environment"
         response = manager_client.post(
@@ -241,7 +241,7 @@ class TestApprovals:
             "alice",
             "not now",
         )
-        assert manager_client.get("/api/approvals/").json() == []
+        assert manager_client.get("/api/approvals/").json()["results"] == []
         shown = manager_client.get("/api/approvals/ap-1/").json()
         assert shown["outcome"] == "rejected"
         assert shown["decision"]["comment"] == "not now"
@@ -258,7 +258,7 @@ class TestApprovals:
         start_parked("ap-3")
         client = APIClient()
         client.force_authenticate(make_user("clerk"))
-        assert client.get("/api/approvals/").json() == []
+        assert client.get("/api/approvals/").json()["results"] == []
         assert client.get("/api/approvals/ap-3/").status_code == 404
         response = client.post("/api/approvals/ap-3/decide/", {"approved": True}, format="json")
         assert response.status_code == 403

@@ -207,4 +207,4 @@ class TestInbox:
         start_parked("i-4")
         decide("i-4", manager, approved=True)
         assert [r.execution_id for r in decidable_by(manager)] == ["i-2", "i-1"]
-        assert decidable_by(clerk) == []
+        assert list(decidable_by(clerk)) == []

@@ -161,13 +161,16 @@ class ApprovalViewSet(viewsets.ViewSet):
     """Approval requests: the ones waiting for me, one by execution id, and deciding one."""
 
     permission_classes = [IsAuthenticated]
+    pagination_class = Pagination
     lookup_value_regex = "[^/]+"
     schema = AutoSchema()
 
     @extend_schema(responses=ApprovalRequestSerializer(many=True))
     def list(self, request: Request) -> Response:
-        """Open requests the authenticated user may decide, newest first."""
-        return Response(ApprovalRequestSerializer(decidable_by(request.user), many=True).data)
+        """Open requests the authenticated user may decide, newest first, paginated."""
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(decidable_by(request.user), request, view=self)
+        return paginator.get_paginated_response(ApprovalRequestSerializer(page, many=True).data)
 
     @extend_schema(responses=ApprovalRequestSerializer)
     def retrieve(self, request: Request, pk: str) -> Response:
