@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 
-from zart_django import DurableScheduler
+from zart_django import DurableScheduler, store
 from zart_django.clock import now
 
 from .decision import ApprovalDecision
@@ -64,7 +64,7 @@ def decide(
     Any error leaves nothing stored. Returns the record.
     """
     try:
-        with transaction.atomic():
+        with store.atomic():  # on SQLite: IMMEDIATE, so it never meets "database is locked"
             return _decide(execution_id, user, approved, comment, source, event)
     except IntegrityError:
         raise ApprovalAlreadyDecided(
