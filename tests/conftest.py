@@ -123,7 +123,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     write = terminalreporter.write_line
     terminalreporter.section("faults survived (tests/test_faults.py)")
     columns = ("executions", "cuts", "recoveries", "max stall s")
-    write(f"{'scenario':<44}" + "".join(f"{c:>12}" for c in columns))
+    write(f"{'scenario':<56}" + "".join(f"{c:>12}" for c in columns))
     for row in FAULT_FIGURES:
         figures = "".join(f"{row[c]:>12}" for c in columns[:3]) + f"{row[columns[3]]:>12.2f}"
-        write(f"{row['scenario']:<44}{figures}")
+        write(f"{row['scenario']:<56}{figures}")

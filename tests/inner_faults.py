@@ -146,10 +146,10 @@ def test_plain_sqlite_settings(scheduler, manager, tmp_path, start_worker):
                 decide(execution_id, manager, approved=True, comment="plain settings")
                 decided.add(execution_id)
 
-    started = time.monotonic()
     for thread in [client(offer_events), client(decide_approvals)]:
         thread.join(timeout=60)
     assert errors == []
+    started = time.monotonic()
     ids = events + approvals
     wait_until(
         lambda: Execution.objects.filter(pk__in=ids, status="completed").count() == len(ids),
