@@ -34,7 +34,8 @@ from django.db import InterfaceError, OperationalError, connection
 
 from tests.conftest import FAULT_FIGURES, ROOT, WorkerProcess, wait_until
 from tests.workflows import Approval, Job, lines
-from zart_django import DurableScheduler, EventAlreadyDelivered
+from zart_django import DurableScheduler, EventAlreadyDelivered, clock, store
+from zart_django.errors import LeaseLost
 from zart_django.models import Event, Execution, StepResult
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
@@ -228,6 +229,30 @@ def test_cut_during_a_checkpoint(scheduler, job, long_lease, cutter):
     stalled = stall(lambda: recorded("f-checkpoint").get("second") == "completed", "the retry")
     go(scheduler, "f-checkpoint")
     assert survived("cut during a checkpoint", job.log, ["f-checkpoint"], cutter.cuts, stalled) == 0
+
+
+def test_a_checkpoint_whose_commit_landed_but_whose_answer_was_lost(scheduler, job):
+    """The retry of a checkpoint whose first attempt committed takes the stored row: no second
+    row, no unique-constraint error. A claim that lost the execution is refused either way."""
+    scheduler.start("f-lost", "three-steps", job)
+    (claim,) = store.claim_due("first-owner", 1, lease=30)
+    row = StepResult(
+        execution_id="f-lost",
+        position=0,
+        name="first",
+        status="completed",
+        result="first ok",
+        started_at=clock.now(),
+    )
+    store.checkpoint(claim, row, 30)  # committed ...
+    stored, row.pk = row.pk, None  # ... but the answer never came back
+    store.checkpoint(claim, row, 30)  # the retry
+    assert row.pk == stored
+    assert StepResult.objects.filter(execution_id="f-lost").count() == 1
+    Execution.objects.filter(pk="f-lost").update(lease_token="someone-else")
+    row.pk = None
+    with pytest.raises(LeaseLost):
+        store.checkpoint(claim, row, 30)
 
 
 def test_cut_while_reading_the_inbox_cannot_be_swallowed(scheduler, job, long_lease, cutter):
