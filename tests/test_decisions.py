@@ -177,9 +177,11 @@ def test_decisions_racing_the_deadline_agree_with_what_the_workflow_did(manager,
         scheduler.start(execution_id, "quick-approval", Quick(2))
     start_worker("--concurrency", "8")
     wait_until(
-        lambda: ApprovalRequest.objects.filter(execution_id__in=ids).count() == len(ids),
+        lambda: (
+            StepResult.objects.filter(execution_id__in=ids, name="approval:ok").count() == len(ids)
+        ),
         timeout=60,
-        what="every execution to ask for its approval",
+        what="every execution to wait for its approval",
     )
     deadlines = {
         s.execution_id: s.deadline.timestamp()

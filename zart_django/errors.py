@@ -149,3 +149,11 @@ class Suspended(BaseException):
 
     A ``BaseException`` so that a durable function's ``except Exception`` cannot swallow it.
     """
+
+
+class DatabaseUnavailable(BaseException):
+    """Internal: a query of the engine failed on the database (a cut connection, a restart, a busy
+    SQLite file) while it ran an execution; the execution is handed back to be resumed.
+
+    A ``BaseException`` so that a durable function's ``except Exception`` cannot swallow it.
+    """

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 
+from zart_django import store
 from zart_django.clock import now
 from zart_django.errors import EventExpired, ExecutionFinished
 from zart_django.scheduler import deliver_reserved
@@ -99,7 +100,7 @@ def decide(
     path that can complete an approval wait. Any error leaves nothing stored. Returns the record.
     """
     try:
-        with transaction.atomic():
+        with store.atomic():  # on SQLite: IMMEDIATE, so it never meets "database is locked"
             return _decide(execution_id, user, approved, comment, source, event)
     except IntegrityError:
         raise ApprovalAlreadyDecided(
