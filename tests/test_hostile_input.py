@@ -3,16 +3,29 @@ and nothing stored. Rows an older version stored outside today's rules must not 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
+from django.test import Client
 
-from tests.approval_helpers import start_parked
+from tests.approval_helpers import PASSWORD, make_user, start_parked
 from zart_django import DurableScheduler, PayloadError, TaskRegistry, durable, step
 from zart_django.codec import MAX_DEPTH, encode
 from zart_django.models import ApprovalRecord, Event, Execution, StepResult
 from zart_django.testing import run_until_idle
 
+ALL_PERMS = (
+    "zart_django.view_execution",
+    "zart_django.add_execution",
+    "zart_django.change_execution",
+    "zart_django.delete_execution",
+    "zart_django.add_event",
+    "zart_django.decide_approval",
+    "zart_django.view_approvalrequest",
+    "zart_django.view_approvalrecord",
+)
+REQUEST = {"requester_name": "Bob", "resource": "db", "reason": "tests"}
 ALPHABET = "ASCII letters, digits and - _ . : @ +"
 
 # Ids outside the name alphabet, each with what the refusal must say.
@@ -35,6 +48,10 @@ def nested(levels: int) -> Any:
     for _ in range(levels - 1):
         value = [value]
     return value
+
+
+def nested_json(levels: int) -> str:
+    return "[" * levels + "]" * levels
 
 
 # Values no database can store, each with where and what the refusal must name.
@@ -73,10 +90,34 @@ def stored() -> tuple[int, int, int, int]:
 
 
 @pytest.fixture
+def client() -> Client:
+    """Logged in as a staff user holding every zart permission; a 500 comes back as a response."""
+    make_user("root", *ALL_PERMS, staff=True)
+    client = Client(raise_request_exception=False)
+    assert client.login(username="root", password=PASSWORD)
+    return client
+
+
+@pytest.fixture
 def parked() -> str:
     """An execution waiting for its manager's approval."""
     start_parked("p-1")
     return "p-1"
+
+
+def assert_refused(response: Any, status: int, field: str, *fragments: str) -> None:
+    """A JSON answer with ``status`` whose ``field`` holds a message with every fragment."""
+    assert response.status_code == status, response.content[:300]
+    assert response["Content-Type"] == "application/json"
+    body = response.json()
+    messages = body[field] if isinstance(body[field], list) else [body[field]]
+    for fragment in fragments:
+        assert any(fragment in m for m in messages), (fragment, messages)
+
+
+def post_json(client: Client, url: str, body: Any) -> Any:
+    text = body if isinstance(body, str) else json.dumps(body)
+    return client.post(url, text, content_type="application/json")
 
 
 @pytest.mark.django_db
@@ -141,3 +182,134 @@ class TestEngine:
         assert encode(nested(MAX_DEPTH)) == nested(MAX_DEPTH)
         with pytest.raises(PayloadError, match=f"nested deeper than {MAX_DEPTH}"):
             encode(nested(MAX_DEPTH + 1))
+
+
+@pytest.mark.django_db
+class TestApi:
+    @pytest.mark.parametrize("bad, why", BAD_IDS)
+    def test_start_with_an_id_outside_the_alphabet_is_400(self, client, bad, why):
+        body = {"task": "approval-task", "execution_id": bad, "input": REQUEST}
+        response = post_json(client, "/api/executions/", body)
+        assert_refused(response, 400, "execution_id")
+        if bad:
+            assert_refused(response, 400, "execution_id", why)
+        assert stored() == (0, 0, 0, 0)
+
+    @pytest.mark.parametrize("value, why", BAD_VALUES[:4])
+    def test_start_with_input_the_database_cannot_store_is_400(self, client, value, why):
+        body = {"task": "approval-task", "execution_id": "s-1", "input": value}
+        assert_refused(post_json(client, "/api/executions/", body), 400, "input", "input", why)
+        assert stored() == (0, 0, 0, 0)
+
+    @pytest.mark.parametrize("levels", [MAX_DEPTH + 1, 900])
+    def test_deeply_nested_input_is_400_naming_the_bound(self, client, levels):
+        body = f'{{"task": "no-input", "execution_id": "s-1", "input": {nested_json(levels)}}}'
+        response = post_json(client, "/api/executions/", body)
+        assert_refused(response, 400, "input", f"nested deeper than {MAX_DEPTH} levels")
+        assert stored() == (0, 0, 0, 0)
+
+    def test_json_nested_too_deeply_to_parse_is_400(self, client, parked):
+        before = stored()
+        body = f'{{"payload": {nested_json(100_000)}}}'
+        response = post_json(client, f"/api/executions/{parked}/events/other/", body)
+        assert_refused(response, 400, "detail", "JSON parse error", "nested too deeply")
+        assert stored() == before
+
+    @pytest.mark.parametrize("value, why", BAD_VALUES[:4])
+    def test_an_event_payload_the_database_cannot_store_is_400(self, client, parked, value, why):
+        before = stored()
+        response = post_json(client, f"/api/executions/{parked}/events/other/", {"payload": value})
+        assert_refused(response, 400, "payload", why)
+        assert stored() == before
+
+    @pytest.mark.parametrize(
+        "name, why",
+        [
+            ("a%00", "(U+0000) at position 1"),
+            ("a%20b", "(U+0020) at position 1"),
+            ("..", "cannot be '..'"),
+            ("x" * 201, "not 201"),
+        ],
+    )
+    def test_an_event_name_outside_the_alphabet_is_400(self, client, parked, name, why):
+        before = stored()
+        response = post_json(client, f"/api/executions/{parked}/events/{name}/", {"payload": 1})
+        assert_refused(response, 400, "event", "event name", why, ALPHABET)
+        assert stored() == before
+
+    @pytest.mark.parametrize(
+        "method, url",
+        [
+            ("get", "/api/executions/a%00/"),
+            ("post", "/api/executions/a%00/cancel/"),
+            ("post", "/api/executions/a%00/events/go/"),
+            ("get", "/api/approvals/a%00/"),
+            ("post", "/api/approvals/a%00/decide/"),
+        ],
+    )
+    def test_an_id_with_a_nul_in_the_path_is_400(self, client, parked, method, url):
+        before = stored()
+        response = getattr(client, method)(url, {"approved": True}, content_type="application/json")
+        assert_refused(response, 400, "execution_id", "NUL character (U+0000) at position 1")
+        assert stored() == before
+
+    @pytest.mark.parametrize("segment", [".", "..", "a%ED%A0%80", "x" * 201, "a%2Fb"])
+    def test_an_id_that_names_no_execution_is_404(self, client, segment):
+        for url in (f"/api/executions/{segment}/", f"/api/approvals/{segment}/"):
+            response = client.get(url)
+            assert response.status_code == 404, (url, response.content[:200])
+            if segment != "a%2Fb":  # "a/b" matches no API route: the project's own 404 page
+                assert response["Content-Type"] == "application/json"
+
+    @pytest.mark.parametrize(
+        "query, field",
+        [
+            ("status=%00", "status"),
+            ("task=a%00", "task"),
+            ("page=%00", "page"),
+            ("page_size=1%00", "page_size"),
+            ("a%00=1", "query"),
+        ],
+    )
+    def test_a_nul_in_a_query_parameter_is_400(self, client, parked, query, field):
+        for url in (f"/api/executions/?{query}", f"/api/approvals/?{query}"):
+            assert_refused(client.get(url), 400, field, "NUL character (U+0000)")
+
+    def test_a_body_over_the_upload_limit_is_a_json_400(self, client, settings):
+        settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+        body = {"task": "approval-task", "execution_id": "big", "input": {"x": "y" * 2000}}
+        response = post_json(client, "/api/executions/", body)
+        assert_refused(response, 400, "detail", "DATA_UPLOAD_MAX_MEMORY_SIZE")
+        assert stored() == (0, 0, 0, 0)
+
+    def test_a_form_with_too_many_fields_is_a_json_400(self, client, settings):
+        settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 5
+        form = "&".join(f"f{i}=1" for i in range(10))
+        response = client.post(
+            "/api/executions/", form, content_type="application/x-www-form-urlencoded"
+        )
+        assert_refused(response, 400, "detail", "DATA_UPLOAD_MAX_NUMBER_FIELDS")
+        assert stored() == (0, 0, 0, 0)
+
+    @pytest.mark.parametrize(
+        "body, content_type, status, fragment",
+        [
+            ('{"task": "no-input", "execution_id": "s-1"', "application/json", 400, "JSON parse"),
+            (b'{"task": "\xff"}', "application/json", 400, "JSON parse"),
+            ('{"task": "no-input", "execution_id": NaN}', "application/json", 400, "JSON parse"),
+            ("<task/>", "application/xml", 415, "Unsupported media type"),
+            (b"{}", "application/json; charset=bz2_codec", 400, "Unsupported charset"),
+        ],
+    )
+    def test_any_other_unreadable_body_is_a_json_error(
+        self, client, body, content_type, status, fragment
+    ):
+        response = client.generic("POST", "/api/executions/", body, content_type=content_type)
+        assert_refused(response, status, "detail", fragment)
+        assert stored() == (0, 0, 0, 0)
+
+    def test_a_json_string_field_in_a_form_is_checked_too(self, client, parked):
+        before = stored()
+        response = client.post(f"/api/executions/{parked}/events/other/", {"payload": '"a\\u0000"'})
+        assert_refused(response, 400, "payload", "NUL character")
+        assert stored() == before
