@@ -4,10 +4,13 @@ and nothing stored. Rows an older version stored outside today's rules must not 
 from __future__ import annotations
 
 import json
+from html.parser import HTMLParser
 from typing import Any
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.utils import timezone
 
 from tests.approval_helpers import PASSWORD, make_user, start_parked
 from zart_django import DurableScheduler, PayloadError, TaskRegistry, durable, step
@@ -313,3 +316,155 @@ class TestApi:
         response = client.post(f"/api/executions/{parked}/events/other/", {"payload": '"a\\u0000"'})
         assert_refused(response, 400, "payload", "NUL character")
         assert stored() == before
+
+
+@pytest.mark.django_db
+class TestInboxAndAdmin:
+    def test_inbox_urls_with_a_nul_are_404_and_decide_nothing(self, client, parked):
+        before = stored()
+        assert client.get("/approvals/requests/p-1%00/").status_code == 404
+        response = client.post("/approvals/requests/p-1%00/decide/", {"decision": "approve"})
+        assert response.status_code == 404
+        assert stored() == before
+
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "/admin/zart_django/execution/p-1%00/change/",
+            "/admin/zart_django/execution/p-1%00/delete/",
+            "/admin/zart_django/execution/p-1%00/history/",
+            "/admin/zart_django/execution/?q=%00",
+            "/admin/zart_django/execution/?status=%00",
+            "/admin/zart_django/execution/?task_name=a%00",
+            "/admin/zart_django/approvalrequest/?event=%00",
+            "/admin/zart_django/approvalrecord/?q=%00",
+        ],
+    )
+    def test_admin_pages_with_a_nul_answer_as_for_anything_not_found(self, client, parked, url):
+        response = client.get(url, follow=True)
+        assert response.status_code == 200
+        assert response.redirect_chain, "the admin redirects to its own error answer"
+
+    def test_an_admin_decision_posted_on_an_id_with_a_nul_is_refused(self, client, parked):
+        before = stored()
+        response = client.post(
+            "/admin/zart_django/execution/p-1%00/decide/", {"decision": "approve"}, follow=True
+        )
+        assert response.status_code == 200
+        assert "Not decided: execution id: contains a NUL character" in response.content.decode()
+        assert stored() == before
+
+    def test_the_admin_decides_an_execution_whose_id_it_escapes(self, client):
+        start_parked("order_1:eu@x+y")
+        listing = client.get("/admin/zart_django/execution/").content.decode()
+        assert "/admin/zart_django/execution/order_5F1_3Aeu_40x_2By/change/" in listing
+        page = client.get("/admin/zart_django/execution/order_5F1_3Aeu_40x_2By/change/")
+        assert 'value="approve"' in page.content.decode()
+        response = client.post(
+            "/admin/zart_django/execution/order_5F1_3Aeu_40x_2By/decide/",
+            {"decision": "approve"},
+            follow=True,
+        )
+        assert "Approved order_1:eu@x+y" in response.content.decode()
+        assert ApprovalRecord.objects.get().execution_id == "order_1:eu@x+y"
+
+
+def insert_as_an_older_version_did(execution_id: str) -> None:
+    """Write an execution row the way versions before the id alphabet could, and run it until it
+    waits for its approval: the rows are as real as any, only the id breaks today's rules."""
+    now = timezone.now()
+    Execution.objects.create(
+        id=execution_id,
+        task_name="approval-task",
+        input=REQUEST,
+        scheduled_at=now,
+        created_at=now,
+        updated_at=now,
+    )
+    run_until_idle()
+    assert DurableScheduler().get(execution_id).waiting_on == "manager-approval"
+
+
+@pytest.mark.django_db
+class TestRowsStoredByOlderVersions:
+    LEGACY_IDS = ["old/1", "..", "old 2", "100%"]
+
+    def test_they_do_not_break_the_lists_and_each_one_opens_and_decides(self, client):
+        start_parked("today")
+        for execution_id in self.LEGACY_IDS:
+            insert_as_an_older_version_did(execution_id)
+        inbox = client.get("/approvals/")
+        assert inbox.status_code == 200
+        opened = links(inbox, "/approvals/requests/")
+        assert len(opened) == len(self.LEGACY_IDS) + 1
+        for link in opened:
+            page = client.get(link)
+            assert page.status_code == 200, link
+            assert 'value="approve"' in page.content.decode()
+            decided = client.post(f"{link}decide/", {"decision": "approve"})
+            assert decided.status_code == 302, link
+        decided_ids = set(ApprovalRecord.objects.values_list("execution_id", flat=True))
+        assert decided_ids == {"today", *self.LEGACY_IDS}
+        assert client.get("/approvals/history/").status_code == 200
+        admin_list = client.get("/admin/zart_django/execution/")
+        assert admin_list.status_code == 200
+        assert "/admin/zart_django/execution/old_2F1/change/" in links(admin_list, "/admin/")
+        admin_page = client.get("/admin/zart_django/execution/old_2F1/change/")
+        assert "Approved</strong> by" in admin_page.content.decode()
+        listed = client.get("/api/executions/")
+        assert listed.status_code == 200
+        assert {e["id"] for e in listed.json()["results"]} == {"today", *self.LEGACY_IDS}
+
+    def test_a_lone_surrogate_stored_in_json_is_shown_not_a_500(self, client):
+        if connection.vendor != "sqlite":
+            pytest.skip("PostgreSQL refuses a lone surrogate in jsonb: no version stored one")
+        now = timezone.now()
+        execution = Execution.objects.create(
+            id="old-3",
+            task_name="approval-task",
+            status="completed",
+            input={**REQUEST, "requester_name": "Bob\ud800"},
+            output={"decision": "approved\udfff"},
+            created_at=now,
+            updated_at=now,
+            finished_at=now,
+        )
+        StepResult.objects.create(
+            execution=execution,
+            position=0,
+            name="validate-request",
+            status="completed",
+            result="ok \ud800",
+            started_at=now,
+            finished_at=now,
+        )
+        listed = client.get("/api/executions/")
+        assert listed.status_code == 200
+        assert listed.json()["results"][0]["input"]["requester_name"] == "Bob\ufffd"
+        detail = client.get("/api/executions/old-3/")
+        assert detail.status_code == 200
+        assert detail.json()["steps"][0]["result"] == "ok \ufffd"
+        page = client.get("/admin/zart_django/execution/old-3/change/")
+        assert page.status_code == 200
+        assert "Bob\ufffd" in page.content.decode()
+        assert client.get("/admin/zart_django/execution/").status_code == 200
+
+
+class _Links(HTMLParser):
+    """The targets of the links in a page that start with ``prefix``."""
+
+    def __init__(self, prefix: str) -> None:
+        super().__init__()
+        self.prefix = prefix
+        self.found: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        href = dict(attrs).get("href") or ""
+        if tag == "a" and href.startswith(self.prefix) and href != self.prefix:
+            self.found.append(href)
+
+
+def links(response: Any, prefix: str) -> list[str]:
+    parser = _Links(prefix)
+    parser.feed(response.content.decode())
+    return parser.found
