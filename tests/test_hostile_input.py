@@ -4,6 +4,9 @@ and nothing stored. Rows an older version stored outside today's rules must not 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from html.parser import HTMLParser
 from typing import Any
 
@@ -13,6 +16,7 @@ from django.test import Client
 from django.utils import timezone
 
 from tests.approval_helpers import PASSWORD, make_user, start_parked
+from tests.conftest import ROOT
 from zart_django import DurableScheduler, PayloadError, TaskRegistry, durable, step
 from zart_django.codec import MAX_DEPTH, encode
 from zart_django.models import ApprovalRecord, Event, Execution, StepResult
@@ -468,3 +472,32 @@ def links(response: Any, prefix: str) -> list[str]:
     parser = _Links(prefix)
     parser.feed(response.content.decode())
     return parser.found
+
+
+class TestWorkerArguments:
+    @pytest.mark.parametrize(
+        "args, message",
+        [
+            (["--batch-size", "-1"], "argument --batch-size: must be at least 1, not -1"),
+            (["--batch-size", "0"], "argument --batch-size: must be at least 1, not 0"),
+            (["--concurrency", "-2"], "argument --concurrency: must be at least 1, not -2"),
+            (["--concurrency", "1.5"], "argument --concurrency: must be a whole number"),
+            (["--poll-interval", "0"], "argument --poll-interval: must be a number of seconds"),
+            (["--poll-interval", "-1"], "above 0, not -1"),
+            (["--poll-interval", "nan"], "above 0, not nan"),
+            (["--poll-interval", "soon"], "must be a number of seconds, not 'soon'"),
+        ],
+    )
+    def test_bad_arguments_exit_2_with_a_clear_message(self, args, message):
+        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
+        done = subprocess.run(
+            [sys.executable, str(ROOT / "manage.py"), "run_zart_worker", "--once", *args],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 2
+        assert message in done.stderr
+        assert "Traceback" not in done.stderr
