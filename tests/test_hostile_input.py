@@ -61,16 +61,48 @@ def nested_json(levels: int) -> str:
     return "[" * levels + "]" * levels
 
 
-# Values no database can store, each with where and what the refusal must name.
+# Values no database can store, each with the rest of the refusal after the value's name.
 BAD_VALUES = [
-    pytest.param({"note": "a\x00"}, ".note: contains a NUL character (U+0000)", id="nul"),
-    pytest.param({"k\x00": 1}, ": the key 'k\\x00' contains a NUL character", id="nul-key"),
-    pytest.param(["ok", "\ud800"], "[1]: contains a lone surrogate (U+D800)", id="surrogate"),
-    pytest.param({"\udfff": 1}, "the key '\\udfff' contains a lone surrogate", id="surrogate-key"),
-    pytest.param(nested(MAX_DEPTH + 1), f"nested deeper than {MAX_DEPTH} levels", id="deep"),
-    pytest.param(nested(900), f"nested deeper than {MAX_DEPTH} levels", id="deep-900"),
-    pytest.param({"x": float("nan")}, ".x: nan is not a finite number", id="nan"),
+    pytest.param(
+        {"note": "a\x00"},
+        ".note: contains a NUL character (U+0000) at position 1, which cannot be stored",
+        id="nul",
+    ),
+    pytest.param(
+        {"a": [{"b c": "\x00"}]},
+        ".a[0]['b c']: contains a NUL character (U+0000) at position 0, which cannot be stored",
+        id="nul-deep-inside",
+    ),
+    pytest.param(
+        {"k\x00": 1},
+        ": the key 'k\\x00' contains a NUL character (U+0000) at position 1, which cannot be stored",
+        id="nul-key",
+    ),
+    pytest.param(
+        ["ok", "\ud800"],
+        "[1]: contains a lone surrogate (U+D800) at position 0: not valid Unicode,"
+        " so it cannot be stored",
+        id="surrogate",
+    ),
+    pytest.param(
+        {"\udfff": 1},
+        ": the key '\\udfff' contains a lone surrogate (U+DFFF) at position 0: not valid Unicode,"
+        " so it cannot be stored",
+        id="surrogate-key",
+    ),
+    pytest.param(
+        nested(MAX_DEPTH + 1),
+        f": lists and objects nested deeper than {MAX_DEPTH} levels",
+        id="deep",
+    ),
+    pytest.param(
+        nested(900), f": lists and objects nested deeper than {MAX_DEPTH} levels", id="deep-900"
+    ),
+    pytest.param(
+        {"x": float("nan")}, ".x: nan is not a finite number, and JSON has no such number", id="nan"
+    ),
 ]
+JSON_VALUES = BAD_VALUES[:5]  # those JSON can carry in a request body (deep ones have their own)
 
 
 NUL_RESULT = TaskRegistry()
@@ -155,8 +187,7 @@ class TestEngine:
     def test_start_refuses_input_the_database_cannot_store(self, scheduler, value, why):
         with pytest.raises(PayloadError) as refused:
             scheduler.start("s-1", "no-input", value)
-        assert str(refused.value).startswith("input")
-        assert why in str(refused.value)
+        assert str(refused.value) == f"input{why}"
         assert stored() == (0, 0, 0, 0)
 
     @pytest.mark.parametrize("value, why", BAD_VALUES)
@@ -166,8 +197,7 @@ class TestEngine:
         before = stored()
         with pytest.raises(PayloadError) as refused:
             scheduler.offer_event(parked, "other-event", value)
-        assert str(refused.value).startswith("payload of event 'other-event'")
-        assert why in str(refused.value)
+        assert str(refused.value) == f"payload of event 'other-event'{why}"
         assert stored() == before
 
     def test_offer_event_refuses_an_execution_id_no_database_can_hold(self, scheduler):
@@ -202,10 +232,12 @@ class TestApi:
             assert_refused(response, 400, "execution_id", why)
         assert stored() == (0, 0, 0, 0)
 
-    @pytest.mark.parametrize("value, why", BAD_VALUES[:4])
+    @pytest.mark.parametrize("value, why", JSON_VALUES)
     def test_start_with_input_the_database_cannot_store_is_400(self, client, value, why):
         body = {"task": "approval-task", "execution_id": "s-1", "input": value}
-        assert_refused(post_json(client, "/api/executions/", body), 400, "input", "input", why)
+        response = post_json(client, "/api/executions/", body)
+        assert_refused(response, 400, "input")
+        assert response.json()["input"] == [f"input{why}"]
         assert stored() == (0, 0, 0, 0)
 
     @pytest.mark.parametrize("levels", [MAX_DEPTH + 1, 900])
@@ -222,11 +254,12 @@ class TestApi:
         assert_refused(response, 400, "detail", "JSON parse error", "nested too deeply")
         assert stored() == before
 
-    @pytest.mark.parametrize("value, why", BAD_VALUES[:4])
+    @pytest.mark.parametrize("value, why", JSON_VALUES)
     def test_an_event_payload_the_database_cannot_store_is_400(self, client, parked, value, why):
         before = stored()
         response = post_json(client, f"/api/executions/{parked}/events/other/", {"payload": value})
-        assert_refused(response, 400, "payload", why)
+        assert_refused(response, 400, "payload")
+        assert response.json()["payload"] == [f"payload{why}"]
         assert stored() == before
 
     @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ import math
 import re
 import types
 import typing
+from collections.abc import Iterable
 from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
@@ -40,6 +41,8 @@ def check_text(text: str, where: str) -> str:
 
 
 def _check_chars(text: str, what: str = "") -> None:
+    if text.isascii() and "\x00" not in text:
+        return
     bad = _UNSTORABLE.search(text)
     if bad is not None:
         raise _Unstorable(what + _unstorable_char(text, bad.start()))
@@ -74,6 +77,11 @@ class _Unstorable(Exception):
         self.path: list[str | int] = []
         self.locate = locate
 
+    def add(self, key: str | int) -> None:
+        """Note the key or index of the value that holds the unstorable one (if it has a place)."""
+        if self.locate:
+            self.path.append(key)
+
     def location(self) -> str:
         return "".join(_step(key) for key in reversed(self.path))
 
@@ -103,24 +111,35 @@ def _encode(value: Any, depth: int) -> Any:
     if depth >= MAX_DEPTH:
         raise _Unstorable(f"lists and objects nested deeper than {MAX_DEPTH} levels", locate=False)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        fields = dataclasses.fields(value)
-        return {f.name: _child(getattr(value, f.name), depth, f.name) for f in fields}
+        return _encode_items(
+            ((f.name, getattr(value, f.name)) for f in dataclasses.fields(value)), depth
+        )
     if hasattr(value, "model_dump") and not isinstance(value, type):
         return _encode(value.model_dump(mode="json"), depth)
     if isinstance(value, dict):
-        return {_key(k): _child(v, depth, k) for k, v in value.items()}
+        return _encode_items(value.items(), depth)
     if isinstance(value, list | tuple | set | frozenset):
-        return [_child(v, depth, i) for i, v in enumerate(value)]
+        encoded: list[Any] = []
+        for position, item in enumerate(value):
+            try:
+                encoded.append(_encode(item, depth + 1))
+            except _Unstorable as exc:
+                exc.add(position)
+                raise
+        return encoded
     raise _Unstorable(f"cannot store a value of type {type(value).__name__} as JSON: {value!r}")
 
 
-def _child(value: Any, depth: int, key: str | int) -> Any:
-    try:
-        return _encode(value, depth + 1)
-    except _Unstorable as exc:
-        if exc.locate:
-            exc.path.append(key)
-        raise
+def _encode_items(items: Iterable[tuple[Any, Any]], depth: int) -> dict[str, Any]:
+    encoded: dict[str, Any] = {}
+    for key, item in items:
+        name = _key(key)
+        try:
+            encoded[name] = _encode(item, depth + 1)
+        except _Unstorable as exc:
+            exc.add(name)
+            raise
+    return encoded
 
 
 def _key(key: Any) -> str:
