@@ -8,10 +8,11 @@ from datetime import datetime
 from typing import Any
 
 from . import clock, store
-from .codec import decode, encode, resolve_type
+from .codec import check_text, decode, encode, resolve_type
 from .durations import Duration, parse_duration
-from .errors import EventReserved, ExecutionFailed, PayloadError, WaitTimeout
+from .errors import EventReserved, ExecutionFailed, WaitTimeout
 from .models import FINISHED_STATUSES, Execution, Status, StepResult
+from .names import check_name
 from .registry import DurableTask, TaskRegistry, default_registry
 from .reserved import reservation
 
@@ -62,12 +63,13 @@ class DurableScheduler:
         """Start task ``task_name`` as ``execution_id`` with ``input``; a worker will run it.
 
         Idempotent: starting the same id with the same task and input returns the existing
-        execution. Raises ``TaskNotFound``, ``PayloadError`` (input does not fit the task's input
-        type) or ``ExecutionAlreadyExists`` (the id is taken with another task or input).
+        execution. Raises ``TaskNotFound``, ``PayloadError`` (the id is outside the name alphabet
+        of ``zart_django.names``, the input cannot be stored as JSON or does not fit the task's
+        input type) or ``ExecutionAlreadyExists`` (the id is taken with another task or input).
         """
-        _check_name("execution id", execution_id)
+        check_name(execution_id, "execution id")
         task = self.registry.get(task_name)
-        data = encode(input)
+        data = encode(input, "input")
         decode(data, task.input_type, "input")
         deadline = clock.now() + task.timeout if task.timeout else None
         execution = store.create_execution(execution_id, task_name, data, deadline)
@@ -83,18 +85,20 @@ class DurableScheduler:
         Raises ``ExecutionNotFound``, ``ExecutionFinished``, ``EventAlreadyDelivered`` (the first
         delivery wins), ``EventExpired`` (the wait for it passed its deadline), ``EventReserved``
         (the name is an approval's: decide it with ``zart_django.approvals.decide``) or
-        ``PayloadError`` (the payload does not fit the type the task declares for this event in
+        ``PayloadError`` (the name is outside the name alphabet, the payload cannot be stored as
+        JSON or does not fit the type the task declares for this event in
         ``@durable(events=...)``, or the type its parked wait asks for). Nothing is stored when
         it raises.
         """
-        _check_name("event name", name)
+        check_name(name, "event name")
         how = reservation(name)
         if how is not None:
             raise EventReserved(name, how)
         self._deliver(execution_id, name, payload)
 
     def _deliver(self, execution_id: str, name: str, payload: Any) -> None:
-        data = encode(payload)
+        check_text(execution_id, "execution id")
+        data = encode(payload, f"payload of event {name!r}")
 
         def validate(task_name: str, parked_type: str) -> None:
             declared = self._event_type(task_name, name)
@@ -154,15 +158,6 @@ def deliver_reserved(execution_id: str, name: str, payload: Any) -> None:
     of the app that reserved it, called inside its own transaction; like ``offer_event`` otherwise.
     """
     DurableScheduler()._deliver(execution_id, name, payload)
-
-
-_MAX_NAME = 200
-
-
-def _check_name(what: str, value: object) -> None:
-    """Ids and event names are stored in 200-character columns: say so before the database does."""
-    if not isinstance(value, str) or not value or len(value) > _MAX_NAME:
-        raise PayloadError(f"{what} must be a string of 1 to {_MAX_NAME} characters, not {value!r}")
 
 
 def _info(execution: Execution, steps: list[StepResult]) -> ExecutionInfo:

@@ -7,7 +7,7 @@ from typing import Any
 from django.db.models import QuerySet
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import status, viewsets
+from rest_framework import status
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, NotFound, PermissionDenied, ValidationError
 from rest_framework.pagination import PageNumberPagination
@@ -33,6 +33,7 @@ from zart_django.approvals.errors import ApprovalError, ApprovalNotFound
 from zart_django.approvals.models import ApprovalRequest, Source
 from zart_django.models import Execution
 
+from .base import ApiViewSet
 from .permissions import ExecutionPermission
 from .serializers import (
     ApprovalRequestSerializer,
@@ -79,7 +80,7 @@ def as_api_error(exc: ZartError, field: str = "payload") -> APIException:
     return ValidationError(str(exc))
 
 
-class ExecutionViewSet(viewsets.ViewSet):
+class ExecutionViewSet(ApiViewSet):
     """Durable executions: list, retrieve with steps, start, cancel, and offer events."""
 
     permission_classes = [ExecutionPermission]
@@ -157,7 +158,7 @@ class ExecutionViewSet(viewsets.ViewSet):
         return Response({"execution_id": pk, "event": name}, status=status.HTTP_202_ACCEPTED)
 
 
-class ApprovalViewSet(viewsets.ViewSet):
+class ApprovalViewSet(ApiViewSet):
     """Approval requests: the ones waiting for me, one by execution id, and deciding one."""
 
     permission_classes = [IsAuthenticated]
