@@ -17,7 +17,14 @@ from django.utils import timezone
 
 from tests.approval_helpers import PASSWORD, make_user, start_parked
 from tests.conftest import ROOT
-from zart_django import DurableScheduler, PayloadError, TaskRegistry, durable, step
+from zart_django import (
+    DurableScheduler,
+    PayloadError,
+    TaskRegistry,
+    durable,
+    step,
+    wait_for_event,
+)
 from zart_django.codec import MAX_DEPTH, encode
 from zart_django.models import ApprovalRecord, Event, Execution, StepResult
 from zart_django.testing import run_until_idle
@@ -212,7 +219,10 @@ class TestEngine:
         info = scheduler.get("r-1")
         assert info.status == "failed"
         assert "step 'returns-a-nul' failed after 1 attempt: PayloadError" in info.error
-        assert "contains a NUL character (U+0000) at position 2" in info.error
+        assert (
+            "result of step 'returns-a-nul': contains a NUL character (U+0000) at position 2"
+            in (info.error)
+        )
         assert info.steps[0].status == "failed"
 
     def test_nesting_up_to_the_bound_is_stored(self):
@@ -534,3 +544,23 @@ class TestWorkerArguments:
         assert done.returncode == 2
         assert message in done.stderr
         assert "Traceback" not in done.stderr
+
+
+@durable("waits-on-a-bad-name")
+def waits_on_a_bad_name() -> str:
+    return wait_for_event("order paid")
+
+
+@pytest.mark.django_db
+class TestInsideDurableFunctions:
+    def test_a_wait_on_a_name_no_event_can_have_fails_at_once_saying_why(self):
+        DurableScheduler().start("bad-wait", "waits-on-a-bad-name")
+        run_until_idle()
+        info = DurableScheduler().get("bad-wait")
+        assert info.status == "failed"
+        assert "event name" in info.error and "(U+0020)" in info.error
+
+    @pytest.mark.parametrize("call", ["get", "cancel", "wait_completion"])
+    def test_reading_or_cancelling_a_nul_id_from_code_is_a_payload_error(self, call):
+        with pytest.raises(PayloadError, match="U\\+0000"):
+            getattr(DurableScheduler(), call)("a\x00b")

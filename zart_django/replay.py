@@ -32,6 +32,7 @@ from .errors import (
     TaskNotFound,
 )
 from .models import Status, StepKind, StepResult, StepStatus
+from .names import check_name
 from .registry import DurableTask, TaskRegistry
 from .retry import RetryPolicy
 
@@ -186,7 +187,7 @@ def _run_step(
     ctx.in_step = True
     try:
         value = fn(*args, **kwargs)
-        data = encode(value)
+        data = encode(value, f"result of step {key!r}")
     except Exception as exc:
         row.error = f"{type(exc).__name__}: {exc}"
         row.finished_at = clock.now()
@@ -228,6 +229,7 @@ def wait_for_event(name: str, timeout: Duration | None = None, type: Any = Any) 
     An event offered before the wait is kept and returned at once.
     """
     ctx = _require_context("wait_for_event")
+    check_name(name, "event name")
     if type is Any:
         type = ctx.task.events.get(name, Any)
     row = ctx.recorded_at_position(StepKind.EVENT, name)

@@ -109,6 +109,7 @@ class DurableScheduler:
 
     def get(self, execution_id: str) -> ExecutionInfo:
         """The execution's status, input, output or error, steps and what it waits on."""
+        check_text(execution_id, "execution id")
         execution = store.load_execution(execution_id)
         return _info(execution, store.load_steps(execution_id))
 
@@ -120,6 +121,7 @@ class DurableScheduler:
         Raises ``ExecutionFailed`` if it failed, was cancelled or timed out, and ``WaitTimeout``
         if it is still going after ``timeout``.
         """
+        check_text(execution_id, "execution id")
         limit = time.monotonic() + parse_duration(timeout).total_seconds()
         while True:
             execution = store.load_execution(execution_id)
@@ -135,6 +137,7 @@ class DurableScheduler:
         Raises ``ExecutionNotFound``, ``ExecutionFinished``, or ``ExecutionResuming`` when a
         decision it waited for was recorded and it has not acted on it yet (try again once it has).
         """
+        check_text(execution_id, "execution id")
         store.cancel(execution_id)
 
     def _event_type(self, task_name: str, event: str) -> Any:

@@ -176,8 +176,9 @@ def _hung_up(raw: Any) -> bool:
     return bool(readable)
 
 
-def _engine(fn: Callable[P, T]) -> Callable[P, T]:
-    """For the functions a worker calls while a durable function runs: a failure of the database
+def engine_io(fn: Callable[P, T]) -> Callable[P, T]:
+    """For the functions a worker calls while a durable function runs (the engine's, and those of
+    apps built on it, such as ``wait_for_approval``'s request): a failure of the database
     surfaces as ``DatabaseUnavailable``, which the function's ``except Exception`` cannot catch."""
 
     @functools.wraps(fn)
@@ -331,7 +332,7 @@ _STEP_COLUMNS = (
 )
 
 
-@_engine
+@engine_io
 def checkpoint(claim: Claim, row: StepResult, lease: float) -> None:
     """Store a step's outcome if ``claim`` still owns the execution: one statement, one commit.
 
@@ -404,7 +405,7 @@ def _landed(claim: Claim, row: StepResult) -> tuple[int] | None:
     return stored.first()
 
 
-@_engine
+@engine_io
 def reschedule(claim: Claim, row: StepResult, due_at: datetime) -> None:
     """Store a failed attempt that will be retried and hand the execution back until ``due_at``
     (as far ahead of the database's clock as ``due_at`` is ahead of the engine's)."""
@@ -418,7 +419,7 @@ def reschedule(claim: Claim, row: StepResult, due_at: datetime) -> None:
     _write(write)
 
 
-@_engine
+@engine_io
 def park(claim: Claim, row: StepResult, waiting_on: str, due_at: datetime | None) -> None:
     """Store a wait and let go of the execution until ``due_at`` or until its event arrives.
 
@@ -442,7 +443,7 @@ def park(claim: Claim, row: StepResult, waiting_on: str, due_at: datetime | None
     _write(write)
 
 
-@_engine
+@engine_io
 def finish(claim: Claim, status: Status, output: Any = None, error: str = "") -> None:
     """End the execution with ``status`` if ``claim`` still owns it."""
     _write(
@@ -474,7 +475,7 @@ def heartbeat(claims: Iterable[Claim], lease: float) -> None:
     _write(lambda: owned.update(scheduled_at=_db_time(lease)), single=True)
 
 
-@_engine
+@engine_io
 def expire_wait(claim: Claim, row: StepResult) -> tuple[bool, Any]:
     """Time out an event wait whose deadline passed, unless its event arrived meanwhile.
 
@@ -497,7 +498,7 @@ def has_event(execution_id: str, name: str) -> bool:
     return Event.objects.filter(execution_id=execution_id, name=name).exists()
 
 
-@_engine
+@engine_io
 def event_payload(execution_id: str, name: str) -> tuple[bool, Any]:
     """(True, payload) if the event was offered, else (False, None)."""
     event = Event.objects.filter(execution_id=execution_id, name=name).only("payload").first()

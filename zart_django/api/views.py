@@ -28,9 +28,10 @@ from zart_django import (
     TaskNotFound,
     ZartError,
 )
-from zart_django.approvals import can_decide, decidable_by, decide, find_request
+from zart_django.approvals import decidable_by, decide, find_request
 from zart_django.approvals.errors import ApprovalError, ApprovalNotFound
 from zart_django.approvals.models import ApprovalRequest, Source
+from zart_django.approvals.services import may_see
 from zart_django.models import Execution
 
 from .base import ApiViewSet
@@ -181,8 +182,7 @@ class ApprovalViewSet(ApiViewSet):
             found = find_request(pk)
         except ZartError as exc:
             raise as_api_error(exc) from exc
-        user = request.user
-        if not (can_decide(user, found) or user.has_perm("zart_django.view_execution")):
+        if not may_see(request.user, found):
             raise as_api_error(ApprovalNotFound(pk))
         return Response(ApprovalRequestSerializer(found).data)
 

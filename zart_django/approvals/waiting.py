@@ -14,6 +14,7 @@ from zart_django import (
 )
 from zart_django.clock import now
 from zart_django.reserved import reserve
+from zart_django.store import engine_io
 
 from .decision import ApprovalDecision
 from .models import DEFAULT_PERMISSION, ApprovalRequest, RequestStatus
@@ -63,12 +64,18 @@ def wait_for_approval(
     try:
         return wait_for_event(decision_event(event), timeout=timeout, type=ApprovalDecision)
     except EventTimeout:
-        ApprovalRequest.objects.filter(
-            execution_id=execution_id, event=event, status=RequestStatus.PENDING
-        ).update(status=RequestStatus.EXPIRED, closed_at=now())
+        _expire(execution_id, event)
         raise
 
 
+@engine_io
+def _expire(execution_id: str, event: str) -> None:
+    ApprovalRequest.objects.filter(
+        execution_id=execution_id, event=event, status=RequestStatus.PENDING
+    ).update(status=RequestStatus.EXPIRED, closed_at=now())
+
+
+@engine_io
 def _ensure_request(
     execution_id: str, event: str, permission: str | None, title: str | None, summary: str | None
 ) -> None:
