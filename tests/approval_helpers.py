@@ -30,4 +30,14 @@ def start_parked(execution_id: str, request: ApprovalRequest = REQUEST) -> None:
     """Start the demo approval task and run it in-process until it waits for the manager."""
     DurableScheduler().start_for(approval_task, execution_id, request)
     run_until_idle()
-    assert DurableScheduler().get(execution_id).waiting_on == "manager-approval"
+    assert DurableScheduler().get(execution_id).waiting_on == "approval:manager-approval"
+
+
+def park_many(prefix: str, count: int, request: ApprovalRequest = REQUEST) -> list[str]:
+    """Start ``count`` demo approval executions and run them until each waits for the manager."""
+    scheduler = DurableScheduler()
+    ids = [f"{prefix}-{n}" for n in range(count)]
+    for execution_id in ids:
+        scheduler.start_for(approval_task, execution_id, request)
+    run_until_idle()
+    return ids

@@ -130,3 +130,19 @@ def wait_until(condition: Callable[[], object], timeout: float = 30, what: str =
 
 def pytest_report_header(config: pytest.Config) -> str:
     return f"zart-django database: {settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}"
+
+
+FAULT_FIGURES: list[dict[str, object]] = []
+"""What each scenario of tests/test_faults.py survived, for the terminal summary."""
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not FAULT_FIGURES:
+        return
+    write = terminalreporter.write_line
+    terminalreporter.section("faults survived (tests/test_faults.py)")
+    columns = ("executions", "cuts", "recoveries", "max stall s")
+    write(f"{'scenario':<56}" + "".join(f"{c:>12}" for c in columns))
+    for row in FAULT_FIGURES:
+        figures = "".join(f"{row[c]:>12}" for c in columns[:3]) + f"{row[columns[3]]:>12.2f}"
+        write(f"{row['scenario']:<56}{figures}")

@@ -1,11 +1,16 @@
 """Test settings: the demo project on SQLite (default) or PostgreSQL (ZART_DB=postgres).
 
 Worker subprocesses started by tests get ZART_DB_NAME, the name of the test database.
-ZART_TEST_LEASE and ZART_TEST_MAX_RECOVERIES set LEASE and MAX_RECOVERIES, so a test can give the
-workers it starts short leases (monkeypatch.setenv before start_worker).
+ZART_SQLITE_PLAIN=1 uses a project's plain SQLite settings; ZART_TEST_LEASE and
+ZART_TEST_MAX_RECOVERIES set LEASE and MAX_RECOVERIES, so a test can give the workers it starts
+short leases (monkeypatch.setenv before start_worker); ZART_TEST_CLOCK_SKEW=60 puts the process's
+wall clock a minute ahead (as Django reads it).
 """
 
 import os
+from datetime import timedelta
+
+from django.utils import timezone
 
 from demo_project.settings import *  # noqa: F403
 from demo_project.settings import BASE_DIR, DATABASES
@@ -18,6 +23,9 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     test_name = os.environ.get("ZART_DB_NAME", str(BASE_DIR / "var" / f"test-zart-{_RUN}.sqlite3"))
     DATABASES["default"]["NAME"] = test_name
     DATABASES["default"]["TEST"] = {"NAME": test_name}
+    if os.environ.get("ZART_SQLITE_PLAIN"):
+        # What `startproject` writes: no transaction_mode, the default timeout, no WAL.
+        DATABASES["default"]["OPTIONS"] = {}
 else:
     DATABASES["default"]["TEST"] = {"NAME": f"test_zart_{_RUN}"}
 
@@ -41,3 +49,9 @@ Q_CLUSTER = {
     "catch_up": False,
     "redis": {"host": _REDIS_HOST, "port": _REDIS_PORT, "db": 0},
 }
+
+if os.environ.get("ZART_TEST_CLOCK_SKEW"):
+    # A host whose clock is off: every "now" this process takes in Python is skewed.
+    _skew = timedelta(seconds=float(os.environ["ZART_TEST_CLOCK_SKEW"]))
+    _host_now = timezone.now
+    timezone.now = lambda: _host_now() + _skew

@@ -6,7 +6,8 @@ import pytest
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from tests.approval_helpers import make_user, start_parked
+from demo_project.approval.workflows import approval_task
+from tests.approval_helpers import REQUEST, make_user, start_parked
 from zart_django import DurableScheduler
 from zart_django.models import ApprovalRecord, Event, Execution
 from zart_django.testing import run_until_idle
@@ -93,8 +94,11 @@ class TestExecutions:
         done = operator_client.get("/api/executions/?status=completed").json()
         assert [e["id"] for e in done["results"]] == ["other"]
         detail = operator_client.get("/api/executions/x-0/").json()
-        assert detail["waiting_on"] == "manager-approval"
-        assert [s["name"] for s in detail["steps"]] == ["validate-request", "manager-approval"]
+        assert detail["waiting_on"] == "approval:manager-approval"
+        assert [s["name"] for s in detail["steps"]] == [
+            "validate-request",
+            "approval:manager-approval",
+        ]
 
     def test_cancel_then_cancel_again_is_a_conflict(self, operator_client):
         start_parked("k-1")
@@ -114,15 +118,31 @@ class TestExecutions:
         run_until_idle()
         assert DurableScheduler().wait_completion("ev-1", timeout=1)["approved"] is True
 
-    def test_an_approval_event_cannot_be_offered_around_the_decision(self, operator_client):
+    @pytest.mark.parametrize("name", ["manager-approval", "approval:manager-approval"])
+    def test_an_approval_event_cannot_be_offered_around_the_decision(self, operator_client, name):
         start_parked("ev-2")
         payload = {"approved": True, "reviewer": "me", "comment": ""}
         response = operator_client.post(
-            "/api/executions/ev-2/events/manager-approval/", {"payload": payload}, format="json"
+            f"/api/executions/ev-2/events/{name}/", {"payload": payload}, format="json"
         )
-        assert response.status_code == 409
+        assert response.status_code == 403
+        assert "POST /api/approvals/ev-2/decide/" in response.json()["detail"]
+        assert not Event.objects.exists()
+
+    def test_an_approval_event_posted_before_the_wait_is_refused(self, operator_client):
+        """Security item 1 of issue 7: early, the request row does not exist yet."""
+        DurableScheduler().start_for(approval_task, "ev-3", REQUEST)
+        payload = {"approved": True, "reviewer": "Alice", "comment": ""}
+        response = operator_client.post(
+            "/api/executions/ev-3/events/approval:manager-approval/",
+            {"payload": payload},
+            format="json",
+        )
+        assert response.status_code == 403
         assert "decide" in response.json()["detail"]
         assert not Event.objects.exists()
+        run_until_idle()
+        assert DurableScheduler().get("ev-3").status == "waiting"
 
 
 class TestErrors:
@@ -203,7 +223,7 @@ class TestErrors:
 class TestApprovals:
     def test_pending_list_decide_and_the_execution_completes(self, manager_client):
         start_parked("ap-1")
-        pending = manager_client.get("/api/approvals/").json()
+        pending = manager_client.get("/api/approvals/").json()["results"]
         assert [(a["execution_id"], a["outcome"]) for a in pending] == [("ap-1", "pending")]
         assert pending[0]["title"] == "Bob requests staging-environment"
         response = manager_client.post(
@@ -221,7 +241,7 @@ class TestApprovals:
             "alice",
             "not now",
         )
-        assert manager_client.get("/api/approvals/").json() == []
+        assert manager_client.get("/api/approvals/").json()["results"] == []
         shown = manager_client.get("/api/approvals/ap-1/").json()
         assert shown["outcome"] == "rejected"
         assert shown["decision"]["comment"] == "not now"
@@ -238,7 +258,7 @@ class TestApprovals:
         start_parked("ap-3")
         client = APIClient()
         client.force_authenticate(make_user("clerk"))
-        assert client.get("/api/approvals/").json() == []
+        assert client.get("/api/approvals/").json()["results"] == []
         assert client.get("/api/approvals/ap-3/").status_code == 404
         response = client.post("/api/approvals/ap-3/decide/", {"approved": True}, format="json")
         assert response.status_code == 403

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from demo_project.approval.workflows import ApprovalOutput
-from tests.approval_helpers import make_user, start_parked
+from demo_project.approval.workflows import ApprovalOutput, approval_task
+from tests.approval_helpers import REQUEST, make_user, start_parked
 from zart_django import DurableScheduler, EventTimeout, durable, step
 from zart_django.approvals import (
     ApprovalAlreadyDecided,
@@ -184,17 +184,18 @@ class TestDecide:
         with pytest.raises(ValueError, match="immutable"):
             record.delete()
 
-    def test_an_event_offered_directly_first_makes_the_decision_fail_cleanly(self, manager):
-        start_parked("d-9")
+    def test_an_event_offered_with_the_approvals_name_is_an_ordinary_event(self, manager):
+        """Only ``decide`` reaches the wait: a plain event of the same name never decides it."""
+        DurableScheduler().start_for(approval_task, "d-9", REQUEST)
         DurableScheduler().offer_event(
             "d-9", "manager-approval", ApprovalDecision(True, "script", "")
         )
-        from zart_django import EventAlreadyDelivered
-
-        with pytest.raises(EventAlreadyDelivered):
-            decide("d-9", manager, approved=False)
-        assert not ApprovalRecord.objects.exists()
-        assert ApprovalRequest.objects.get(execution_id="d-9").status == "pending"
+        run_until_idle()
+        assert DurableScheduler().get("d-9").status == "waiting"
+        decide("d-9", manager, approved=False, comment="no")
+        run_until_idle()
+        output = DurableScheduler().wait_completion("d-9", timeout=1)
+        assert (output.decision, output.reviewer) == ("rejected", "Alice Manager")
 
 
 class TestInbox:
@@ -206,4 +207,4 @@ class TestInbox:
         start_parked("i-4")
         decide("i-4", manager, approved=True)
         assert [r.execution_id for r in decidable_by(manager)] == ["i-2", "i-1"]
-        assert decidable_by(clerk) == []
+        assert list(decidable_by(clerk)) == []

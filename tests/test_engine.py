@@ -17,7 +17,7 @@ from demo_project.approval.workflows import (
     approval_task,
 )
 from tests import workflows
-from tests.workflows import Approval, lines
+from tests.workflows import Approval, lines, reference_approval
 from zart_django import (
     DurableScheduler,
     EventAlreadyDelivered,
@@ -48,7 +48,7 @@ def steps_of(execution_id: str) -> list[tuple[str, str]]:
 
 class TestApprovalFlow:
     def test_parks_then_resumes_with_the_typed_decision(self, scheduler):
-        scheduler.start_for(approval_task, "a-1", REQUEST)
+        scheduler.start_for(reference_approval, "a-1", REQUEST)
         run_until_idle()
         info = scheduler.get("a-1")
         assert info.status == "waiting"
@@ -70,7 +70,7 @@ class TestApprovalFlow:
         ]
 
     def test_rejection_skips_provisioning(self, scheduler):
-        scheduler.start_for(approval_task, "a-2", REQUEST)
+        scheduler.start_for(reference_approval, "a-2", REQUEST)
         run_until_idle()
         no = {"approved": False, "reviewer": "Carol", "comment": "not now"}
         scheduler.offer_event("a-2", "manager-approval", no)
@@ -79,7 +79,7 @@ class TestApprovalFlow:
         assert "process-approved" not in [name for name, _ in steps_of("a-2")]
 
     def test_parked_execution_has_a_deadline_and_holds_no_lease(self, scheduler):
-        scheduler.start_for(approval_task, "a-3", REQUEST)
+        scheduler.start_for(reference_approval, "a-3", REQUEST)
         run_until_idle()
         row = Execution.objects.get(pk="a-3")
         wait = StepResult.objects.get(execution_id="a-3", name="manager-approval")
@@ -88,7 +88,7 @@ class TestApprovalFlow:
         assert 119 <= (wait.deadline - wait.started_at).total_seconds() <= 121
 
     def test_validation_failure_fails_the_execution_with_its_message(self, scheduler):
-        scheduler.start_for(approval_task, "a-4", ApprovalRequest("", "db", "x"))
+        scheduler.start_for(reference_approval, "a-4", ApprovalRequest("", "db", "x"))
         run_until_idle()
         with pytest.raises(ExecutionFailed, match="requester name is required"):
             scheduler.wait_completion("a-4", timeout=1)
@@ -226,7 +226,7 @@ class TestEvents:
     def test_payload_that_does_not_fit_the_parked_wait_is_rejected_and_nothing_stored(
         self, scheduler
     ):
-        scheduler.start_for(approval_task, "e-4", REQUEST)
+        scheduler.start_for(reference_approval, "e-4", REQUEST)
         run_until_idle()
         state = Execution.objects.filter(pk="e-4").values().get()
         with pytest.raises(PayloadError, match="approved"):

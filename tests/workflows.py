@@ -7,8 +7,17 @@ import os
 import signal
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
+from demo_project.approval.workflows import (
+    ApprovalDecision,
+    ApprovalOutput,
+    ApprovalRequest,
+    outcome,
+    process_approved,
+    validate_request,
+)
 from zart_django import (
     EventTimeout,
     RetryPolicy,
@@ -18,6 +27,7 @@ from zart_django import (
     step,
     wait_for_event,
 )
+from zart_django.approvals import wait_for_approval
 
 
 @dataclass
@@ -89,6 +99,40 @@ def three_steps(job: Job) -> dict:
     approval = wait_for_event("go")
     c = third(job, approval)
     return {"results": [a, b, c], "approved": approval.approved}
+
+
+@durable("reference-approval", timeout="5m")
+def reference_approval(data: ApprovalRequest) -> ApprovalOutput:
+    """The reference page's workflow on the core alone: a plain event carries the decision, so
+    ``offer_event`` delivers it (``wait_for_approval`` would take it from ``decide`` only)."""
+    validate_request(data)
+    decision = wait_for_event("manager-approval", timeout="120s", type=ApprovalDecision)
+    if decision.approved:
+        process_approved(data.resource, data.requester_name)
+    return outcome(data, decision)
+
+
+@dataclass
+class Quick:
+    seconds: float
+
+
+@durable("quick-approval")
+def quick_approval(data: Quick) -> str:
+    """An approval that expires after ``data.seconds``: for races between decisions and expiry."""
+    try:
+        decision = wait_for_approval("ok", timeout=timedelta(seconds=data.seconds))
+    except EventTimeout:
+        return "expired"
+    return "approved" if decision.approved else "rejected"
+
+
+@durable("two-levels")
+def two_levels(data: Quick) -> str:
+    """A manager, then a director: multi-level approval as plain code."""
+    first = wait_for_approval("manager")
+    second = wait_for_approval("director") if first.approved else first
+    return f"{first.reviewer} then {second.reviewer}: {second.approved}"
 
 
 @step("flaky", retry=RetryPolicy.fixed(3, "1s"))

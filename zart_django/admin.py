@@ -8,6 +8,8 @@ import json
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -25,7 +27,9 @@ from .approvals.models import (
     ApprovalRequest,
     Source,
 )
-from .errors import ZartError
+from .approvals.waiting import NAMESPACE
+from .codec import check_text, displayable
+from .errors import PayloadError, ZartError
 from .models import Event, Execution
 
 
@@ -40,6 +44,27 @@ class _ReadOnly:
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class _StorableLookups:
+    """Mixin: an object id, search or filter value no database can hold (a NUL character) gets
+    the admin's own "does not exist" and "invalid lookup" answers, not a database error (500)."""
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field: Any = None) -> Any:
+        try:
+            check_text(object_id, "object id")
+        except PayloadError:
+            return None
+        return super().get_object(request, object_id, from_field)
+
+    def get_changelist_instance(self, request: HttpRequest) -> Any:
+        for key, values in request.GET.lists():
+            for value in (key, *values):
+                try:
+                    check_text(value, f"query parameter {key!r}")
+                except PayloadError as exc:
+                    raise IncorrectLookupParameters(exc) from exc
+        return super().get_changelist_instance(request)
 
 
 class EventInline(_ReadOnly, admin.TabularInline):
@@ -73,7 +98,7 @@ class WaitingForApprovalFilter(admin.SimpleListFilter):
 def _json(value: Any) -> str:
     if value is None:
         return "—"
-    text = json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
+    text = json.dumps(displayable(value), indent=2, ensure_ascii=False, sort_keys=True)
     return format_html('<pre style="margin:0;white-space:pre-wrap">{}</pre>', text)
 
 
@@ -101,7 +126,7 @@ def _decide_all(
 
 
 @admin.register(Execution)
-class ExecutionAdmin(_ReadOnly, admin.ModelAdmin):
+class ExecutionAdmin(_StorableLookups, _ReadOnly, admin.ModelAdmin):
     list_display = ("id", "task_name", "status", "waiting", "age", "finished_at")
     list_filter = ("status", WaitingForApprovalFilter, "task_name")
     search_fields = ("id", "input")
@@ -136,7 +161,8 @@ class ExecutionAdmin(_ReadOnly, admin.ModelAdmin):
     @admin.display(description="waiting on")
     def waiting(self, execution: Execution) -> str:
         if getattr(execution, "awaiting_approval", False):
-            return format_html("<strong>approval</strong> ({})", execution.waiting_on or "—")
+            event = execution.waiting_on.removeprefix(NAMESPACE)
+            return format_html("<strong>approval</strong> ({})", event or "—")
         return execution.waiting_on or "—"
 
     @admin.display(description="age", ordering="created_at")
@@ -167,7 +193,8 @@ class ExecutionAdmin(_ReadOnly, admin.ModelAdmin):
                     s.get_status_display(),
                     s.attempts,
                     _duration(s),
-                    s.error or (json.dumps(s.result, ensure_ascii=False) if s.result else "—"),
+                    s.error
+                    or (json.dumps(displayable(s.result), ensure_ascii=False) if s.result else "—"),
                 )
                 for s in steps
             ),
@@ -204,8 +231,8 @@ class ExecutionAdmin(_ReadOnly, admin.ModelAdmin):
     ) -> HttpResponse:
         context = dict(extra_context or {})
         try:
-            approval = find_request(object_id)
-        except ApprovalNotFound:
+            approval = find_request(check_text(unquote(object_id), "execution id"))
+        except (ApprovalNotFound, PayloadError):
             approval = None
         if approval is not None:
             context.update(
@@ -226,12 +253,13 @@ class ExecutionAdmin(_ReadOnly, admin.ModelAdmin):
             self.message_user(request, "Choose Approve or Reject.", messages.ERROR)
             return HttpResponseRedirect(page)
         try:
-            record = form.decide(object_id, request.user, Source.ADMIN)
+            execution_id = check_text(unquote(object_id), "execution id")
+            record = form.decide(execution_id, request.user, Source.ADMIN)
         except ZartError as exc:
             self.message_user(request, f"Not decided: {exc}", messages.ERROR)
             return HttpResponseRedirect(page)
         verdict = "Approved" if record.approved else "Rejected"
-        self.message_user(request, f"{verdict} {object_id}; the execution resumes now.")
+        self.message_user(request, f"{verdict} {execution_id}; the execution resumes now.")
         return HttpResponseRedirect(page)
 
 
@@ -243,7 +271,7 @@ def _duration(step: Any) -> str:
 
 
 @admin.register(ApprovalRequest)
-class ApprovalRequestAdmin(_ReadOnly, admin.ModelAdmin):
+class ApprovalRequestAdmin(_StorableLookups, _ReadOnly, admin.ModelAdmin):
     list_display = ("title", "execution", "event", "status", "permission", "created_at")
     list_filter = ("status", "event")
     search_fields = ("execution__id", "title", "summary")
@@ -260,7 +288,7 @@ class ApprovalRequestAdmin(_ReadOnly, admin.ModelAdmin):
 
 
 @admin.register(ApprovalRecord)
-class ApprovalRecordAdmin(_ReadOnly, admin.ModelAdmin):
+class ApprovalRecordAdmin(_StorableLookups, _ReadOnly, admin.ModelAdmin):
     list_display = ("execution_id", "event", "approved", "reviewer", "source", "decided_at")
     list_filter = ("approved", "source")
     search_fields = ("execution_id", "reviewer", "comment")

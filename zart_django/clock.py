@@ -14,6 +14,11 @@ def now() -> datetime:
     return timezone.now() + _offset
 
 
+def offset() -> timedelta:
+    """How far ``shift`` moved the engine's clock from real time (the SQL clock adds it too)."""
+    return _offset
+
+
 def shift(delta: timedelta) -> None:
     """Move the engine's clock forward by ``delta`` (tests only)."""
     global _offset

@@ -9,8 +9,12 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import inspect
+import json
+import math
+import re
 import types
 import typing
+from collections.abc import Iterable
 from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
@@ -21,31 +25,137 @@ from .errors import PayloadError
 _ANY = (Any, object, None, inspect.Parameter.empty)
 
 
-def encode(value: Any) -> Any:
-    """Return ``value`` as plain JSON data, or raise ``PayloadError`` saying what cannot be stored."""
-    if value is None or isinstance(value, bool | int | float | str):
+MAX_DEPTH = 100
+"""How deeply lists and objects may nest in a stored value (a bound well below Python's stack)."""
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_SIMPLE_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def check_text(text: str, where: str) -> str:
+    """Return ``text`` if both databases can store it, else raise ``PayloadError`` naming the
+    character and its position: NUL (PostgreSQL refuses it) or a lone surrogate (not Unicode).
+    The very check ``encode`` makes of each string."""
+    return encode(text, where)
+
+
+def _check_chars(text: str, what: str = "") -> None:
+    if text.isascii() and "\x00" not in text:
+        return
+    bad = _UNSTORABLE.search(text)
+    if bad is not None:
+        raise _Unstorable(what + _unstorable_char(text, bad.start()))
+
+
+def _unstorable_char(text: str, position: int) -> str:
+    code = f"U+{ord(text[position]):04X}"
+    if text[position] == "\x00":
+        return f"contains a NUL character ({code}) at position {position}, which cannot be stored"
+    return (
+        f"contains a lone surrogate ({code}) at position {position}: not valid Unicode,"
+        " so it cannot be stored"
+    )
+
+
+def encode(value: Any, where: str = "value") -> Any:
+    """Return ``value`` as plain JSON data that both databases can store, or raise ``PayloadError``
+    saying what cannot be stored and where (``where`` names the value, e.g. ``input.items[2]``):
+    a type JSON lacks, a key that is not a string, a NUL character or lone surrogate in a string or
+    key, a number that is not finite, or lists and objects nested deeper than ``MAX_DEPTH``."""
+    try:
+        return _encode(value, 0)
+    except _Unstorable as exc:
+        raise PayloadError(f"{where}{exc.location()}: {exc}") from None
+
+
+class _Unstorable(Exception):
+    """Raised inside ``encode``; each level adds its key on the way out, so success costs nothing."""
+
+    def __init__(self, problem: str, locate: bool = True) -> None:
+        super().__init__(problem)
+        self.path: list[str | int] = []
+        self.locate = locate
+
+    def add(self, key: str | int) -> None:
+        """Note the key or index of the value that holds the unstorable one (if it has a place)."""
+        if self.locate:
+            self.path.append(key)
+
+    def location(self) -> str:
+        return "".join(_step(key) for key in reversed(self.path))
+
+
+def _step(key: str | int) -> str:
+    if isinstance(key, int):
+        return f"[{key}]"
+    return f".{key}" if _SIMPLE_KEY.fullmatch(key) else f"[{key!r}]"
+
+
+def _encode(value: Any, depth: int) -> Any:
+    if value is None or isinstance(value, bool | int):
         return value
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if hasattr(value, "model_dump") and not isinstance(value, type):
-        return value.model_dump(mode="json")
-    if isinstance(value, dict):
-        return {_key(k): encode(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [encode(v) for v in value]
+    if isinstance(value, str):
+        _check_chars(value)
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise _Unstorable(f"{value} is not a finite number, and JSON has no such number")
+        return value
     if isinstance(value, Enum):
-        return encode(value.value)
+        return _encode(value.value, depth)
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, Decimal):
         return str(value)
-    raise PayloadError(f"cannot store a value of type {type(value).__name__} as JSON: {value!r}")
+    if depth >= MAX_DEPTH:
+        raise _Unstorable(f"lists and objects nested deeper than {MAX_DEPTH} levels", locate=False)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _encode_items(
+            ((f.name, getattr(value, f.name)) for f in dataclasses.fields(value)), depth
+        )
+    if hasattr(value, "model_dump") and not isinstance(value, type):
+        return _encode(value.model_dump(mode="json"), depth)
+    if isinstance(value, dict):
+        return _encode_items(value.items(), depth)
+    if isinstance(value, list | tuple | set | frozenset):
+        encoded: list[Any] = []
+        for position, item in enumerate(value):
+            try:
+                encoded.append(_encode(item, depth + 1))
+            except _Unstorable as exc:
+                exc.add(position)
+                raise
+        return encoded
+    raise _Unstorable(f"cannot store a value of type {type(value).__name__} as JSON: {value!r}")
+
+
+def _encode_items(items: Iterable[tuple[Any, Any]], depth: int) -> dict[str, Any]:
+    encoded: dict[str, Any] = {}
+    for key, item in items:
+        name = _key(key)
+        try:
+            encoded[name] = _encode(item, depth + 1)
+        except _Unstorable as exc:
+            exc.add(name)
+            raise
+    return encoded
 
 
 def _key(key: Any) -> str:
     if not isinstance(key, str):
-        raise PayloadError(f"dictionary keys must be strings to store as JSON, not {key!r}")
+        raise _Unstorable(f"dictionary keys must be strings to store as JSON, not {key!r}")
+    _check_chars(key, f"the key {key!r} ")
     return key
+
+
+def displayable(value: Any) -> Any:
+    """``value`` with each lone surrogate replaced by U+FFFD, so a page can show what an older
+    version stored (SQLite kept them in JSON; a page cannot encode them as UTF-8)."""
+    text = json.dumps(value, ensure_ascii=False)
+    if _SURROGATE.search(text) is None:
+        return value
+    return json.loads(_SURROGATE.sub("\ufffd", text))
 
 
 def decode(data: Any, tp: Any, where: str = "value") -> Any:

@@ -50,6 +50,41 @@ class EventAlreadyDelivered(ZartError):
         self.name = name
 
 
+class EventExpired(ZartError):
+    """The wait for this event passed its deadline (or the execution's): the event comes too late.
+
+    The workflow takes its timeout path; nothing is stored.
+    """
+
+    def __init__(self, execution_id: str, name: str) -> None:
+        super().__init__(
+            f"event {name!r} of execution {execution_id!r} expired: its wait's deadline passed"
+        )
+        self.execution_id = execution_id
+        self.name = name
+
+
+class EventReserved(ZartError):
+    """The event name belongs to a namespace only its own decision path may deliver to (an
+    approval is decided with ``zart_django.approvals.decide``, never offered as an event)."""
+
+    def __init__(self, name: str, how: str) -> None:
+        super().__init__(f"event {name!r} cannot be offered: {how}")
+        self.name = name
+
+
+class ExecutionResuming(ZartError):
+    """The execution has a decision it has not acted on yet, so it cannot be cancelled now."""
+
+    def __init__(self, execution_id: str, name: str) -> None:
+        super().__init__(
+            f"execution {execution_id!r} cannot be cancelled: the decision {name!r} it was"
+            " waiting for was recorded and it is resuming to act on it"
+        )
+        self.execution_id = execution_id
+        self.name = name
+
+
 class PayloadError(ZartError, ValueError):
     """A value does not fit the type it is declared as (an input, an event payload, a result)."""
 
@@ -111,6 +146,14 @@ class LeaseLost(BaseException):
 
 class Suspended(BaseException):
     """Internal: the execution parked (a wait, a sleep or a retry delay) and will resume later.
+
+    A ``BaseException`` so that a durable function's ``except Exception`` cannot swallow it.
+    """
+
+
+class DatabaseUnavailable(BaseException):
+    """Internal: a query of the engine failed on the database (a cut connection, a restart, a busy
+    SQLite file) while it ran an execution; the execution is handed back to be resumed.
 
     A ``BaseException`` so that a durable function's ``except Exception`` cannot swallow it.
     """

@@ -20,6 +20,7 @@ logger = logging.getLogger("zart_django")
 
 CHANNEL = "zart_due"
 _RECONNECT_DELAY = 1.0
+_MAX_RECONNECT_DELAY = 10.0
 
 
 def notify() -> None:
@@ -38,9 +39,9 @@ def notify() -> None:
 class Listener:
     """A thread that calls ``on_wake`` for every notification, until ``stop``.
 
-    It holds its own connection (Django's are per thread and used for queries); on a connection
-    error it reconnects after a short delay and calls ``on_wake`` once, in case something was
-    missed meanwhile.
+    It holds its own connection (Django's are per thread and used for queries); when that
+    connection is lost it reconnects at once (then with a growing delay while the database stays
+    away) and calls ``on_wake`` once, in case something was missed meanwhile.
     """
 
     def __init__(self, on_wake: Callable[[], None]) -> None:
@@ -61,14 +62,18 @@ class Listener:
 
     def _run(self) -> None:
         params = connection.get_connection_params()
+        failures = 0
         while not self._stopped.is_set():
             try:
                 with psycopg.connect(**params, autocommit=True) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
+                    failures = 0
                     self._on_wake()
                     while not self._stopped.is_set():
                         for _ in conn.notifies(timeout=0.5):
                             self._on_wake()
             except psycopg.Error as exc:
-                logger.warning("listener: %s; reconnecting, polling meanwhile", exc)
-                self._stopped.wait(_RECONNECT_DELAY)
+                delay = min(_RECONNECT_DELAY * failures, _MAX_RECONNECT_DELAY)
+                failures += 1
+                logger.warning("listener: %s; reconnecting in %.1fs, polling meanwhile", exc, delay)
+                self._stopped.wait(delay)

@@ -23,6 +23,7 @@ from . import clock, conf, store
 from .codec import decode, encode, type_ref
 from .durations import Duration, parse_duration
 from .errors import (
+    DatabaseUnavailable,
     EventTimeout,
     LeaseLost,
     NonDeterminismError,
@@ -31,6 +32,7 @@ from .errors import (
     TaskNotFound,
 )
 from .models import Status, StepKind, StepResult, StepStatus
+from .names import check_name
 from .registry import DurableTask, TaskRegistry
 from .retry import RetryPolicy
 
@@ -185,7 +187,7 @@ def _run_step(
     ctx.in_step = True
     try:
         value = fn(*args, **kwargs)
-        data = encode(value)
+        data = encode(value, f"result of step {key!r}")
     except Exception as exc:
         row.error = f"{type(exc).__name__}: {exc}"
         row.finished_at = clock.now()
@@ -227,6 +229,7 @@ def wait_for_event(name: str, timeout: Duration | None = None, type: Any = Any) 
     An event offered before the wait is kept and returned at once.
     """
     ctx = _require_context("wait_for_event")
+    check_name(name, "event name")
     if type is Any:
         type = ctx.task.events.get(name, Any)
     row = ctx.recorded_at_position(StepKind.EVENT, name)
@@ -245,8 +248,14 @@ def wait_for_event(name: str, timeout: Duration | None = None, type: Any = Any) 
         _record(ctx, row, StepStatus.COMPLETED, payload)
         return value
     if deadline is not None and clock.now() >= deadline:
-        _record(ctx, row, StepStatus.TIMED_OUT, None)
-        raise EventTimeout(name)
+        row.status, row.result, row.finished_at = StepStatus.TIMED_OUT, None, clock.now()
+        found, payload = store.expire_wait(ctx.claim, row)
+        if not found:
+            ctx.advance(row)
+            raise EventTimeout(name)
+        value = decode(payload, type, f"event {name!r}")
+        _record(ctx, row, StepStatus.COMPLETED, payload)
+        return value
     row.status = StepStatus.WAITING
     row.type_ref = type_ref(type)
     store.park(ctx.claim, row, name, _earliest(deadline, ctx.deadline))
@@ -292,12 +301,37 @@ def _earliest(*times: datetime | None) -> datetime | None:
 
 
 def run_execution(claim: store.Claim, registry: TaskRegistry) -> str:
-    """Run a claimed execution until it finishes or parks; return the status it was left in."""
+    """Run a claimed execution until it finishes or parks; return the status it was left in.
+
+    A database error is never the execution's failure: the execution is handed back, due now,
+    to be resumed from its checkpoints ("handed back").
+    """
     try:
         return _run(claim, registry)
     except LeaseLost:
         logger.warning("execution %s: lease lost, leaving it to its new owner", claim.execution_id)
         return "lease lost"
+    except (DatabaseUnavailable, *store.CONNECTION_ERRORS) as exc:
+        return _hand_back(claim, exc)
+
+
+def _hand_back(claim: store.Claim, exc: BaseException) -> str:
+    logger.warning(
+        "execution %s: database error, handing it back to be resumed: %s",
+        claim.execution_id,
+        store.first_line(exc),
+    )
+    store.close_connection()
+    try:
+        store.release([claim.token], claim.execution_id, patience=float(conf.get("LEASE")))
+    except store.CONNECTION_ERRORS as again:
+        logger.error(
+            "execution %s: could not hand it back, it resumes when its lease expires: %s",
+            claim.execution_id,
+            store.first_line(again),
+        )
+        store.close_connection()
+    return "handed back"
 
 
 def _run(claim: store.Claim, registry: TaskRegistry) -> str:
@@ -318,6 +352,8 @@ def _run(claim: store.Claim, registry: TaskRegistry) -> str:
         return Status.WAITING
     except _ExecutionTimedOut:
         return _end(claim, Status.TIMED_OUT, error=f"timed out after {task.timeout}")
+    except store.CONNECTION_ERRORS:
+        raise  # a query between steps failed on the database: the run is handed back
     except Exception as exc:
         if ctx.suspended:
             return Status.WAITING

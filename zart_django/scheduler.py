@@ -8,11 +8,13 @@ from datetime import datetime
 from typing import Any
 
 from . import clock, store
-from .codec import decode, encode, resolve_type
+from .codec import check_text, decode, encode, resolve_type
 from .durations import Duration, parse_duration
-from .errors import ExecutionFailed, PayloadError, WaitTimeout
+from .errors import EventReserved, ExecutionFailed, WaitTimeout
 from .models import FINISHED_STATUSES, Execution, Status, StepResult
+from .names import check_name
 from .registry import DurableTask, TaskRegistry, default_registry
+from .reserved import reservation
 
 
 @dataclass(frozen=True)
@@ -61,12 +63,13 @@ class DurableScheduler:
         """Start task ``task_name`` as ``execution_id`` with ``input``; a worker will run it.
 
         Idempotent: starting the same id with the same task and input returns the existing
-        execution. Raises ``TaskNotFound``, ``PayloadError`` (input does not fit the task's input
-        type) or ``ExecutionAlreadyExists`` (the id is taken with another task or input).
+        execution. Raises ``TaskNotFound``, ``PayloadError`` (the id is outside the name alphabet
+        of ``zart_django.names``, the input cannot be stored as JSON or does not fit the task's
+        input type) or ``ExecutionAlreadyExists`` (the id is taken with another task or input).
         """
-        _check_name("execution id", execution_id)
+        check_name(execution_id, "execution id")
         task = self.registry.get(task_name)
-        data = encode(input)
+        data = encode(input, "input")
         decode(data, task.input_type, "input")
         deadline = clock.now() + task.timeout if task.timeout else None
         execution = store.create_execution(execution_id, task_name, data, deadline)
@@ -80,12 +83,22 @@ class DurableScheduler:
         """Deliver event ``name`` to an execution; a wait for it resumes (now or when it gets there).
 
         Raises ``ExecutionNotFound``, ``ExecutionFinished``, ``EventAlreadyDelivered`` (the first
-        delivery wins) or ``PayloadError`` (the payload does not fit the type the task declares
-        for this event in ``@durable(events=...)``, or the type its parked wait asks for).
-        Nothing is stored when it raises.
+        delivery wins), ``EventExpired`` (the wait for it passed its deadline), ``EventReserved``
+        (the name is an approval's: decide it with ``zart_django.approvals.decide``) or
+        ``PayloadError`` (the name is outside the name alphabet, the payload cannot be stored as
+        JSON or does not fit the type the task declares for this event in
+        ``@durable(events=...)``, or the type its parked wait asks for). Nothing is stored when
+        it raises.
         """
-        _check_name("event name", name)
-        data = encode(payload)
+        check_name(name, "event name")
+        how = reservation(name)
+        if how is not None:
+            raise EventReserved(name, how)
+        self._deliver(execution_id, name, payload)
+
+    def _deliver(self, execution_id: str, name: str, payload: Any) -> None:
+        check_text(execution_id, "execution id")
+        data = encode(payload, f"payload of event {name!r}")
 
         def validate(task_name: str, parked_type: str) -> None:
             declared = self._event_type(task_name, name)
@@ -96,6 +109,7 @@ class DurableScheduler:
 
     def get(self, execution_id: str) -> ExecutionInfo:
         """The execution's status, input, output or error, steps and what it waits on."""
+        check_text(execution_id, "execution id")
         execution = store.load_execution(execution_id)
         return _info(execution, store.load_steps(execution_id))
 
@@ -107,6 +121,7 @@ class DurableScheduler:
         Raises ``ExecutionFailed`` if it failed, was cancelled or timed out, and ``WaitTimeout``
         if it is still going after ``timeout``.
         """
+        check_text(execution_id, "execution id")
         limit = time.monotonic() + parse_duration(timeout).total_seconds()
         while True:
             execution = store.load_execution(execution_id)
@@ -119,8 +134,10 @@ class DurableScheduler:
     def cancel(self, execution_id: str) -> None:
         """Stop the execution for good: no further step runs and no event resumes it.
 
-        Raises ``ExecutionNotFound`` or ``ExecutionFinished``.
+        Raises ``ExecutionNotFound``, ``ExecutionFinished``, or ``ExecutionResuming`` when a
+        decision it waited for was recorded and it has not acted on it yet (try again once it has).
         """
+        check_text(execution_id, "execution id")
         store.cancel(execution_id)
 
     def _event_type(self, task_name: str, event: str) -> Any:
@@ -139,13 +156,11 @@ class DurableScheduler:
         return decode(execution.output, output_type, "output")
 
 
-_MAX_NAME = 200
-
-
-def _check_name(what: str, value: object) -> None:
-    """Ids and event names are stored in 200-character columns: say so before the database does."""
-    if not isinstance(value, str) or not value or len(value) > _MAX_NAME:
-        raise PayloadError(f"{what} must be a string of 1 to {_MAX_NAME} characters, not {value!r}")
+def deliver_reserved(execution_id: str, name: str, payload: Any) -> None:
+    """Deliver an event in a reserved namespace (see ``zart_django.reserved``): the private path
+    of the app that reserved it, called inside its own transaction; like ``offer_event`` otherwise.
+    """
+    DurableScheduler()._deliver(execution_id, name, payload)
 
 
 def _info(execution: Execution, steps: list[StepResult]) -> ExecutionInfo:

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import path, register_converter
 
 from .approvals import views
+from .converters import ExecutionIdConverter
 
 app_name = "zart_django"
+register_converter(ExecutionIdConverter, "zart_execution_id")
 
 urlpatterns = [
     path("", views.inbox, name="inbox"),
     path("history/", views.history, name="history"),
-    path("requests/<str:execution_id>/", views.detail, name="detail"),
-    path("requests/<str:execution_id>/decide/", views.decide_view, name="decide"),
+    path("requests/<zart_execution_id:execution_id>/", views.detail, name="detail"),
+    path("requests/<zart_execution_id:execution_id>/decide/", views.decide_view, name="decide"),
     path(
         "login/",
         auth_views.LoginView.as_view(template_name="zart_django/login.html"),

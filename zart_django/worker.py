@@ -2,6 +2,9 @@
 
 A worker holds no execution while it waits for an event: waits park in the database. A worker
 that dies loses its executions only until their leases expire; another worker then replays them.
+Each thread checks its database connection before each unit of work (a claim, a run, a
+heartbeat) and replaces one the server closed, so a database restart costs a reconnect, not a
+lease.
 """
 
 from __future__ import annotations
@@ -82,14 +85,21 @@ class Worker:
 
     def _loop(self, pool: ThreadPoolExecutor, once: bool) -> None:
         failures = 0
+        unanswered: list[str] = []  # tokens of claims that failed: they may have taken work
         while not self._stopping.is_set():
             self._wake.clear()
             wanted = min(self.concurrency - len(self._inflight), self.batch_size)
             if wanted > 0:
+                self._check_connection("the claim loop")
+                token = store.new_token()
                 try:
-                    claims = store.claim_due(self.name, wanted, self.lease)
+                    if unanswered:
+                        store.release(unanswered)
+                        unanswered.clear()
+                    claims = store.claim_due(self.name, wanted, self.lease, token)
                     failures = 0
                 except _DB_ERRORS as exc:
+                    unanswered.append(token)
                     failures += 1
                     self._database_down(exc, failures)
                     continue
@@ -114,34 +124,43 @@ class Worker:
         self._wake.set()
 
     def _run(self, claim: store.Claim) -> None:
+        self._check_connection(f"execution {claim.execution_id}")
         try:
-            run_execution(claim, self.registry)
-        except _DB_ERRORS as exc:
-            logger.error(
-                "execution %s: database error, its lease will expire and it will be retried: %s",
-                claim.execution_id,
-                exc,
-            )
-            connection.close()
+            run_execution(claim, self.registry)  # hands the execution back on a database error
         except Exception:
             logger.exception("execution %s: unexpected engine error", claim.execution_id)
+            store.close_connection()
 
     def _heartbeat(self) -> None:
         while not self._drained.wait(self.lease / 3):
             with self._lock:
                 claims = list(self._inflight.values())
+            self._check_connection("the heartbeat")
             try:
                 store.heartbeat(claims, self.lease)
             except _DB_ERRORS as exc:
-                logger.warning("worker %s: heartbeat failed: %s", self.name, exc)
-                connection.close()
+                logger.warning("worker %s: heartbeat failed: %s", self.name, store.first_line(exc))
+                store.close_connection()
         connection.close()
+
+    def _check_connection(self, who: str) -> None:
+        """Replace this thread's database connection if the server closed it."""
+        reason = store.drop_dead_connection()
+        if reason:
+            logger.warning(
+                "worker %s: database unavailable to %s (%s); reconnecting",
+                self.name,
+                who,
+                reason,
+            )
 
     def _database_down(self, exc: Exception, failures: int) -> None:
         delay = min(self.poll_interval * 2 ** (failures - 1), _MAX_BACKOFF)
-        reason = (str(exc).strip().splitlines() or [repr(exc)])[0]
         logger.error(
-            "worker %s: database unavailable (%s); retrying in %.1fs", self.name, reason, delay
+            "worker %s: database unavailable (%s); retrying in %.1fs",
+            self.name,
+            store.first_line(exc),
+            delay,
         )
-        connection.close()
+        store.close_connection()
         self._stopping.wait(delay)

@@ -2,11 +2,46 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from rest_framework import serializers
 
 from zart_django.approvals.models import ApprovalRecord, ApprovalRequest
+from zart_django.codec import displayable, encode
+from zart_django.errors import PayloadError
+from zart_django.names import check_name
+
+
+class StoredJSONField(serializers.JSONField):
+    """JSON read from the database, shown even if an older version stored a lone surrogate in it
+    (as U+FFFD): one such row must not turn a whole list into a 500."""
+
+    def to_representation(self, value: Any) -> Any:
+        return displayable(value)
+
+
+class PayloadField(serializers.JSONField):
+    """JSON the engine can store, checked by ``codec.encode`` (no NUL character, no lone
+    surrogate, no deeper nesting than ``codec.MAX_DEPTH``), so a refusal names the field."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        try:
+            if getattr(data, "is_json_string", False):
+                data = json.loads(data)
+            return encode(data, self.field_name)
+        except PayloadError as exc:
+            raise serializers.ValidationError(str(exc)) from None
+        except (ValueError, RecursionError) as exc:
+            raise serializers.ValidationError(f"not valid JSON: {exc}") from None
+
+
+def _valid_execution_id(value: str) -> None:
+    """Validator: ``value`` is in the name alphabet of ``zart_django.names``."""
+    try:
+        check_name(value, "execution id")
+    except PayloadError as exc:
+        raise serializers.ValidationError(str(exc)) from None
 
 
 class StepSerializer(serializers.Serializer):
@@ -16,7 +51,7 @@ class StepSerializer(serializers.Serializer):
     name = serializers.CharField()
     kind = serializers.CharField()
     status = serializers.CharField()
-    result = serializers.JSONField(allow_null=True)
+    result = StoredJSONField(allow_null=True)
     error = serializers.CharField(allow_blank=True)
     attempts = serializers.IntegerField()
     started_at = serializers.DateTimeField()
@@ -29,8 +64,8 @@ class ExecutionSerializer(serializers.Serializer):
     id = serializers.CharField()
     task = serializers.CharField(source="task_name")
     status = serializers.CharField()
-    input = serializers.JSONField(allow_null=True)
-    output = serializers.JSONField(allow_null=True)
+    input = StoredJSONField(allow_null=True)
+    output = StoredJSONField(allow_null=True)
     error = serializers.CharField(allow_blank=True)
     waiting_on = serializers.CharField(allow_blank=True)
     created_at = serializers.DateTimeField()
@@ -48,14 +83,14 @@ class StartSerializer(serializers.Serializer):
     """``POST /executions/``: start ``task`` as ``execution_id`` with ``input``."""
 
     task = serializers.CharField(max_length=200)
-    execution_id = serializers.CharField(max_length=200)
-    input = serializers.JSONField(required=False, allow_null=True, default=None)
+    execution_id = serializers.CharField(trim_whitespace=False, validators=[_valid_execution_id])
+    input = PayloadField(required=False, allow_null=True, default=None)
 
 
 class EventSerializer(serializers.Serializer):
     """``POST /executions/{id}/events/{name}/``: the event's payload (any JSON, default null)."""
 
-    payload = serializers.JSONField(required=False, allow_null=True, default=None)
+    payload = PayloadField(required=False, allow_null=True, default=None)
 
 
 class DecideSerializer(serializers.Serializer):

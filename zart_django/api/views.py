@@ -7,7 +7,7 @@ from typing import Any
 from django.db.models import QuerySet
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import status, viewsets
+from rest_framework import status
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, NotFound, PermissionDenied, ValidationError
 from rest_framework.pagination import PageNumberPagination
@@ -18,18 +18,23 @@ from rest_framework.response import Response
 from zart_django import (
     DurableScheduler,
     EventAlreadyDelivered,
+    EventExpired,
+    EventReserved,
     ExecutionAlreadyExists,
     ExecutionFinished,
     ExecutionNotFound,
+    ExecutionResuming,
     PayloadError,
     TaskNotFound,
     ZartError,
 )
-from zart_django.approvals import can_decide, decidable_by, decide, find_request
+from zart_django.approvals import decidable_by, decide, find_request
 from zart_django.approvals.errors import ApprovalError, ApprovalNotFound
 from zart_django.approvals.models import ApprovalRequest, Source
+from zart_django.approvals.services import may_see
 from zart_django.models import Execution
 
+from .base import ApiViewSet
 from .permissions import ExecutionPermission
 from .serializers import (
     ApprovalRequestSerializer,
@@ -57,7 +62,14 @@ def as_api_error(exc: ZartError, field: str = "payload") -> APIException:
     """The HTTP answer to an engine or approval error: 404, 409, 403 or 400 naming ``field``."""
     if isinstance(exc, ExecutionNotFound):
         return NotFound(str(exc))
-    if isinstance(exc, ExecutionFinished | EventAlreadyDelivered | ExecutionAlreadyExists):
+    if isinstance(
+        exc,
+        ExecutionFinished
+        | EventAlreadyDelivered
+        | EventExpired
+        | ExecutionAlreadyExists
+        | ExecutionResuming,
+    ):
         return Conflict(str(exc))
     if isinstance(exc, TaskNotFound):
         return ValidationError({"task": [str(exc)]})
@@ -69,7 +81,7 @@ def as_api_error(exc: ZartError, field: str = "payload") -> APIException:
     return ValidationError(str(exc))
 
 
-class ExecutionViewSet(viewsets.ViewSet):
+class ExecutionViewSet(ApiViewSet):
     """Durable executions: list, retrieve with steps, start, cancel, and offer events."""
 
     permission_classes = [ExecutionPermission]
@@ -133,29 +145,34 @@ class ExecutionViewSet(viewsets.ViewSet):
         """Offer event ``name`` with ``payload``. Approvals are decided at /approvals/, not here."""
         form = EventSerializer(data=request.data)
         form.is_valid(raise_exception=True)
+        decide_at = f"decide it with POST /api/approvals/{pk}/decide/"
         if ApprovalRequest.objects.filter(execution_id=pk, event=name).exists():
-            raise Conflict(
-                f"event {name!r} of execution {pk!r} is an approval:"
-                f" decide it with POST /approvals/{pk}/decide/"
+            raise PermissionDenied(
+                f"event {name!r} of execution {pk!r} is an approval: {decide_at}"
             )
         try:
             DurableScheduler().offer_event(pk, name, form.validated_data["payload"])
+        except EventReserved as exc:
+            raise PermissionDenied(f"{exc}; {decide_at}") from exc
         except ZartError as exc:
             raise as_api_error(exc) from exc
         return Response({"execution_id": pk, "event": name}, status=status.HTTP_202_ACCEPTED)
 
 
-class ApprovalViewSet(viewsets.ViewSet):
+class ApprovalViewSet(ApiViewSet):
     """Approval requests: the ones waiting for me, one by execution id, and deciding one."""
 
     permission_classes = [IsAuthenticated]
+    pagination_class = Pagination
     lookup_value_regex = "[^/]+"
     schema = AutoSchema()
 
     @extend_schema(responses=ApprovalRequestSerializer(many=True))
     def list(self, request: Request) -> Response:
-        """Open requests the authenticated user may decide, newest first."""
-        return Response(ApprovalRequestSerializer(decidable_by(request.user), many=True).data)
+        """Open requests the authenticated user may decide, newest first, paginated."""
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(decidable_by(request.user), request, view=self)
+        return paginator.get_paginated_response(ApprovalRequestSerializer(page, many=True).data)
 
     @extend_schema(responses=ApprovalRequestSerializer)
     def retrieve(self, request: Request, pk: str) -> Response:
@@ -165,8 +182,7 @@ class ApprovalViewSet(viewsets.ViewSet):
             found = find_request(pk)
         except ZartError as exc:
             raise as_api_error(exc) from exc
-        user = request.user
-        if not (can_decide(user, found) or user.has_perm("zart_django.view_execution")):
+        if not may_see(request.user, found):
             raise as_api_error(ApprovalNotFound(pk))
         return Response(ApprovalRequestSerializer(found).data)
 

@@ -5,13 +5,16 @@ Both models live in the ``zart_django`` app (imported by ``zart_django.models``)
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
 
 from django.db import models
+from django.db.models import CharField, Prefetch, Q, Value
+from django.db.models.functions import Concat
 
 from zart_django.models import FINISHED_STATUSES, Execution
 
 DEFAULT_PERMISSION = "zart_django.decide_approval"
+PREFETCHED_DECISIONS = "prefetched_decisions"
 
 
 class RequestStatus(models.TextChoices):
@@ -36,7 +39,44 @@ class ApprovalRequestQuerySet(models.QuerySet["ApprovalRequest"]):
 
     def closed(self) -> ApprovalRequestQuerySet:
         """Requests decided, expired, or left undecided by an execution that ended."""
-        return self.exclude(pk__in=self.open().values("pk"))
+        return self.filter(
+            ~Q(status=RequestStatus.PENDING) | Q(execution__status__in=FINISHED_STATUSES)
+        )
+
+    def permitted_to(self, user: Any) -> ApprovalRequestQuerySet:
+        """Requests whose permission ``user`` holds, decided by the database in the same query.
+
+        Reads the tables of Django's ``ModelBackend``: an active superuser holds every
+        permission, an active user those given directly or through a group; inactive and
+        anonymous users none. Permissions granted only by a custom authentication backend are
+        not seen here (``can_decide``, which calls ``has_perm``, stays the authority to decide).
+        """
+        if not (user.is_authenticated and user.is_active):
+            return self.none()
+        if getattr(user, "is_superuser", False):
+            return self
+        if not hasattr(user, "user_permissions"):
+            return self.none()
+        from django.contrib.auth.models import Permission
+
+        direct = user.user_permissions.all()
+        via_groups = Permission.objects.filter(group__in=user.groups.all())
+        return self.filter(
+            Q(permission__in=_permission_names(direct))
+            | Q(permission__in=_permission_names(via_groups))
+        )
+
+    def with_decisions(self) -> ApprovalRequestQuerySet:
+        """Load each request's execution and decision with the page (two queries in all), for
+        lists that show ``outcome`` and ``record``."""
+        decisions = Prefetch("execution__approval_records", to_attr=PREFETCHED_DECISIONS)
+        return self.select_related("execution").prefetch_related(decisions)
+
+
+def _permission_names(permissions: models.QuerySet[Any]) -> models.QuerySet[Any]:
+    """The permissions as "app_label.codename" strings, as a subquery."""
+    dotted = Concat("content_type__app_label", Value("."), "codename", output_field=CharField())
+    return permissions.annotate(dotted=dotted).values("dotted")
 
 
 class ApprovalRequest(models.Model):
@@ -86,16 +126,54 @@ class ApprovalRequest(models.Model):
 
     @property
     def record(self) -> ApprovalRecord | None:
-        """The decision taken on this request, if any."""
+        """The decision taken on this request, if any (no query when loaded by
+        ``with_decisions``)."""
+        if ApprovalRequest.execution.is_cached(self):
+            loaded = getattr(self.execution, PREFETCHED_DECISIONS, None)
+            if loaded is not None:
+                return next((r for r in loaded if r.event == self.event), None)
         return ApprovalRecord.objects.filter(
             execution_id=self.execution_id, event=self.event
         ).first()
+
+
+class ApprovalRecordQuerySet(models.QuerySet["ApprovalRecord"]):
+    """Records can be read and added, never changed or deleted, one by one or in bulk."""
+
+    def update(self, **kwargs: Any) -> NoReturn:
+        _refuse("updated")
+
+    def bulk_update(self, objs: Any, fields: Any, batch_size: int | None = None) -> NoReturn:
+        _refuse("updated")
+
+    def delete(self) -> NoReturn:
+        _refuse("deleted")
+
+    def bulk_create(
+        self,
+        objs: Any,
+        batch_size: int | None = None,
+        ignore_conflicts: bool = False,
+        update_conflicts: bool = False,
+        update_fields: Any = None,
+        unique_fields: Any = None,
+    ) -> list[ApprovalRecord]:
+        if update_conflicts:
+            _refuse("updated")
+        return super().bulk_create(
+            objs, batch_size, ignore_conflicts, update_conflicts, update_fields, unique_fields
+        )
+
+
+def _refuse(change: str) -> NoReturn:
+    raise ValueError(f"an approval record is immutable: it cannot be {change}")
 
 
 class ApprovalRecord(models.Model):
     """The audit record of one decision. Written once by ``decide`` and never changed.
 
     It keeps the execution's id even if the execution is deleted (no database constraint).
+    Updates and deletes are refused by the instance, the queryset and, on PostgreSQL, a trigger.
     """
 
     execution = models.ForeignKey(
@@ -113,6 +191,8 @@ class ApprovalRecord(models.Model):
     source = models.CharField(max_length=8, choices=Source.choices)
     decided_at = models.DateTimeField()
 
+    objects = ApprovalRecordQuerySet.as_manager()
+
     class Meta:
         app_label = "zart_django"
         ordering = ["-decided_at"]
@@ -125,9 +205,11 @@ class ApprovalRecord(models.Model):
         return f"{self.execution_id}: {verdict} by {self.reviewer}"
 
     def save(self, *args: Any, **kwargs: Any) -> None:
-        if not self._state.adding:
-            raise ValueError("an approval record is immutable once written")
+        """Insert the record; never an update, even of a record built with an existing id."""
+        if not self._state.adding or kwargs.get("force_update") or kwargs.get("update_fields"):
+            _refuse("changed once written")
+        kwargs["force_insert"] = True
         super().save(*args, **kwargs)
 
-    def delete(self, *args: Any, **kwargs: Any) -> Any:
-        raise ValueError("an approval record is immutable: it cannot be deleted")
+    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
+        _refuse("deleted")

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 
-from zart_django import DurableScheduler
+from zart_django import store
 from zart_django.clock import now
+from zart_django.errors import EventExpired, ExecutionFinished
+from zart_django.scheduler import deliver_reserved
 
 from .decision import ApprovalDecision
 from .errors import (
@@ -16,18 +18,51 @@ from .errors import (
     ApprovalNotFound,
     ApprovalPermissionDenied,
 )
-from .models import ApprovalRecord, ApprovalRequest, RequestStatus, Source
+from .models import (
+    ApprovalRecord,
+    ApprovalRequest,
+    ApprovalRequestQuerySet,
+    RequestStatus,
+    Source,
+)
+from .waiting import decision_event
+
+VIEW_PERMISSION = "zart_django.view_execution"
 
 
 def can_decide(user: Any, request: ApprovalRequest) -> bool:
-    """Whether ``user`` holds the permission ``request`` asks for (active users only)."""
+    """Whether ``user`` holds the permission ``request`` asks for (active users only), asked of
+    the project's authentication backends with ``has_perm``: the authority for one request."""
     return bool(user.is_authenticated and user.is_active and user.has_perm(request.permission))
 
 
-def decidable_by(user: Any) -> list[ApprovalRequest]:
-    """The open requests ``user`` may decide, newest first: the user's inbox."""
-    requests = ApprovalRequest.objects.open().select_related("execution")
-    return [r for r in requests if can_decide(user, r)]
+def decidable_by(user: Any) -> ApprovalRequestQuerySet:
+    """The open requests ``user`` may decide, newest first: the user's inbox, as a query.
+
+    The database selects them from ``ModelBackend``'s tables (direct, group and superuser
+    permissions; see ``ApprovalRequestQuerySet.permitted_to``), so a page of it costs the same
+    few queries however many requests are open. ``decide`` still checks ``can_decide``.
+    """
+    return (
+        ApprovalRequest.objects.open()
+        .permitted_to(user)
+        .with_decisions()
+        .order_by("-created_at", "-pk")
+    )
+
+
+def visible_to(user: Any) -> ApprovalRequestQuerySet:
+    """The requests ``user`` may read: all of them with ``zart_django.view_execution``, else
+    those whose permission the user holds (see ``may_see`` for one request)."""
+    requests = ApprovalRequest.objects.all()
+    if not user.has_perm(VIEW_PERMISSION):
+        requests = requests.permitted_to(user)
+    return requests.with_decisions().order_by("-created_at", "-pk")
+
+
+def may_see(user: Any, request: ApprovalRequest) -> bool:
+    """Who may read a request: those who may decide it, and those who may view executions."""
+    return can_decide(user, request) or user.has_perm(VIEW_PERMISSION)
 
 
 def reviewer_name(user: Any) -> str:
@@ -59,12 +94,13 @@ def decide(
 
     Checks, in one transaction: the request exists (``ApprovalNotFound``), ``user`` holds its
     permission (``ApprovalPermissionDenied``), it is not decided yet (``ApprovalAlreadyDecided``)
-    and can still be decided (``ApprovalClosed``). Then writes the audit record (reviewer = the
-    user's username) and offers the ``ApprovalDecision`` with ``DurableScheduler.offer_event``.
-    Any error leaves nothing stored. Returns the record.
+    and can still be decided (``ApprovalClosed``, also when its wait's deadline passed: the
+    decision and the expiry are serialized). Then writes the audit record (reviewer = the user's
+    username) and delivers the ``ApprovalDecision`` to the wait's reserved event name, the only
+    path that can complete an approval wait. Any error leaves nothing stored. Returns the record.
     """
     try:
-        with transaction.atomic():
+        with store.atomic():  # on SQLite: IMMEDIATE, so it never meets "database is locked"
             return _decide(execution_id, user, approved, comment, source, event)
     except IntegrityError:
         raise ApprovalAlreadyDecided(
@@ -112,14 +148,17 @@ def _decide(
     ApprovalRequest.objects.filter(pk=request.pk).update(
         status=RequestStatus.DECIDED, closed_at=decided_at
     )
-    DurableScheduler().offer_event(
-        execution_id,
-        request.event,
-        ApprovalDecision(
-            approved=bool(approved),
-            reviewer=record.reviewer_name,
-            comment=comment,
-            decided_at=decided_at.isoformat(),
-        ),
-    )
+    try:
+        deliver_reserved(
+            execution_id,
+            decision_event(request.event),
+            ApprovalDecision(
+                approved=bool(approved),
+                reviewer=record.reviewer_name,
+                comment=comment,
+                decided_at=decided_at.isoformat(),
+            ),
+        )
+    except (EventExpired, ExecutionFinished) as exc:
+        raise ApprovalClosed(f"execution {execution_id!r} can no longer be decided: {exc}") from exc
     return record

@@ -6,11 +6,11 @@ of the very request posted to, so a changed id in a URL decides nothing.
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -20,32 +20,38 @@ from zart_django.errors import ZartError
 from .errors import ApprovalNotFound
 from .forms import DecisionForm
 from .models import ApprovalRequest, Source
-from .services import can_decide, decidable_by, find_request
+from .services import can_decide, decidable_by, find_request, may_see, visible_to
 
-HISTORY_LENGTH = 100
-
-
-def may_see(user: Any, request: ApprovalRequest) -> bool:
-    """Who may read a request: those who may decide it, and those who may view executions."""
-    return can_decide(user, request) or user.has_perm("zart_django.view_execution")
+PAGE_SIZE = 50
 
 
 @login_required
 def inbox(request: HttpRequest) -> HttpResponse:
-    """The open requests the user may decide, newest first."""
-    return render(
-        request, "zart_django/approvals/inbox.html", {"requests": decidable_by(request.user)}
-    )
+    """The open requests the user may decide, newest first, a page at a time (``?page=``)."""
+    return _render_page(request, "zart_django/approvals/inbox.html", decidable_by(request.user))
 
 
 @login_required
 def history(request: HttpRequest) -> HttpResponse:
-    """Requests that were decided, expired or closed, that the user may see, newest first."""
-    closed = ApprovalRequest.objects.closed().select_related("execution")
-    visible = [r for r in closed[: HISTORY_LENGTH * 5] if may_see(request.user, r)]
-    return render(
-        request, "zart_django/approvals/history.html", {"requests": visible[:HISTORY_LENGTH]}
-    )
+    """Requests that were decided, expired or closed, that the user may see, newest first, a
+    page at a time (``?page=``)."""
+    closed = visible_to(request.user).closed()
+    return _render_page(request, "zart_django/approvals/history.html", closed)
+
+
+def _render_page(
+    request: HttpRequest, template: str, requests: QuerySet[ApprovalRequest]
+) -> HttpResponse:
+    """Render one page of ``requests``: ``requests`` holds the page's rows, ``page_obj`` and
+    ``paginator`` the links (a page number out of range shows the nearest page)."""
+    page = Paginator(requests, PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {
+        "requests": page.object_list,
+        "page_obj": page,
+        "paginator": page.paginator,
+        "is_paginated": page.has_other_pages(),
+    }
+    return render(request, template, context)
 
 
 @login_required

@@ -13,11 +13,28 @@ from zart_django import (
     wait_for_event,
 )
 from zart_django.clock import now
+from zart_django.reserved import reserve
+from zart_django.store import engine_io
 
 from .decision import ApprovalDecision
 from .models import DEFAULT_PERMISSION, ApprovalRequest, RequestStatus
 
 DEFAULT_EVENT = "manager-approval"
+NAMESPACE = "approval:"
+
+
+def decision_event(event: str) -> str:
+    """The reserved event name an approval's wait listens on: only ``decide`` delivers to it."""
+    return NAMESPACE + event
+
+
+def reserve_decision_events() -> None:
+    """Make ``offer_event`` refuse every approval's event name, whoever sends it and whenever."""
+    reserve(
+        NAMESPACE,
+        "it is an approval: decide it with zart_django.approvals.decide"
+        " (POST /api/approvals/<execution id>/decide/, the inbox or the admin)",
+    )
 
 
 def wait_for_approval(
@@ -31,10 +48,11 @@ def wait_for_approval(
 
     Inside a durable function: records an approval request for this execution and ``event``
     (once: replays find it), which puts it in the inbox of every user holding ``permission``
-    (default ``zart_django.decide_approval``), then waits like ``wait_for_event(event, timeout,
-    type=ApprovalDecision)``. ``title`` and ``summary`` are shown to the reviewer; by default they
-    name the task and list the execution's input. Past ``timeout`` the request expires and
-    ``EventTimeout`` is raised here.
+    (default ``zart_django.decide_approval``), then waits for the decision on the reserved event
+    name ``approval:<event>``, to which only ``decide`` can deliver (``offer_event`` refuses it).
+    ``title`` and ``summary`` are shown to the reviewer; by default they name the task and list
+    the execution's input. Past ``timeout`` the request expires and ``EventTimeout`` is raised
+    here; a decision and the expiry are serialized, so a decision accepted is one this returns.
     """
     execution_id = current_execution_id()
     if execution_id is None:
@@ -44,14 +62,20 @@ def wait_for_approval(
         )
     _ensure_request(execution_id, event, permission, title, summary)
     try:
-        return wait_for_event(event, timeout=timeout, type=ApprovalDecision)
+        return wait_for_event(decision_event(event), timeout=timeout, type=ApprovalDecision)
     except EventTimeout:
-        ApprovalRequest.objects.filter(
-            execution_id=execution_id, event=event, status=RequestStatus.PENDING
-        ).update(status=RequestStatus.EXPIRED, closed_at=now())
+        _expire(execution_id, event)
         raise
 
 
+@engine_io
+def _expire(execution_id: str, event: str) -> None:
+    ApprovalRequest.objects.filter(
+        execution_id=execution_id, event=event, status=RequestStatus.PENDING
+    ).update(status=RequestStatus.EXPIRED, closed_at=now())
+
+
+@engine_io
 def _ensure_request(
     execution_id: str, event: str, permission: str | None, title: str | None, summary: str | None
 ) -> None:

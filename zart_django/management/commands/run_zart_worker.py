@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
+import math
 import signal
 import sys
 from typing import Any
@@ -16,9 +18,15 @@ class Command(BaseCommand):
     help = "Run a zart worker: claim due durable executions and run them until stopped."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--concurrency", type=int, help="executions run at once (threads)")
-        parser.add_argument("--batch-size", type=int, help="executions claimed per query")
-        parser.add_argument("--poll-interval", type=float, help="seconds between polls when idle")
+        parser.add_argument(
+            "--concurrency", type=_at_least_one, help="executions run at once (threads, >= 1)"
+        )
+        parser.add_argument(
+            "--batch-size", type=_at_least_one, help="executions claimed per query (>= 1)"
+        )
+        parser.add_argument(
+            "--poll-interval", type=_seconds, help="seconds between polls when idle (> 0)"
+        )
         parser.add_argument(
             "--once", action="store_true", help="exit once no execution is due, instead of waiting"
         )
@@ -42,6 +50,28 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         worker.run(once=options["once"])
+
+
+def _at_least_one(text: str) -> int:
+    """argparse type: a whole number of at least 1 (0 or less would never run anything)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    """argparse type: a finite number of seconds greater than 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, not {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, not {text}")
+    return value
 
 
 def _log_to_stderr() -> None:

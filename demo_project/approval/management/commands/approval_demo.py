@@ -114,7 +114,7 @@ class Command(BaseCommand):
         limit = time.monotonic() + 30
         while time.monotonic() < limit:
             info = scheduler.get(execution_id)
-            if info.status == "waiting" and info.waiting_on == "manager-approval":
+            if info.status == "waiting" and info.waiting_on == "approval:manager-approval":
                 return
             if info.is_finished:
                 raise CommandError(f"execution ended early: {info.status} {info.error}")
