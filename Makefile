@@ -28,7 +28,7 @@ chromium:
 # unless ZART_REQUIRE_SERVICES=1 (.ci/run sets it): then a missing one fails the run, before any
 # test runs. tests/services.py decides, here and in pytest. PYTEST_ARGS narrows both runs.
 test: lint chromium
-	@$(PY) -m tests.services postgres redis chromium || [ $$? -eq 2 ]
+	@$(PY) -m tests.services postgres postgres-binaries redis chromium || [ $$? -eq 2 ]
 	ZART_DB=sqlite $(PY) -m pytest $(PYTEST_ARGS)
 	@$(PY) -m tests.services postgres; case $$? in \
 		0) ZART_DB=postgres $(PY) -m pytest $(PYTEST_ARGS) ;; \

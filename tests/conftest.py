@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "needs(service): the test needs postgres, redis or chromium; without it the test is"
+        "needs(service): the test needs a service named in tests/services.py; without it it is"
         " skipped, or fails under ZART_REQUIRE_SERVICES=1 (tests/services.py decides)",
     )
 
@@ -95,12 +95,30 @@ class WorkerProcess:
         self._log.close()
         return code
 
+    def stop(self) -> None:
+        """SIGSTOP; return once every thread has stopped (kill() returns before the threads of a
+        busy process stop, and meanwhile they run on)."""
+        self.proc.send_signal(signal.SIGSTOP)
+        wait_until(lambda: _stopped(self.proc.pid), timeout=10, what="the worker to stop")
+
+    def resume(self) -> None:
+        self.proc.send_signal(signal.SIGCONT)
+
     def output(self) -> str:
         return self.log_path.read_text()
 
     def claims(self) -> int:
         """How many executions this worker claimed (it logs each claim)."""
         return self.output().count(": claimed by ")
+
+
+def _stopped(pid: int) -> bool:
+    """Whether every thread of the process is stopped (Linux: /proc/<pid>/task/*/stat)."""
+    states = [
+        (task / "stat").read_text().rpartition(")")[2].split()[0]
+        for task in Path(f"/proc/{pid}/task").iterdir()
+    ]
+    return all(state == "T" for state in states)
 
 
 @pytest.fixture

@@ -1,14 +1,15 @@
-"""The services some tests need (PostgreSQL, Redis, Chromium): where they are, and what their
-absence means. The one place that decides "available", "skip" or "fail", for ``make test`` and
+"""The services some tests need (PostgreSQL, its server binaries, Redis, Chromium): where they
+are, and what their absence means. The one place that decides "available", "skip" or "fail", for ``make test`` and
 for pytest alike.
 
 A missing service skips what needs it, with a message saying why (right on a laptop). With
 ``ZART_REQUIRE_SERVICES=1`` (``.ci/run`` sets it) a missing service fails the run instead, so CI
 cannot pass by skipping the PostgreSQL run, the django-q2 tests or the browser test.
 
-Addresses: PostgreSQL at ``PGHOST``:``PGPORT`` (the demo settings read the same variables),
-Redis at 127.0.0.1:``ZART_REDIS_PORT``, Chromium at ``ZART_CHROMIUM`` (default: ``chromium`` on the
-PATH, else /usr/bin/chromium).
+Addresses: PostgreSQL at ``PGHOST``:``PGPORT`` (the demo settings read the same variables), its
+server binaries (initdb, pg_ctl: the fault tests start a private cluster) under
+/usr/lib/postgresql/*/bin, Redis at 127.0.0.1:``ZART_REDIS_PORT``, Chromium at ``ZART_CHROMIUM``
+(default: ``chromium`` on the PATH, else /usr/bin/chromium).
 
 ``python -m tests.services NAME...`` prints one line per service and exits 0 if all are
 available, 2 if one is missing and may be skipped, 1 if one is missing and required.
@@ -16,6 +17,7 @@ available, 2 if one is missing and may be skipped, 1 if one is missing and requi
 
 from __future__ import annotations
 
+import glob
 import importlib.util
 import os
 import shutil
@@ -26,7 +28,7 @@ from enum import Enum
 import pytest
 
 REQUIRE = "ZART_REQUIRE_SERVICES"
-SERVICES = ("postgres", "redis", "chromium")
+SERVICES = ("postgres", "postgres-binaries", "redis", "chromium")
 
 
 class Verdict(Enum):
@@ -42,6 +44,12 @@ def required() -> bool:
 
 def postgres_address() -> tuple[str, int]:
     return os.environ.get("PGHOST", "127.0.0.1"), int(os.environ.get("PGPORT", "5432"))
+
+
+def postgres_bindir() -> str | None:
+    """The directory of the newest PostgreSQL server binaries (initdb, pg_ctl), if installed."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    return os.path.dirname(found[-1]) if found else None
 
 
 def redis_address() -> tuple[str, int]:
@@ -74,6 +82,9 @@ def missing(service: str) -> str | None:
         host, port = postgres_address()
         if not _answers((host, port)):
             return f"no PostgreSQL server answers at {host}:{port} (user postgres)"
+    elif service == "postgres-binaries":
+        if postgres_bindir() is None:
+            return "no PostgreSQL server binaries (initdb, pg_ctl) under /usr/lib/postgresql/*/bin"
     elif service == "redis":
         host, port = redis_address()
         if not _answers((host, port)):

@@ -14,10 +14,8 @@ scenarios run with a 30 s lease: waiting for a lease to expire would time the sc
 
 from __future__ import annotations
 
-import glob
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -32,6 +30,7 @@ import psycopg
 import pytest
 from django.db import InterfaceError, OperationalError, connection
 
+from tests import services
 from tests.conftest import FAULT_FIGURES, ROOT, WorkerProcess, wait_until
 from tests.workflows import Approval, Job, lines
 from zart_django import DurableScheduler, EventAlreadyDelivered, clock, store
@@ -377,11 +376,11 @@ def test_worker_sigstopped_inside_a_step(scheduler, job, start_worker):
     """A stalled worker's body finishes after another worker took over and ran it; only one
     result lands (the stalled one is refused by the lease token)."""
     gate, stalled_worker = into_second_step(scheduler, job, "f-stop", start_worker)
-    os.kill(stalled_worker.proc.pid, signal.SIGSTOP)
+    stalled_worker.stop()
     gate.unlink()
     start_worker()
     stalled = stall(lambda: recorded("f-stop").get("second") == "completed", "the takeover")
-    os.kill(stalled_worker.proc.pid, signal.SIGCONT)
+    stalled_worker.resume()
     wait_until(lambda: "lease lost" in stalled_worker.output(), what="the late write refused")
     go(scheduler, "f-stop")
     assert (
@@ -494,10 +493,8 @@ class PrivateCluster:
 def test_database_restart(tmp_path):
     if connection.vendor != "postgresql":
         pytest.skip("a database restart needs a database server (PostgreSQL)")
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    if not found:
-        pytest.skip("no PostgreSQL server binaries (initdb, pg_ctl) to start a private cluster")
-    cluster = PrivateCluster(os.path.dirname(found[-1]))
+    services.require("postgres-binaries")  # skipped on a laptop without them, failed in CI
+    cluster = PrivateCluster(services.postgres_bindir())
     try:
         cluster.start()
         env = {
