@@ -33,9 +33,10 @@ from django.db import InterfaceError, OperationalError, connection
 from tests import services
 from tests.conftest import FAULT_FIGURES, ROOT, WorkerProcess, wait_until
 from tests.workflows import Approval, Job, lines
-from zart_django import DurableScheduler, EventAlreadyDelivered, clock, store
+from zart_django import DurableScheduler, EventAlreadyDelivered, clock, durable, store
 from zart_django.errors import LeaseLost
 from zart_django.models import Event, Execution, StepResult
+from zart_django.testing import run_until_idle
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
 
@@ -252,6 +253,29 @@ def test_a_checkpoint_whose_commit_landed_but_whose_answer_was_lost(scheduler, j
     row.pk = None
     with pytest.raises(LeaseLost):
         store.checkpoint(claim, row, 30)
+
+
+@durable("meets-a-database-error")
+def meets_a_database_error() -> str:
+    """Fails a query on the database every time it runs: its own connection terminated on
+    PostgreSQL, a missing table on SQLite (both an ``OperationalError``)."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+        else:
+            cursor.execute("SELECT * FROM zart_no_such_table")
+    return "unreachable"
+
+
+def test_a_database_error_that_persists_is_handed_back_not_spun_on_or_failed(scheduler):
+    """Each run is handed back due a poll interval later, so ``run_until_idle`` (which would
+    give up after 1,000 rounds of an execution due at once) returns after one run."""
+    scheduler.start("f-persists", "meets-a-database-error")
+    assert run_until_idle() == 1
+    connection.close()
+    execution = Execution.objects.get(pk="f-persists")
+    assert (execution.status, execution.recoveries, execution.error) == ("pending", 0, "")
+    assert execution.scheduled_at > clock.now()
 
 
 def test_cut_while_reading_the_inbox_cannot_be_swallowed(scheduler, job, long_lease, cutter):

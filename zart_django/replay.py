@@ -303,8 +303,8 @@ def _earliest(*times: datetime | None) -> datetime | None:
 def run_execution(claim: store.Claim, registry: TaskRegistry) -> str:
     """Run a claimed execution until it finishes or parks; return the status it was left in.
 
-    A database error is never the execution's failure: the execution is handed back, due now,
-    to be resumed from its checkpoints ("handed back").
+    A database error is never the execution's failure: the execution is handed back, due after a
+    poll interval, to be resumed from its checkpoints ("handed back").
     """
     try:
         return _run(claim, registry)
@@ -323,7 +323,12 @@ def _hand_back(claim: store.Claim, exc: BaseException) -> str:
     )
     store.close_connection()
     try:
-        store.release([claim.token], claim.execution_id, patience=float(conf.get("LEASE")))
+        store.release(
+            [claim.token],
+            claim.execution_id,
+            patience=float(conf.get("LEASE")),
+            delay=float(conf.get("POLL_INTERVAL")),  # an error that persists does not spin
+        )
     except store.CONNECTION_ERRORS as again:
         logger.error(
             "execution %s: could not hand it back, it resumes when its lease expires: %s",

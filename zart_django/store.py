@@ -274,11 +274,16 @@ def claim_due(owner: str, limit: int, lease: float, token: str | None = None) ->
     )
 
 
-def release(tokens: Iterable[str], execution_id: str | None = None, patience: float = 0.0) -> int:
+def release(
+    tokens: Iterable[str],
+    execution_id: str | None = None,
+    patience: float = 0.0,
+    delay: float = 0.0,
+) -> int:
     """Hand back what was claimed with these tokens (only ``execution_id``, if given) and is still
-    running under them: pending, due now, lease cleared, ``recoveries`` untouched. For a worker
-    that cannot go on because of a database error, or whose claim's answer was lost; retried on a
-    new connection for ``patience`` seconds. Returns how many executions it handed back."""
+    running under them: pending, due in ``delay`` seconds, lease cleared, ``recoveries`` untouched.
+    For a worker that cannot go on because of a database error, or whose claim's answer was lost;
+    retried on a new connection for ``patience`` seconds. Returns how many it handed back."""
     tokens = list(tokens)
 
     def hand_back() -> int:
@@ -286,7 +291,10 @@ def release(tokens: Iterable[str], execution_id: str | None = None, patience: fl
         if execution_id is not None:
             owned = owned.filter(pk=execution_id)
         count = owned.update(
-            status=Status.PENDING, lease_token="", scheduled_at=_db_time(), updated_at=clock.now()
+            status=Status.PENDING,
+            lease_token="",
+            scheduled_at=_db_time(delay),
+            updated_at=clock.now(),
         )
         if count:
             notify()
