@@ -8,6 +8,7 @@ from django.test import Client
 from demo_project.approval.users import MANAGER_PASSWORD, ensure_manager
 from tests.approval_helpers import PASSWORD, make_user, start_parked
 from zart_django import DurableScheduler
+from zart_django.approvals import decide
 from zart_django.models import ApprovalRecord, Event
 from zart_django.testing import run_until_idle
 
@@ -122,3 +123,24 @@ def test_history_is_read_only(manager_client):
     assert client.post(f"/admin/zart_django/approvalrecord/{record.pk}/delete/").status_code == 403
     execution_page = client.get(PAGE.format("ad-6")).content.decode()
     assert 'name="_save"' not in execution_page
+
+
+def test_searching_decisions_and_requests_finds_by_execution_id_reviewer_and_comment():
+    """Issue 9: searching the Decisions list answered 500 (a text lookup on a foreign key)."""
+    manager = make_user("carol", "zart_django.decide_approval", staff=True)
+    start_parked("srch-1")
+    start_parked("srch-2")
+    decide("srch-1", manager, approved=True, comment="budget ok")
+    decide("srch-2", manager, approved=False, comment="no")
+    client = Client()
+    admin_user = make_user("boss", staff=True)
+    admin_user.is_superuser = True
+    admin_user.save()
+    assert client.login(username="boss", password=PASSWORD)
+    for term, found, missing in [("srch-1", "srch-1", "srch-2"), ("budget", "srch-1", "srch-2")]:
+        page = client.get("/admin/zart_django/approvalrecord/", {"q": term})
+        assert page.status_code == 200, term
+        assert found in page.content.decode() and missing not in page.content.decode()
+    page = client.get("/admin/zart_django/approvalrequest/", {"q": "srch-2"})
+    assert page.status_code == 200
+    assert "srch-2" in page.content.decode() and "srch-1" not in page.content.decode()

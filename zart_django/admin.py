@@ -291,7 +291,7 @@ class ApprovalRequestAdmin(_StorableLookups, _ReadOnly, admin.ModelAdmin):
 class ApprovalRecordAdmin(_StorableLookups, _ReadOnly, admin.ModelAdmin):
     list_display = ("execution_id", "event", "approved", "reviewer", "source", "decided_at")
     list_filter = ("approved", "source")
-    search_fields = ("execution_id", "reviewer", "comment")
+    search_fields = ("execution__id", "reviewer", "comment")  # the record's own column: no join
     readonly_fields = (
         "execution_id",
         "task_name",
