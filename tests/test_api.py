@@ -146,6 +146,13 @@ class TestExecutions:
 
 
 class TestErrors:
+    def test_an_unknown_status_filter_is_a_400_naming_the_choices(self, operator_client):
+        """Issue 9: it answered an empty 200, as if nothing had that status."""
+        response = operator_client.get("/api/executions/?status=done")
+        assert response.status_code == 400
+        assert "unknown status 'done'" in response.json()["status"][0]
+        assert "completed" in response.json()["status"][0]
+
     def test_unknown_execution_is_404(self, operator_client, manager_client):
         assert operator_client.get("/api/executions/nope/").status_code == 404
         assert operator_client.post("/api/executions/nope/cancel/").status_code == 404

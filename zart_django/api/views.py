@@ -32,7 +32,7 @@ from zart_django.approvals import decidable_by, decide, find_request
 from zart_django.approvals.errors import ApprovalError, ApprovalNotFound
 from zart_django.approvals.models import ApprovalRequest, Source
 from zart_django.approvals.services import may_see
-from zart_django.models import Execution
+from zart_django.models import Execution, Status
 
 from .base import ApiViewSet
 from .permissions import ExecutionPermission
@@ -99,8 +99,12 @@ class ExecutionViewSet(ApiViewSet):
     def list(self, request: Request) -> Response:
         """Executions, newest first, filtered by ``status`` and ``task``, paginated."""
         executions: QuerySet[Execution] = Execution.objects.order_by("-created_at", "id")
-        if request.query_params.get("status"):
-            executions = executions.filter(status=request.query_params["status"])
+        wanted = request.query_params.get("status")
+        if wanted:
+            if wanted not in Status.values:
+                choices = ", ".join(Status.values)
+                raise ValidationError({"status": [f"unknown status {wanted!r}; one of: {choices}"]})
+            executions = executions.filter(status=wanted)
         if request.query_params.get("task"):
             executions = executions.filter(task_name=request.query_params["task"])
         paginator = self.pagination_class()
