@@ -32,7 +32,7 @@ from django.db import (
     connection,
     transaction,
 )
-from django.db.models import CASCADE, Exists, Model, OuterRef, QuerySet, Subquery
+from django.db.models import CASCADE, Count, Exists, Model, OuterRef, QuerySet, Subquery
 from django.db.models.expressions import RawSQL
 
 from . import clock
@@ -317,6 +317,48 @@ def load_execution(execution_id: str) -> Execution:
         return Execution.objects.get(pk=execution_id)
     except Execution.DoesNotExist:
         raise ExecutionNotFound(execution_id) from None
+
+
+def list_executions(status: str | None, task: str | None, limit: int) -> list[Execution]:
+    """Up to ``limit`` executions, newest first, of ``status`` and ``task`` if given."""
+    executions = Execution.objects.order_by("-created_at", "id")
+    if status:
+        executions = executions.filter(status=status)
+    if task:
+        executions = executions.filter(task_name=task)
+    return list(executions[:limit])
+
+
+def load_events(execution_id: str) -> list[Event]:
+    """The events offered to the execution, in the order they arrived."""
+    return list(Event.objects.filter(execution_id=execution_id).order_by("created_at", "pk"))
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Executions counted by status and task, and the two that waited longest: the oldest due
+    (its due time passed and no worker took it yet) and the oldest parked (waiting)."""
+
+    counts: list[tuple[str, str, int]]
+    oldest_due: Execution | None
+    oldest_parked: Execution | None
+
+
+def execution_stats() -> Stats:
+    """Counts by (status, task), and the oldest due and oldest parked executions: three queries."""
+    grouped = (
+        Execution.objects.order_by("status", "task_name")
+        .values_list("status", "task_name")
+        .annotate(n=Count("pk"))
+    )
+    due = Execution.objects.filter(status__in=ACTIVE_STATUSES, scheduled_at__lte=clock.now())
+    return Stats(
+        counts=list(grouped),
+        oldest_due=due.order_by("scheduled_at").first(),
+        oldest_parked=Execution.objects.filter(status=Status.WAITING)
+        .order_by("updated_at")
+        .first(),
+    )
 
 
 def load_steps(execution_id: str) -> list[StepResult]:
