@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib.auth.models import Permission, User
+from django.test import Client
 
 from demo_project.approval.workflows import ApprovalRequest, approval_task
 from zart_django import DurableScheduler
@@ -24,6 +25,21 @@ def make_user(username: str, *perms: str, staff: bool = False, full_name: str = 
             Permission.objects.get(content_type__app_label=app_label, codename=codename)
         )
     return User.objects.get(pk=user.pk)
+
+
+def logged_in(user: User) -> Client:
+    """A test client logged in as ``user``."""
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def superuser_client() -> Client:
+    """A test client logged in as a new superuser, ``root``."""
+    root = make_user("root")
+    root.is_superuser = root.is_staff = True
+    root.save()
+    return logged_in(root)
 
 
 def start_parked(execution_id: str, request: ApprovalRequest = REQUEST) -> None:

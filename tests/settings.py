@@ -1,9 +1,9 @@
 """Test settings: the demo project on SQLite (default) or PostgreSQL (ZART_DB=postgres).
 
 Worker subprocesses started by tests get ZART_DB_NAME, the name of the test database.
-ZART_SQLITE_PLAIN=1 uses a project's plain SQLite settings; ZART_TEST_LEASE and
-ZART_TEST_MAX_RECOVERIES set LEASE and MAX_RECOVERIES, so a test can give the workers it starts
-short leases (monkeypatch.setenv before start_worker); ZART_TEST_CLOCK_SKEW=60 puts the process's
+ZART_SQLITE_PLAIN=1 uses a project's plain SQLite settings; ZART_TEST_LEASE,
+ZART_TEST_MAX_RECOVERIES and ZART_TEST_RETENTION set LEASE, MAX_RECOVERIES and RETENTION, so a
+test can give the workers it starts short leases (monkeypatch.setenv before start_worker); ZART_TEST_CLOCK_SKEW=60 puts the process's
 wall clock a minute ahead (as Django reads it).
 """
 
@@ -34,6 +34,7 @@ ZART = {
     "LEASE": float(os.environ.get("ZART_TEST_LEASE", "2")),
     "MAX_RECOVERIES": int(os.environ.get("ZART_TEST_MAX_RECOVERIES", "10")),
     "WORKFLOW_MODULES": ["tests.workflows"],
+    "RETENTION": os.environ.get("ZART_TEST_RETENTION"),
 }
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 

@@ -6,7 +6,7 @@ import pytest
 from django.test import Client
 
 from demo_project.approval.users import MANAGER_PASSWORD, ensure_manager
-from tests.approval_helpers import PASSWORD, make_user, start_parked
+from tests.approval_helpers import PASSWORD, make_user, start_parked, superuser_client
 from zart_django import DurableScheduler
 from zart_django.approvals import decide
 from zart_django.models import ApprovalRecord, Event
@@ -110,11 +110,7 @@ def test_admin_decide_needs_csrf_and_post():
 
 def test_history_is_read_only(manager_client):
     start_parked("ad-6")
-    superuser = make_user("root")
-    superuser.is_superuser = superuser.is_staff = True
-    superuser.save()
-    client = Client()
-    client.force_login(superuser)
+    client = superuser_client()
     manager_client.post(DECIDE.format("ad-6"), {"decision": "approve"})
     record = ApprovalRecord.objects.get()
     page = client.get(f"/admin/zart_django/approvalrecord/{record.pk}/change/").content.decode()

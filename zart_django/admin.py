@@ -1,6 +1,8 @@
 """Admin for executions and approvals. History is read-only: steps, events and decisions are shown,
 never edited. An execution waiting for a person gets Approve/Reject on its page, and the list gets
-bulk actions; both decide through ``zart_django.approvals.decide``."""
+bulk actions; both decide through ``zart_django.approvals.decide``. A user allowed to delete
+executions may delete finished ones, as ``DurableScheduler.delete`` does: their steps, events and
+approval requests go with them, their decisions are kept."""
 
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ from .approvals.waiting import NAMESPACE
 from .codec import check_text, displayable
 from .errors import PayloadError, ZartError
 from .models import Event, Execution
+from .scheduler import DurableScheduler
 
 
 class _ReadOnly:
@@ -149,7 +152,45 @@ class ExecutionAdmin(_StorableLookups, _ReadOnly, admin.ModelAdmin):
     change_form_template = "admin/zart_django/execution/change_form.html"
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return admin.ModelAdmin.has_delete_permission(self, request, obj)
+        """Django's delete permission, for finished executions only (cancel a running one first)."""
+        allowed = admin.ModelAdmin.has_delete_permission(self, request, obj)
+        return allowed and (obj is None or obj.is_finished)
+
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> tuple[Any, ...]:
+        """Approval requests go with their execution, as its steps and events do, without a
+        permission of their own (their admin is read-only); decisions are not deleted at all.
+        A selection with unfinished executions is refused, naming them."""
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        perms_needed.discard(ApprovalRequest._meta.verbose_name)
+        unfinished = [str(obj.pk) for obj in objs if not obj.is_finished]
+        if unfinished and admin.ModelAdmin.has_delete_permission(self, request):
+            perms_needed.discard(Execution._meta.verbose_name)
+            perms_needed.add(f"unfinished executions (cancel them first): {', '.join(unfinished)}")
+        return deleted, counts, perms_needed, protected
+
+    def delete_model(self, request: HttpRequest, obj: Execution) -> None:
+        self.delete_queryset(request, Execution.objects.filter(pk=obj.pk))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Execution]) -> None:
+        """Delete the finished ones through ``DurableScheduler.delete``; name those kept."""
+        ids = list(queryset.values_list("pk", flat=True))
+        DurableScheduler().delete(ids)
+        kept = list(Execution.objects.filter(pk__in=ids).values_list("pk", flat=True))
+        if kept:
+            self.message_user(
+                request,
+                f"Not deleted (not finished: cancel them first): {', '.join(kept)}",
+                messages.WARNING,
+            )
+
+    def get_formset_kwargs(
+        self, request: HttpRequest, obj: Any, inline: Any, prefix: str
+    ) -> dict[str, Any]:
+        """The decisions shown are this execution's, not those of an earlier one with its id."""
+        kwargs = super().get_formset_kwargs(request, obj, inline, prefix)
+        if isinstance(inline, DecisionInline) and obj is not None:
+            kwargs["queryset"] = kwargs["queryset"].filter(decided_at__gte=obj.created_at)
+        return kwargs
 
     def has_decide_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm(DEFAULT_PERMISSION)

@@ -36,7 +36,26 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
                 )
             )
     errors.extend(_check_dispatch())
+    errors.extend(_check_retention())
     return errors
+
+
+def _check_retention() -> list[Any]:
+    """E005: RETENTION is neither None nor a positive duration."""
+    value = conf.get("RETENTION")
+    try:
+        period = conf.retention()
+    except ValueError:
+        period = None
+    if value is None or (period is not None and period.total_seconds() > 0):
+        return []
+    return [
+        Error(
+            f"ZART['RETENTION'] must be None or a positive duration, not {value!r}",
+            hint='e.g. "30d", "12h" or a timedelta; None keeps finished executions forever',
+            id="zart_django.E005",
+        )
+    ]
 
 
 def _check_dispatch() -> list[Any]:

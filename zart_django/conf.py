@@ -9,6 +9,7 @@ ZART = {
     "MAX_RECOVERIES": 10,      # times an execution may be reclaimed from dead workers before it fails
     "WORKFLOW_MODULES": [],    # extra modules to import so their durable tasks register
     "DISPATCH": "worker",      # "worker": run_zart_worker runs executions; "django_q": qcluster does
+    "RETENTION": None,         # e.g. "30d": workers delete executions finished longer ago
 }
 ```
 Each installed app's ``workflows`` module is imported at start-up too.
@@ -16,9 +17,12 @@ Each installed app's ``workflows`` module is imported at start-up too.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+
+from .durations import parse_duration
 
 DEFAULTS: dict[str, Any] = {
     "POLL_INTERVAL": 1.0,
@@ -28,9 +32,16 @@ DEFAULTS: dict[str, Any] = {
     "MAX_RECOVERIES": 10,
     "WORKFLOW_MODULES": [],
     "DISPATCH": "worker",
+    "RETENTION": None,
 }
 
 
 def get(name: str) -> Any:
     """The value of ``ZART[name]``, or its default."""
     return {**DEFAULTS, **getattr(settings, "ZART", {})}[name]
+
+
+def retention() -> timedelta | None:
+    """``ZART["RETENTION"]`` as a ``timedelta``, or None when retention is off."""
+    value = get("RETENTION")
+    return None if value is None else parse_duration(value)

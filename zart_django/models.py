@@ -53,6 +53,11 @@ class Execution(models.Model):
             ),
             models.Index(fields=["status", "task_name"], name="zart_execution_status"),
             models.Index(fields=["created_at"], name="zart_execution_created"),
+            models.Index(
+                fields=["finished_at"],
+                name="zart_execution_finished",
+                condition=Q(status__in=["completed", "failed", "cancelled", "timed_out"]),
+            ),
         ]
         permissions = [("decide_approval", "Can approve or reject executions waiting for a person")]
 

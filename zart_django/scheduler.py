@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 from . import clock, store
 from .codec import check_text, decode, encode, resolve_type
 from .durations import Duration, parse_duration
-from .errors import EventReserved, ExecutionFailed, WaitTimeout
+from .errors import EventReserved, ExecutionFailed, PayloadError, WaitTimeout
 from .models import FINISHED_STATUSES, Execution, Status, StepResult
 from .names import check_name
 from .registry import DurableTask, TaskRegistry, default_registry
@@ -51,6 +52,10 @@ class ExecutionInfo:
     @property
     def is_finished(self) -> bool:
         return self.status in FINISHED_STATUSES
+
+
+PURGE_BATCH = 500
+"""Executions ``purge`` deletes per transaction, by default."""
 
 
 class DurableScheduler:
@@ -139,6 +144,40 @@ class DurableScheduler:
         """
         check_text(execution_id, "execution id")
         store.cancel(execution_id)
+
+    def purge(
+        self,
+        older_than: Duration,
+        statuses: Iterable[str] = FINISHED_STATUSES,
+        dry_run: bool = False,
+        batch_size: int = PURGE_BATCH,
+    ) -> dict[str, int]:
+        """Delete the executions that finished (with one of ``statuses``) more than
+        ``older_than`` ago, with their steps, events and approval requests, ``batch_size`` per
+        transaction; approval records (the decisions) are kept. Unfinished executions are never
+        touched. Returns the rows deleted by kind (``{"executions": 3, "step_results": 9, ...}``),
+        or with ``dry_run`` the rows that would be, deleting nothing. Raises ``PayloadError`` for
+        a status that is not a finished one or a duration that is not one."""
+        try:
+            cutoff = clock.now() - parse_duration(older_than)
+        except ValueError as exc:
+            raise PayloadError(str(exc)) from None
+        chosen = list(statuses)
+        for status in chosen:
+            if status not in FINISHED_STATUSES:
+                finished = ", ".join(FINISHED_STATUSES)
+                raise PayloadError(
+                    f"cannot purge status {status!r}: only finished ones ({finished})"
+                )
+        if dry_run:
+            return store.count_purgeable(cutoff, chosen)
+        return store.purge_finished(cutoff, chosen, batch_size)
+
+    def delete(self, execution_ids: Iterable[str]) -> dict[str, int]:
+        """Delete these executions if they have finished, as ``purge`` does (decisions are kept;
+        unfinished ones are left alone: cancel them first). Returns the rows deleted by kind."""
+        ids = [check_text(execution_id, "execution id") for execution_id in execution_ids]
+        return store.delete_finished(ids)
 
     def _event_type(self, task_name: str, event: str) -> Any:
         if task_name not in self.registry:

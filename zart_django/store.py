@@ -32,7 +32,7 @@ from django.db import (
     connection,
     transaction,
 )
-from django.db.models import Exists, OuterRef, Subquery
+from django.db.models import CASCADE, Count, Exists, Model, OuterRef, QuerySet, Subquery
 from django.db.models.expressions import RawSQL
 
 from . import clock
@@ -46,7 +46,16 @@ from .errors import (
     ExecutionResuming,
     LeaseLost,
 )
-from .models import ACTIVE_STATUSES, Event, Execution, Status, StepKind, StepResult, StepStatus
+from .models import (
+    ACTIVE_STATUSES,
+    FINISHED_STATUSES,
+    Event,
+    Execution,
+    Status,
+    StepKind,
+    StepResult,
+    StepStatus,
+)
 from .notify import notify
 from .reserved import reservation
 
@@ -308,6 +317,48 @@ def load_execution(execution_id: str) -> Execution:
         return Execution.objects.get(pk=execution_id)
     except Execution.DoesNotExist:
         raise ExecutionNotFound(execution_id) from None
+
+
+def list_executions(status: str | None, task: str | None, limit: int) -> list[Execution]:
+    """Up to ``limit`` executions, newest first, of ``status`` and ``task`` if given."""
+    executions = Execution.objects.order_by("-created_at", "id")
+    if status:
+        executions = executions.filter(status=status)
+    if task:
+        executions = executions.filter(task_name=task)
+    return list(executions[:limit])
+
+
+def load_events(execution_id: str) -> list[Event]:
+    """The events offered to the execution, in the order they arrived."""
+    return list(Event.objects.filter(execution_id=execution_id).order_by("created_at", "pk"))
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Executions counted by status and task, and the two that waited longest: the oldest due
+    (its due time passed and no worker took it yet) and the oldest parked (waiting)."""
+
+    counts: list[tuple[str, str, int]]
+    oldest_due: Execution | None
+    oldest_parked: Execution | None
+
+
+def execution_stats() -> Stats:
+    """Counts by (status, task), and the oldest due and oldest parked executions: three queries."""
+    grouped = (
+        Execution.objects.order_by("status", "task_name")
+        .values_list("status", "task_name")
+        .annotate(n=Count("pk"))
+    )
+    due = Execution.objects.filter(status__in=ACTIVE_STATUSES, scheduled_at__lte=clock.now())
+    return Stats(
+        counts=list(grouped),
+        oldest_due=due.order_by("scheduled_at").first(),
+        oldest_parked=Execution.objects.filter(status=Status.WAITING)
+        .order_by("updated_at")
+        .first(),
+    )
 
 
 def load_steps(execution_id: str) -> list[StepResult]:
@@ -645,3 +696,77 @@ def _locked(execution_id: str) -> None:
     """
     if not Execution.objects.select_for_update().filter(pk=execution_id).values_list("pk"):
         raise ExecutionNotFound(execution_id)
+
+
+def count_name(model: type[Model]) -> str:
+    """How purge counts name rows of ``model``: "executions", "step_results", "events", ..."""
+    return str(model._meta.verbose_name_plural).replace(" ", "_")
+
+
+def _finished_before(cutoff: datetime, statuses: Iterable[str]) -> QuerySet[Execution]:
+    """Executions that finished, with one of ``statuses``, before ``cutoff``, oldest first (the
+    partial index ``zart_execution_finished`` serves it)."""
+    chosen = [s for s in statuses if s in FINISHED_STATUSES]
+    return Execution.objects.filter(status__in=chosen, finished_at__lt=cutoff).order_by(
+        "finished_at"
+    )
+
+
+def _delete_finished(executions: QuerySet[Execution], limit: int) -> dict[str, int]:
+    """Delete up to ``limit`` of ``executions`` that are finished, with the rows that cascade
+    from them (steps, events, approval requests; never approval records). Call inside a
+    transaction: the rows are locked first (on PostgreSQL, rows locked by others are skipped),
+    and only executions still finished once locked are deleted."""
+    locked = executions.select_for_update(skip_locked=True).filter(status__in=FINISHED_STATUSES)
+    ids = list(locked.values_list("pk", flat=True)[:limit])
+    if not ids:
+        return {}
+    _, deleted = (
+        Execution.objects.filter(pk__in=ids, status__in=FINISHED_STATUSES).only("pk").delete()
+    )
+    return {count_name(_model(label)): n for label, n in deleted.items()}
+
+
+def _model(label: str) -> type[Model]:
+    from django.apps import apps
+
+    return apps.get_model(label)
+
+
+def purge_finished(
+    cutoff: datetime, statuses: Iterable[str], batch_size: int, max_batches: int | None = None
+) -> dict[str, int]:
+    """Delete executions finished before ``cutoff`` with one of ``statuses``, a transaction per
+    batch of ``batch_size``, until none is left (or after ``max_batches``); return the counts of
+    rows deleted by kind. An unfinished execution is never touched, whatever happens meanwhile."""
+    chosen = _finished_before(cutoff, list(statuses))
+    total: dict[str, int] = {}
+    batches = 0
+    while max_batches is None or batches < max_batches:
+        deleted = _write(lambda: _delete_finished(chosen, batch_size))
+        for name, n in deleted.items():
+            total[name] = total.get(name, 0) + n
+        batches += 1
+        if deleted.get(count_name(Execution), 0) < batch_size:
+            break
+    return total
+
+
+def count_purgeable(cutoff: datetime, statuses: Iterable[str]) -> dict[str, int]:
+    """What ``purge_finished`` would delete now, by kind, without deleting anything."""
+    chosen = _finished_before(cutoff, list(statuses)).order_by().values("pk")
+    counts = {count_name(Execution): chosen.count()}
+    for relation in Execution._meta.related_objects:
+        if relation.on_delete is CASCADE:
+            related = relation.related_model._base_manager.filter(
+                **{f"{relation.field.name}__in": chosen}
+            )
+            counts[count_name(relation.related_model)] = related.count()
+    return counts
+
+
+def delete_finished(execution_ids: Iterable[str]) -> dict[str, int]:
+    """Delete these executions if they are finished, as ``purge_finished`` deletes (unfinished
+    ones are left as they are); return the counts of rows deleted by kind."""
+    ids = list(execution_ids)
+    return _write(lambda: _delete_finished(Execution.objects.filter(pk__in=ids), len(ids)))

@@ -5,6 +5,9 @@ that dies loses its executions only until their leases expire; another worker th
 Each thread checks its database connection before each unit of work (a claim, a run, a
 heartbeat) and replaces one the server closed, so a database restart costs a reconnect, not a
 lease.
+
+With ``ZART["RETENTION"]`` set, a worker also deletes executions finished longer ago than that,
+one bounded batch at a time between claims (see ``_purge_now_and_then``).
 """
 
 from __future__ import annotations
@@ -13,19 +16,25 @@ import logging
 import os
 import socket
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from django.db import DatabaseError, InterfaceError, connection
 
-from . import conf, store
+from . import clock, conf, store
+from .models import FINISHED_STATUSES
 from .notify import Listener
 from .registry import TaskRegistry, default_registry
 from .replay import run_execution
+from .scheduler import PURGE_BATCH
 
 logger = logging.getLogger("zart_django")
 
 _DB_ERRORS = (DatabaseError, InterfaceError)
 _MAX_BACKOFF = 10.0
+PURGE_EVERY = 60.0
+"""Seconds between a process's retention batches, once a batch found fewer than it could take."""
+_next_purge = 0.0  # monotonic time of this process's next retention batch, for every Worker in it
 
 
 class Worker:
@@ -88,6 +97,7 @@ class Worker:
         unanswered: list[str] = []  # tokens of claims that failed: they may have taken work
         while not self._stopping.is_set():
             self._wake.clear()
+            self._purge_now_and_then()
             wanted = min(self.concurrency - len(self._inflight), self.batch_size)
             if wanted > 0:
                 self._check_connection("the claim loop")
@@ -110,6 +120,37 @@ class Worker:
                 if once and not self._inflight:
                     return
             self._wake.wait(self.poll_interval)
+
+    def _purge_now_and_then(self) -> None:
+        """With ``ZART["RETENTION"]``, delete one batch of executions finished longer ago: at
+        most once a ``PURGE_EVERY`` per process (``run_due`` makes a Worker per django-q2 task),
+        at once again while full batches show a backlog. A batch is one short transaction of
+        ``store.purge_finished``; a database error is logged and tried again later."""
+        global _next_purge
+        period = conf.retention()
+        if period is None or time.monotonic() < _next_purge:
+            return
+        _next_purge = time.monotonic() + PURGE_EVERY
+        try:
+            deleted = store.purge_finished(
+                clock.now() - period, FINISHED_STATUSES, PURGE_BATCH, max_batches=1
+            )
+        except _DB_ERRORS as exc:
+            logger.warning(
+                "worker %s: retention purge failed: %s", self.name, store.first_line(exc)
+            )
+            store.close_connection()
+            return
+        count = deleted.get("executions", 0)
+        if count:
+            logger.info(
+                "worker %s: retention deleted %d executions finished over %s ago",
+                self.name,
+                count,
+                period,
+            )
+        if count >= PURGE_BATCH:
+            _next_purge = 0.0
 
     def _submit(self, pool: ThreadPoolExecutor, claim: store.Claim) -> None:
         logger.info("execution %s: claimed by %s", claim.execution_id, self.name)

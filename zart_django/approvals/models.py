@@ -127,14 +127,15 @@ class ApprovalRequest(models.Model):
     @property
     def record(self) -> ApprovalRecord | None:
         """The decision taken on this request, if any (no query when loaded by
-        ``with_decisions``)."""
+        ``with_decisions``). Never a decision on an earlier execution that had the same id."""
         if ApprovalRequest.execution.is_cached(self):
             loaded = getattr(self.execution, PREFETCHED_DECISIONS, None)
             if loaded is not None:
-                return next((r for r in loaded if r.event == self.event), None)
-        return ApprovalRecord.objects.filter(
-            execution_id=self.execution_id, event=self.event
-        ).first()
+                return next((r for r in loaded if r.decides(self)), None)
+        linked = Q(request_id=self.pk) | Q(
+            request_id__isnull=True, event=self.event, decided_at__gte=self.created_at
+        )
+        return ApprovalRecord.objects.filter(linked, execution_id=self.execution_id).first()
 
 
 class ApprovalRecordQuerySet(models.QuerySet["ApprovalRecord"]):
@@ -172,8 +173,9 @@ def _refuse(change: str) -> NoReturn:
 class ApprovalRecord(models.Model):
     """The audit record of one decision. Written once by ``decide`` and never changed.
 
-    It keeps the execution's id even if the execution is deleted (no database constraint).
-    Updates and deletes are refused by the instance, the queryset and, on PostgreSQL, a trigger.
+    It keeps the execution's id and its request's id even once they are deleted (no database
+    constraint), so an id reused by a later execution never inherits its decision. Updates and
+    deletes are refused by the instance, the queryset and, on PostgreSQL, a trigger.
     """
 
     execution = models.ForeignKey(
@@ -181,6 +183,16 @@ class ApprovalRecord(models.Model):
         on_delete=models.DO_NOTHING,
         db_constraint=False,
         related_name="approval_records",
+    )
+    request = models.ForeignKey(
+        ApprovalRequest,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,  # the unique constraint indexes it
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The request decided; empty on records written before version 0004.",
     )
     task_name = models.CharField(max_length=200)
     event = models.CharField(max_length=200)
@@ -197,7 +209,7 @@ class ApprovalRecord(models.Model):
         app_label = "zart_django"
         ordering = ["-decided_at"]
         constraints = [
-            models.UniqueConstraint(fields=["execution", "event"], name="zart_decision_once")
+            models.UniqueConstraint(fields=["request"], name="zart_decision_once_per_request")
         ]
 
     def __str__(self) -> str:
@@ -213,3 +225,14 @@ class ApprovalRecord(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
         _refuse("deleted")
+
+    def decides(self, request: ApprovalRequest) -> bool:
+        """Whether this is the decision on ``request``. A record written before records named
+        their request matches its execution and event, if made after the request was."""
+        if self.request_id is not None:
+            return self.request_id == request.pk
+        return (
+            self.execution_id == request.execution_id
+            and self.event == request.event
+            and self.decided_at >= request.created_at
+        )

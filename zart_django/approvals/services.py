@@ -82,6 +82,15 @@ def find_request(execution_id: str, event: str | None = None) -> ApprovalRequest
     return request
 
 
+def requests_of(execution_id: str) -> list[ApprovalRequest]:
+    """Every approval request of the execution with its decision loaded, oldest first."""
+    return list(
+        ApprovalRequest.objects.filter(execution_id=execution_id)
+        .with_decisions()
+        .order_by("created_at", "pk")
+    )
+
+
 def decide(
     execution_id: str,
     user: Any,
@@ -136,6 +145,7 @@ def _decide(
     decided_at = now()
     record = ApprovalRecord.objects.create(
         execution_id=execution_id,
+        request=request,
         task_name=request.execution.task_name,
         event=request.event,
         approved=bool(approved),

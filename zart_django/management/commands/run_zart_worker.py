@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
-import math
 import signal
 import sys
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
+from zart_django.management.cli import at_least_one, seconds
 from zart_django.worker import Worker
 
 
@@ -19,13 +18,13 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
-            "--concurrency", type=_at_least_one, help="executions run at once (threads, >= 1)"
+            "--concurrency", type=at_least_one, help="executions run at once (threads, >= 1)"
         )
         parser.add_argument(
-            "--batch-size", type=_at_least_one, help="executions claimed per query (>= 1)"
+            "--batch-size", type=at_least_one, help="executions claimed per query (>= 1)"
         )
         parser.add_argument(
-            "--poll-interval", type=_seconds, help="seconds between polls when idle (> 0)"
+            "--poll-interval", type=seconds, help="seconds between polls when idle (> 0)"
         )
         parser.add_argument(
             "--once", action="store_true", help="exit once no execution is due, instead of waiting"
@@ -50,28 +49,6 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         worker.run(once=options["once"])
-
-
-def _at_least_one(text: str) -> int:
-    """argparse type: a whole number of at least 1 (0 or less would never run anything)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    """argparse type: a finite number of seconds greater than 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds, not {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, not {text}")
-    return value
 
 
 def _log_to_stderr() -> None:
