@@ -35,6 +35,7 @@ from .models import Status, StepKind, StepResult, StepStatus
 from .names import check_name
 from .registry import DurableTask, TaskRegistry
 from .retry import RetryPolicy
+from .signals import execution_finished, send, step_failed
 
 logger = logging.getLogger("zart_django")
 
@@ -195,7 +196,8 @@ def _run_step(
             row.status = StepStatus.RETRYING
             due = clock.now() + retry.delay_after(attempt)
             store.reschedule(ctx.claim, row, due)
-            logger.info(
+            _step_failed(ctx, key, row.error, attempt, will_retry=True)
+            logger.warning(
                 "execution %s: step %s failed (attempt %d of %d), retrying at %s: %s",
                 ctx.execution_id,
                 key,
@@ -208,6 +210,14 @@ def _run_step(
         row.status = StepStatus.FAILED
         store.checkpoint(ctx.claim, row, ctx.lease)
         ctx.advance(row)
+        _step_failed(ctx, key, row.error, attempt, will_retry=False)
+        logger.warning(
+            "execution %s: step %s failed (attempt %d, no retry left): %s",
+            ctx.execution_id,
+            key,
+            attempt,
+            row.error,
+        )
         raise StepFailed(key, row.error, attempt) from exc
     finally:
         ctx.in_step = False
@@ -218,6 +228,20 @@ def _run_step(
     store.checkpoint(ctx.claim, row, ctx.lease)
     ctx.advance(row)
     return decode(data, return_type, f"result of step {key!r}")
+
+
+def _step_failed(
+    ctx: ExecutionContext, key: str, error: str, attempt: int, will_retry: bool
+) -> None:
+    send(
+        step_failed,
+        execution_id=ctx.execution_id,
+        task_name=ctx.task.name,
+        step=key,
+        error=error,
+        attempt=attempt,
+        will_retry=will_retry,
+    )
 
 
 def wait_for_event(name: str, timeout: Duration | None = None, type: Any = Any) -> Any:
@@ -372,10 +396,22 @@ def _run(claim: store.Claim, registry: TaskRegistry) -> str:
     return _end(claim, Status.COMPLETED, output=output)
 
 
+_END_LEVELS = {Status.COMPLETED: logging.INFO, Status.TIMED_OUT: logging.WARNING}
+
+
 def _end(claim: store.Claim, status: Status, output: Any = None, error: str = "") -> str:
     store.finish(claim, status, output=output, error=error)
     detail = f": {error.splitlines()[0]}" if error else ""
-    logger.info("execution %s: %s%s", claim.execution_id, status, detail)
+    level = _END_LEVELS.get(status, logging.ERROR)
+    logger.log(level, "execution %s: %s%s", claim.execution_id, status, detail)
+    send(
+        execution_finished,
+        execution_id=claim.execution_id,
+        task_name=claim.task_name,
+        status=str(status),
+        output=output,
+        error=error,
+    )
     return status
 
 

@@ -49,6 +49,7 @@ from .errors import (
 from .models import ACTIVE_STATUSES, Event, Execution, Status, StepKind, StepResult, StepStatus
 from .notify import notify
 from .reserved import reservation
+from .signals import execution_finished, execution_started, send
 
 logger = logging.getLogger("zart_django")
 
@@ -231,6 +232,9 @@ def create_execution(
         raise ExecutionAlreadyExists(execution_id, f"for task {stored.task_name!r}")
     if stored.input != input_data:
         raise ExecutionAlreadyExists(execution_id, "with a different input")
+    if stored.created_at == now:  # this call inserted it (a repeated start finds an older row)
+        logger.info("execution %s: started (task %s)", execution_id, task_name)
+        send(execution_started, execution_id=execution_id, task_name=task_name, input=input_data)
     return stored
 
 
@@ -580,6 +584,12 @@ def _offer_event(
             )
     if parked_on_it:
         notify()
+    logger.info(
+        "execution %s: event %s %s",
+        execution_id,
+        name,
+        "received, resuming" if parked_on_it else "kept in its inbox until its wait",
+    )
     return execution
 
 
@@ -611,7 +621,9 @@ def cancel(execution_id: str) -> None:
     """
     with atomic():
         _locked(execution_id)
-        execution = Execution.objects.only("id", "status", "waiting_on").get(pk=execution_id)
+        execution = Execution.objects.only("id", "task_name", "status", "waiting_on").get(
+            pk=execution_id
+        )
         if execution.is_finished:
             raise ExecutionFinished(execution_id, execution.status)
         if (
@@ -634,6 +646,15 @@ def cancel(execution_id: str) -> None:
             lease_token="",
             updated_at=now,
             finished_at=now,
+        )
+        logger.info("execution %s: cancelled", execution_id)
+        send(
+            execution_finished,
+            execution_id=execution_id,
+            task_name=execution.task_name,
+            status=Status.CANCELLED.value,
+            output=None,
+            error="cancelled",
         )
 
 
