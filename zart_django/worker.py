@@ -61,8 +61,11 @@ class Worker:
         self._wake.set()
 
     def run(self, once: bool = False) -> None:
-        """Claim and run executions until ``stop`` (or, with ``once``, until none is due)."""
-        logger.info(
+        """Claim and run executions until ``stop`` (or, with ``once``, until none is due: a
+        django-q2 task, which logs its start and stop at DEBUG only)."""
+        level = logging.DEBUG if once else logging.INFO
+        logger.log(
+            level,
             "worker %s: started (concurrency %d, batch %d, poll %.2fs, lease %.0fs)",
             self.name,
             self.concurrency,
@@ -81,7 +84,7 @@ class Worker:
             listener.stop()
         self._drained.set()
         heartbeat.join()
-        logger.info("worker %s: stopped", self.name)
+        logger.log(level, "worker %s: stopped", self.name)
 
     def _loop(self, pool: ThreadPoolExecutor, once: bool) -> None:
         failures = 0
