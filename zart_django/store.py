@@ -32,7 +32,7 @@ from django.db import (
     connection,
     transaction,
 )
-from django.db.models import Exists, OuterRef, Subquery
+from django.db.models import Count, Exists, Min, OuterRef, Subquery
 from django.db.models.expressions import RawSQL
 
 from . import clock
@@ -312,6 +312,20 @@ def load_execution(execution_id: str) -> Execution:
         return Execution.objects.get(pk=execution_id)
     except Execution.DoesNotExist:
         raise ExecutionNotFound(execution_id) from None
+
+
+def count_by_status_and_task() -> list[tuple[str, str, int]]:
+    """(status, task name, how many) for every status and task that has executions: one query."""
+    groups = Execution.objects.values("status", "task_name").annotate(n=Count("pk")).order_by()
+    return [(g["status"], g["task_name"], g["n"]) for g in groups]
+
+
+def due_backlog() -> tuple[int, datetime | None]:
+    """How many executions a worker could claim now (by the database's clock), and the due time
+    of the oldest of them: one query, through the due index."""
+    due = Execution.objects.filter(status__in=ACTIVE_STATUSES, scheduled_at__lte=_db_time())
+    found = due.aggregate(count=Count("pk"), oldest=Min("scheduled_at"))
+    return found["count"], found["oldest"]
 
 
 def load_steps(execution_id: str) -> list[StepResult]:

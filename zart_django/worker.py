@@ -17,7 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from django.db import DatabaseError, InterfaceError, connection
 
-from . import conf, store
+from . import conf, metrics, store
 from .notify import Listener
 from .registry import TaskRegistry, default_registry
 from .replay import run_execution
@@ -116,6 +116,7 @@ class Worker:
 
     def _submit(self, pool: ThreadPoolExecutor, claim: store.Claim) -> None:
         logger.info("execution %s: claimed by %s", claim.execution_id, self.name)
+        metrics.claimed()
         future = pool.submit(self._run, claim)
         with self._lock:
             self._inflight[future] = claim
