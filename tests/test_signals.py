@@ -168,3 +168,42 @@ def test_a_receiver_that_raises_is_logged_and_breaks_nothing(scheduler, job, cap
         f"execution s-8: signal receiver {broken.__qualname__} raised"
         " ConnectionRefusedError: the chat tool is down"
     ] * 2
+
+
+def test_each_state_change_logs_one_line_with_the_execution_id(
+    scheduler, manager, tmp_path, caplog
+):
+    caplog.set_level(logging.INFO, logger="zart_django")
+    scheduler.start_for(approval_task, "l-1", REQUEST)
+    run_until_idle()
+    decide("l-1", manager, approved=True, comment="ok")
+    run_until_idle()
+    scheduler.start("l-2", "failing", Job(log=str(tmp_path / "log")))
+    run_until_idle()
+    scheduler.start("l-3", "three-steps", Job(log=str(tmp_path / "log")))
+    scheduler.cancel("l-3")
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "zart_django"]
+    assert lines == [
+        ("INFO", "execution l-1: started (task approval-task)"),
+        (
+            "INFO",
+            "execution l-1: approval manager-approval requested (permission"
+            " zart_django.decide_approval)",
+        ),
+        ("INFO", "execution l-1: waiting for event approval:manager-approval"),
+        ("INFO", "execution l-1: event approval:manager-approval received, resuming"),
+        ("INFO", "execution l-1: approval manager-approval approved by alice"),
+        ("INFO", "execution l-1: completed"),
+        ("INFO", "execution l-2: started (task failing)"),
+        (
+            "WARNING",
+            "execution l-2: step no-retry failed (attempt 1, no retry left): ValueError: bad input",
+        ),
+        (
+            "ERROR",
+            "execution l-2: failed: StepFailed: step 'no-retry' failed after 1 attempt:"
+            " ValueError: bad input",
+        ),
+        ("INFO", "execution l-3: started (task three-steps)"),
+        ("INFO", "execution l-3: cancelled"),
+    ]
