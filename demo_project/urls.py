@@ -1,4 +1,5 @@
-"""The demo's URLs: the admin, the approvals inbox, the REST API and its OpenAPI docs."""
+"""The demo's URLs: the admin, the approvals inbox, the REST API and its OpenAPI docs, and the
+Prometheus metrics (staff, or ``zart_django.view_execution``)."""
 
 from django.contrib import admin
 from django.urls import include, path
@@ -10,6 +11,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("approvals/", include("zart_django.urls")),
     path("api/", include("zart_django.api.urls")),
+    path("metrics/", include("zart_django.metrics.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
 ]

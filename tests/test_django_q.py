@@ -146,3 +146,19 @@ def test_with_redis_down_starts_events_and_decisions_are_stored_and_run_later(
     dispatch.enqueue()  # what the schedule does every minute
     assert scheduler.wait_completion("q-2", timeout=60)["results"][2] == "third ok by Rhea"
     assert scheduler.wait_completion("q-3", timeout=60).comment == "while Redis was down"
+
+
+def test_the_cluster_log_shows_each_state_change_with_the_execution_id(
+    scheduler, job, start_cluster, tmp_path
+):
+    """Without a LOGGING entry for zart_django, its lines go where the cluster's own go."""
+    start_cluster()
+    scheduler.start("q-log", "failing", job)
+    wait_until(lambda: status("q-log") == "failed", timeout=60, what="the execution to fail")
+    log = tmp_path / "cluster-0.log"
+    wait_until(lambda: "execution q-log: failed" in log.read_text(), what="the failure logged")
+    text = log.read_text()
+    assert "INFO execution q-log: claimed by " in text
+    assert "WARNING execution q-log: step no-retry failed (attempt 1, no retry left)" in text
+    assert "ERROR execution q-log: failed: StepFailed: step 'no-retry' failed" in text
+    assert "worker " not in text  # a run_due task's own start and stop stay at DEBUG

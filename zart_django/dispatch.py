@@ -18,6 +18,7 @@ from typing import Any
 from django.db import transaction
 
 from . import conf
+from .logs import ensure_output
 
 logger = logging.getLogger("zart_django")
 SCHEDULE_NAME = "zart_django: run due executions"
@@ -49,9 +50,12 @@ def enqueue(**kwargs: Any) -> None:
 
 
 def run_due() -> None:
-    """The django-q2 task: run due executions here until none is due."""
+    """The django-q2 task: run due executions here until none is due. Its log lines go where the
+    cluster's own go (the ``django-q`` logger's handlers) unless ``LOGGING`` routes them."""
     from .worker import Worker
 
+    cluster = logging.getLogger("django-q")
+    ensure_output(cluster.handlers, cluster.getEffectiveLevel())
     Worker().run(once=True)
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
-from . import clock, conf, store
+from . import clock, conf, metrics, store, tracing
 from .codec import decode, encode, type_ref
 from .durations import Duration, parse_duration
 from .errors import (
@@ -35,6 +35,7 @@ from .models import Status, StepKind, StepResult, StepStatus
 from .names import check_name
 from .registry import DurableTask, TaskRegistry
 from .retry import RetryPolicy
+from .signals import execution_finished, send, step_failed
 
 logger = logging.getLogger("zart_django")
 
@@ -186,16 +187,19 @@ def _run_step(
     row.attempts = attempt
     ctx.in_step = True
     try:
-        value = fn(*args, **kwargs)
-        data = encode(value, f"result of step {key!r}")
+        with tracing.step_span(ctx.execution_id, key, attempt):
+            value = fn(*args, **kwargs)
+            data = encode(value, f"result of step {key!r}")
     except Exception as exc:
         row.error = f"{type(exc).__name__}: {exc}"
         row.finished_at = clock.now()
+        _step_ran(ctx, name, row, "failed")
         if retry is not None and attempt < retry.max_attempts:
             row.status = StepStatus.RETRYING
             due = clock.now() + retry.delay_after(attempt)
             store.reschedule(ctx.claim, row, due)
-            logger.info(
+            _step_failed(ctx, key, row.error, attempt, will_retry=True)
+            logger.warning(
                 "execution %s: step %s failed (attempt %d of %d), retrying at %s: %s",
                 ctx.execution_id,
                 key,
@@ -208,6 +212,14 @@ def _run_step(
         row.status = StepStatus.FAILED
         store.checkpoint(ctx.claim, row, ctx.lease)
         ctx.advance(row)
+        _step_failed(ctx, key, row.error, attempt, will_retry=False)
+        logger.warning(
+            "execution %s: step %s failed (attempt %d, no retry left): %s",
+            ctx.execution_id,
+            key,
+            attempt,
+            row.error,
+        )
         raise StepFailed(key, row.error, attempt) from exc
     finally:
         ctx.in_step = False
@@ -215,9 +227,29 @@ def _run_step(
     row.result = data
     row.error = ""
     row.finished_at = clock.now()
+    _step_ran(ctx, name, row, "completed")
     store.checkpoint(ctx.claim, row, ctx.lease)
     ctx.advance(row)
     return decode(data, return_type, f"result of step {key!r}")
+
+
+def _step_ran(ctx: ExecutionContext, name: str, row: StepResult, outcome: str) -> None:
+    seconds = (row.finished_at - row.started_at).total_seconds()
+    metrics.step_ran(ctx.claim.task_name, name, outcome, seconds)
+
+
+def _step_failed(
+    ctx: ExecutionContext, key: str, error: str, attempt: int, will_retry: bool
+) -> None:
+    send(
+        step_failed,
+        execution_id=ctx.execution_id,
+        task_name=ctx.task.name,
+        step=key,
+        error=error,
+        attempt=attempt,
+        will_retry=will_retry,
+    )
 
 
 def wait_for_event(name: str, timeout: Duration | None = None, type: Any = Any) -> Any:
@@ -234,6 +266,8 @@ def wait_for_event(name: str, timeout: Duration | None = None, type: Any = Any) 
         type = ctx.task.events.get(name, Any)
     row = ctx.recorded_at_position(StepKind.EVENT, name)
     if row is not None and row.status == StepStatus.COMPLETED:
+        if ctx.position == len(ctx.recorded) - 1:  # delivered while parked: this run resumes it
+            metrics.resumed_after_event(ctx.claim.task_name, _since(row.finished_at))
         ctx.advance(row)
         return decode(row.result, type, f"event {name!r}")
     if row is not None and row.status == StepStatus.TIMED_OUT:
@@ -291,6 +325,10 @@ def _record(ctx: ExecutionContext, row: StepResult, status: str, result: Any) ->
     ctx.advance(row)
 
 
+def _since(moment: datetime | None) -> float:
+    return (clock.now() - moment).total_seconds() if moment is not None else 0.0
+
+
 def _deadline(timeout: Duration | None) -> datetime | None:
     return clock.now() + parse_duration(timeout) if timeout is not None else None
 
@@ -306,13 +344,17 @@ def run_execution(claim: store.Claim, registry: TaskRegistry) -> str:
     A database error is never the execution's failure: the execution is handed back, due after a
     poll interval, to be resumed from its checkpoints ("handed back").
     """
-    try:
-        return _run(claim, registry)
-    except LeaseLost:
-        logger.warning("execution %s: lease lost, leaving it to its new owner", claim.execution_id)
-        return "lease lost"
-    except (DatabaseUnavailable, *store.CONNECTION_ERRORS) as exc:
-        return _hand_back(claim, exc)
+    with tracing.execution_span(claim.execution_id, claim.task_name) as outcome:
+        try:
+            return outcome(_run(claim, registry))
+        except LeaseLost:
+            logger.warning(
+                "execution %s: lease lost, leaving it to its new owner", claim.execution_id
+            )
+            metrics.lease_lost()
+            return outcome("lease lost")
+        except (DatabaseUnavailable, *store.CONNECTION_ERRORS) as exc:
+            return outcome(_hand_back(claim, exc))
 
 
 def _hand_back(claim: store.Claim, exc: BaseException) -> str:
@@ -372,10 +414,22 @@ def _run(claim: store.Claim, registry: TaskRegistry) -> str:
     return _end(claim, Status.COMPLETED, output=output)
 
 
+_END_LEVELS = {Status.COMPLETED: logging.INFO, Status.TIMED_OUT: logging.WARNING}
+
+
 def _end(claim: store.Claim, status: Status, output: Any = None, error: str = "") -> str:
     store.finish(claim, status, output=output, error=error)
     detail = f": {error.splitlines()[0]}" if error else ""
-    logger.info("execution %s: %s%s", claim.execution_id, status, detail)
+    level = _END_LEVELS.get(status, logging.ERROR)
+    logger.log(level, "execution %s: %s%s", claim.execution_id, status, detail)
+    send(
+        execution_finished,
+        execution_id=claim.execution_id,
+        task_name=claim.task_name,
+        status=str(status),
+        output=output,
+        error=error,
+    )
     return status
 
 

@@ -32,7 +32,7 @@ from django.db import (
     connection,
     transaction,
 )
-from django.db.models import CASCADE, Count, Exists, Model, OuterRef, QuerySet, Subquery
+from django.db.models import CASCADE, Count, Exists, Min, Model, OuterRef, QuerySet, Subquery
 from django.db.models.expressions import RawSQL
 
 from . import clock
@@ -58,6 +58,7 @@ from .models import (
 )
 from .notify import notify
 from .reserved import reservation
+from .signals import execution_finished, execution_started, send
 
 logger = logging.getLogger("zart_django")
 
@@ -240,6 +241,9 @@ def create_execution(
         raise ExecutionAlreadyExists(execution_id, f"for task {stored.task_name!r}")
     if stored.input != input_data:
         raise ExecutionAlreadyExists(execution_id, "with a different input")
+    if stored.created_at == now:  # this call inserted it (a repeated start finds an older row)
+        logger.info("execution %s: started (task %s)", execution_id, task_name)
+        send(execution_started, execution_id=execution_id, task_name=task_name, input=input_data)
     return stored
 
 
@@ -319,6 +323,20 @@ def load_execution(execution_id: str) -> Execution:
         raise ExecutionNotFound(execution_id) from None
 
 
+def count_by_status_and_task() -> list[tuple[str, str, int]]:
+    """(status, task name, how many) for every status and task that has executions: one query."""
+    groups = Execution.objects.values("status", "task_name").annotate(n=Count("pk")).order_by()
+    return [(g["status"], g["task_name"], g["n"]) for g in groups]
+
+
+def due_backlog() -> tuple[int, datetime | None]:
+    """How many executions a worker could claim now (by the database's clock), and the due time
+    of the oldest of them: one query, through the due index."""
+    due = Execution.objects.filter(status__in=ACTIVE_STATUSES, scheduled_at__lte=_db_time())
+    found = due.aggregate(count=Count("pk"), oldest=Min("scheduled_at"))
+    return found["count"], found["oldest"]
+
+
 def list_executions(status: str | None, task: str | None, limit: int) -> list[Execution]:
     """Up to ``limit`` executions, newest first, of ``status`` and ``task`` if given."""
     executions = Execution.objects.order_by("-created_at", "id")
@@ -346,14 +364,9 @@ class Stats:
 
 def execution_stats() -> Stats:
     """Counts by (status, task), and the oldest due and oldest parked executions: three queries."""
-    grouped = (
-        Execution.objects.order_by("status", "task_name")
-        .values_list("status", "task_name")
-        .annotate(n=Count("pk"))
-    )
-    due = Execution.objects.filter(status__in=ACTIVE_STATUSES, scheduled_at__lte=clock.now())
+    due = Execution.objects.filter(status__in=ACTIVE_STATUSES, scheduled_at__lte=_db_time())
     return Stats(
-        counts=list(grouped),
+        counts=sorted(count_by_status_and_task()),
         oldest_due=due.order_by("scheduled_at").first(),
         oldest_parked=Execution.objects.filter(status=Status.WAITING)
         .order_by("updated_at")
@@ -631,6 +644,12 @@ def _offer_event(
             )
     if parked_on_it:
         notify()
+    logger.info(
+        "execution %s: event %s %s",
+        execution_id,
+        name,
+        "received, resuming" if parked_on_it else "kept in its inbox until its wait",
+    )
     return execution
 
 
@@ -662,7 +681,9 @@ def cancel(execution_id: str) -> None:
     """
     with atomic():
         _locked(execution_id)
-        execution = Execution.objects.only("id", "status", "waiting_on").get(pk=execution_id)
+        execution = Execution.objects.only("id", "task_name", "status", "waiting_on").get(
+            pk=execution_id
+        )
         if execution.is_finished:
             raise ExecutionFinished(execution_id, execution.status)
         if (
@@ -685,6 +706,15 @@ def cancel(execution_id: str) -> None:
             lease_token="",
             updated_at=now,
             finished_at=now,
+        )
+        logger.info("execution %s: cancelled", execution_id)
+        send(
+            execution_finished,
+            execution_id=execution_id,
+            task_name=execution.task_name,
+            status=Status.CANCELLED.value,
+            output=None,
+            error="cancelled",
         )
 
 

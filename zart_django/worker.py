@@ -21,7 +21,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from django.db import DatabaseError, InterfaceError, connection
 
-from . import clock, conf, store
+from . import clock, conf, metrics, store
 from .models import FINISHED_STATUSES
 from .notify import Listener
 from .registry import TaskRegistry, default_registry
@@ -70,8 +70,11 @@ class Worker:
         self._wake.set()
 
     def run(self, once: bool = False) -> None:
-        """Claim and run executions until ``stop`` (or, with ``once``, until none is due)."""
-        logger.info(
+        """Claim and run executions until ``stop`` (or, with ``once``, until none is due: a
+        django-q2 task, which logs its start and stop at DEBUG only)."""
+        level = logging.DEBUG if once else logging.INFO
+        logger.log(
+            level,
             "worker %s: started (concurrency %d, batch %d, poll %.2fs, lease %.0fs)",
             self.name,
             self.concurrency,
@@ -90,7 +93,7 @@ class Worker:
             listener.stop()
         self._drained.set()
         heartbeat.join()
-        logger.info("worker %s: stopped", self.name)
+        logger.log(level, "worker %s: stopped", self.name)
 
     def _loop(self, pool: ThreadPoolExecutor, once: bool) -> None:
         failures = 0
@@ -154,6 +157,7 @@ class Worker:
 
     def _submit(self, pool: ThreadPoolExecutor, claim: store.Claim) -> None:
         logger.info("execution %s: claimed by %s", claim.execution_id, self.name)
+        metrics.claimed()
         future = pool.submit(self._run, claim)
         with self._lock:
             self._inflight[future] = claim

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.db import IntegrityError
@@ -10,6 +11,7 @@ from zart_django import store
 from zart_django.clock import now
 from zart_django.errors import EventExpired, ExecutionFinished
 from zart_django.scheduler import deliver_reserved
+from zart_django.signals import approval_decided, send
 
 from .decision import ApprovalDecision
 from .errors import (
@@ -26,6 +28,8 @@ from .models import (
     Source,
 )
 from .waiting import decision_event
+
+logger = logging.getLogger("zart_django")
 
 VIEW_PERMISSION = "zart_django.view_execution"
 
@@ -171,4 +175,18 @@ def _decide(
         )
     except (EventExpired, ExecutionFinished) as exc:
         raise ApprovalClosed(f"execution {execution_id!r} can no longer be decided: {exc}") from exc
+    verdict = "approved" if record.approved else "rejected"
+    logger.info(
+        "execution %s: approval %s %s by %s", execution_id, record.event, verdict, record.reviewer
+    )
+    send(
+        approval_decided,
+        execution_id=execution_id,
+        task_name=record.task_name,
+        event=record.event,
+        approved=record.approved,
+        reviewer=record.reviewer,
+        comment=comment,
+        source=source,
+    )
     return record

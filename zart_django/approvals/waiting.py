@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import fields, is_dataclass
 from typing import Any
 
@@ -14,10 +15,13 @@ from zart_django import (
 )
 from zart_django.clock import now
 from zart_django.reserved import reserve
+from zart_django.signals import approval_requested, send
 from zart_django.store import engine_io
 
 from .decision import ApprovalDecision
 from .models import DEFAULT_PERMISSION, ApprovalRequest, RequestStatus
+
+logger = logging.getLogger("zart_django")
 
 DEFAULT_EVENT = "manager-approval"
 NAMESPACE = "approval:"
@@ -95,6 +99,20 @@ def _ensure_request(
         created_at=now(),
     )
     ApprovalRequest.objects.bulk_create([request], ignore_conflicts=True)
+    logger.info(
+        "execution %s: approval %s requested (permission %s)",
+        execution_id,
+        event,
+        request.permission,
+    )
+    send(
+        approval_requested,
+        execution_id=execution_id,
+        task_name=info.task,
+        event=event,
+        permission=request.permission,
+        title=request.title,
+    )
 
 
 def describe(value: Any, order: list[str] | None = None) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
+from zart_django.logs import ensure_output
 from zart_django.management.cli import at_least_one, seconds
 from zart_django.worker import Worker
 
@@ -52,9 +53,6 @@ class Command(BaseCommand):
 
 
 def _log_to_stderr() -> None:
-    logger = logging.getLogger("zart_django")
-    if not logger.handlers and not logging.getLogger().handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    ensure_output([handler])

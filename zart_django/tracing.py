@@ -1,0 +1,55 @@
+"""OpenTelemetry spans, when ``opentelemetry-api`` is installed (the ``otel`` extra); nothing
+otherwise. A span ``zart.execution <task>`` covers each run of an execution by a worker (from its
+claim until it finishes, parks or is handed back) and a child span ``zart.step <step>`` each run
+of a step's body; replayed steps, answered from the database, get none. The project chooses the
+exporter by configuring the OpenTelemetry SDK as usual.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+
+try:
+    from opentelemetry import trace
+except ImportError:  # the library is optional
+    trace = None
+
+_FAILED = {"failed", "timed_out"}
+
+
+@contextlib.contextmanager
+def execution_span(execution_id: str, task: str) -> Iterator[Callable[[str], str]]:
+    """A span for one run of an execution; the function it gives records the status the run
+    left the execution in (an error status for failed and timed_out) and returns it."""
+    if trace is None:
+        yield _unchanged
+        return
+    attributes = {"zart.execution_id": execution_id, "zart.task": task}
+    tracer = trace.get_tracer("zart_django")
+    with tracer.start_as_current_span(f"zart.execution {task}", attributes=attributes) as span:
+
+        def outcome(status: str) -> str:
+            span.set_attribute("zart.status", status)
+            if status in _FAILED:
+                span.set_status(trace.StatusCode.ERROR, status)
+            return status
+
+        yield outcome
+
+
+@contextlib.contextmanager
+def step_span(execution_id: str, step: str, attempt: int) -> Iterator[None]:
+    """A span for one run of a step's body; an exception it raises is recorded on it."""
+    if trace is None:
+        yield
+        return
+    attributes = {"zart.execution_id": execution_id, "zart.step": step, "zart.attempt": attempt}
+    with trace.get_tracer("zart_django").start_as_current_span(
+        f"zart.step {step}", attributes=attributes
+    ):
+        yield
+
+
+def _unchanged(status: str) -> str:
+    return status
