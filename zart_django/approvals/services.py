@@ -136,6 +136,7 @@ def _decide(
     decided_at = now()
     record = ApprovalRecord.objects.create(
         execution_id=execution_id,
+        run=request.run,
         task_name=request.execution.task_name,
         event=request.event,
         approved=bool(approved),
