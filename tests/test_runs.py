@@ -24,7 +24,14 @@ from zart_django import (
 )
 from zart_django.approvals import decidable_by, decide, find_request
 from zart_django.approvals.errors import ApprovalClosed
-from zart_django.models import ApprovalRecord, ApprovalRequest, Execution, Run, StepResult
+from zart_django.models import (
+    ApprovalRecord,
+    ApprovalRequest,
+    Event,
+    Execution,
+    Run,
+    StepResult,
+)
 from zart_django.testing import advance_time, run_until_idle
 
 pytestmark = pytest.mark.django_db
@@ -92,6 +99,32 @@ class TestRetry:
         assert scheduler.wait_completion("f-2", timeout=1)[1] == "fragile ok on attempt 3"
         assert starts(job) == {"first": 1, "fragile": 3, "second": 1}
         assert [r.status for r in scheduler.get("f-2").runs] == ["failed", "failed", "completed"]
+
+    def test_a_wait_whose_event_was_offered_is_kept_and_takes_it(self, scheduler, job):
+        scheduler.start("f-3", "three-steps", job)
+        run_until_idle()
+        # As an execution held with an event in its inbox that its wait has not taken yet.
+        Event.objects.create(
+            execution_id="f-3",
+            name="go",
+            payload={"approved": True, "reviewer": "Carol"},
+            created_at=Execution.objects.get(pk="f-3").created_at,
+        )
+        Execution.objects.filter(pk="f-3").update(status="failed", error="held")
+        info = scheduler.retry("f-3")
+        assert [(s.name, s.status) for s in info.steps][-1] == ("go", "waiting")
+        run_until_idle()
+        assert scheduler.wait_completion("f-3", timeout=1)["results"][2] == "third ok by Carol"
+        assert starts(job) == {"first": 1, "second": 1, "third": 1}
+
+    def test_a_wait_with_nothing_offered_waits_again(self, scheduler, job):
+        scheduler.start("f-4", "three-steps", job)
+        run_until_idle()
+        Execution.objects.filter(pk="f-4").update(status="failed", error="held")
+        assert [s.name for s in scheduler.retry("f-4").steps] == ["first", "second"]
+        run_until_idle()
+        assert scheduler.get("f-4").waiting_on == "go"
+        assert starts(job) == {"first": 1, "second": 1}
 
     def test_refuses_what_did_not_fail_and_stores_nothing(self, scheduler, job):
         scheduler.start("done", "no-input")

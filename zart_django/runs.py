@@ -23,7 +23,9 @@ log, shown with the run they decided.
 What each keeps of the run it replaces:
 
 - ``retry`` (a failed execution): every step up to the one that failed, which runs again with
-  fresh attempts; events offered to the run and not consumed yet stay in the inbox.
+  fresh attempts; events offered to the run and not consumed yet stay in the inbox, and a wait
+  whose event (or decision) was offered is kept, so it takes that event instead of asking again.
+  A wait with nothing offered yet is reached anew: it waits (an approval asks) again.
 - ``rerun(from_step=...)``: the steps before ``from_step``; that step and everything after it run
   again, and the waits among them wait (and approvals ask) again.
 - ``restart``: nothing; the function runs from the top, with the same or a new input.
@@ -33,7 +35,7 @@ Each new run gets a fresh execution timeout (``@durable(timeout=...)`` counted f
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from .errors import StepNotFound
 from .models import StepKind, StepResult, StepStatus
@@ -41,22 +43,30 @@ from .models import StepKind, StepResult, StepStatus
 _UNFINISHED = (StepStatus.WAITING, StepStatus.RETRYING)
 
 
-def retry_keeps(steps: list[StepResult]) -> int:
-    """How many steps a retry keeps: all of them up to the first that had not finished (a wait
-    still waiting, a step between attempts), less a failed step at the end (the failure that ended
-    the run, which runs again with fresh attempts)."""
-    kept = next((n for n, row in enumerate(steps) if row.status in _UNFINISHED), len(steps))
+def retry_keeps(steps: list[StepResult], offered: Collection[str]) -> int:
+    """How many steps a retry keeps: all of them up to the first that had not finished (a step
+    between attempts, a wait whose event is not among ``offered``), less a failed step at the end
+    (the failure that ended the run, which runs again with fresh attempts)."""
+    kept = next((n for n, row in enumerate(steps) if _unfinished(row, offered)), len(steps))
     last = steps[kept - 1] if kept else None
     if last is not None and last.kind == StepKind.STEP and last.status == StepStatus.FAILED:
         kept -= 1
     return kept
 
 
-def keep_before(execution_id: str, step: str) -> Callable[[list[StepResult]], int]:
+def _unfinished(row: StepResult, offered: Collection[str]) -> bool:
+    """Whether a retry must reach ``row`` anew: a step between attempts, or a wait that is still
+    waiting with nothing offered for it."""
+    if row.kind == StepKind.EVENT and row.name in offered:
+        return False
+    return row.status in _UNFINISHED
+
+
+def keep_before(execution_id: str, step: str) -> Callable[[list[StepResult], Collection[str]], int]:
     """What a rerun from ``step`` keeps: the steps recorded before it (``StepNotFound``, naming
     the recorded steps, if the run has not recorded it)."""
 
-    def keep(steps: list[StepResult]) -> int:
+    def keep(steps: list[StepResult], offered: Collection[str]) -> int:
         for position, row in enumerate(steps):
             if row.name == step:
                 return position
@@ -65,6 +75,6 @@ def keep_before(execution_id: str, step: str) -> Callable[[list[StepResult]], in
     return keep
 
 
-def keep_none(steps: list[StepResult]) -> int:
+def keep_none(steps: list[StepResult], offered: Collection[str]) -> int:
     """What a restart keeps: nothing."""
     return 0

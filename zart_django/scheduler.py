@@ -204,7 +204,7 @@ class DurableScheduler:
         execution_id: str,
         began: RunStart,
         allowed: Collection[str],
-        keep: Callable[[list[StepResult]], int],
+        keep: Callable[[list[StepResult], Collection[str]], int],
         **options: Any,
     ) -> ExecutionInfo:
         task = self.registry.get(self._task_name(execution_id))

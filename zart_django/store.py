@@ -679,7 +679,7 @@ def begin_run(
     execution_id: str,
     began: RunStart,
     allowed: Collection[str],
-    keep: Callable[[list[StepResult]], int],
+    keep: Callable[[list[StepResult], Collection[str]], int],
     *,
     deadline: datetime | None,
     from_step: str = "",
@@ -689,7 +689,8 @@ def begin_run(
     """Begin the next run of an execution whose status is in ``allowed`` (else ``RunRefused``).
 
     In one transaction under the execution's row lock: the run it replaces is kept as a ``Run``
-    (how it ended); the first ``keep(steps)`` steps of that run are copied into the new one, with
+    (how it ended); the first ``keep(steps, offered)`` steps of that run (``offered``: the names
+    in its inbox) are copied into the new one, with
     the events their waits consumed (all of that run's inbox with ``carry_inbox``); the execution
     becomes pending and due now, with no output or error, ``deadline``, and ``new_input[0]`` as
     its input if given. The rows of earlier runs are never changed. ``keep`` may raise to refuse.
@@ -700,7 +701,9 @@ def begin_run(
         if execution.status not in allowed:
             raise RunRefused(execution_id, began, execution.status, allowed)
         steps = load_steps(execution_id, execution.run)
-        kept = steps[: keep(steps)]
+        inbox = Event.objects.filter(execution_id=execution_id, run=execution.run)
+        offered = set(inbox.values_list("name", flat=True))
+        kept = steps[: keep(steps, offered)]
         now = clock.now()
         number = execution.run + 1
         _close_run(execution, now)
@@ -716,7 +719,6 @@ def begin_run(
         StepResult.objects.bulk_create(
             StepResult(execution_id=execution_id, run=number, **_copied(row)) for row in kept
         )
-        inbox = Event.objects.filter(execution_id=execution_id, run=execution.run)
         if not carry_inbox:
             inbox = inbox.filter(name__in=[r.name for r in kept if r.kind == StepKind.EVENT])
         Event.objects.bulk_create(
