@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from django.test import Client
 
 from demo_project.approval.users import MANAGER_PASSWORD, ensure_manager
 from tests.approval_helpers import PASSWORD, make_user, start_parked, superuser_client
+from tests.test_runs import starts as starts_of
+from tests.workflows import Job
 from zart_django import DurableScheduler
 from zart_django.approvals import decide
-from zart_django.models import ApprovalRecord, Event
+from zart_django.models import ApprovalRecord, Event, Execution
 from zart_django.testing import run_until_idle
 
 pytestmark = pytest.mark.django_db
@@ -140,3 +144,84 @@ def test_searching_decisions_and_requests_finds_by_execution_id_reviewer_and_com
     page = client.get("/admin/zart_django/approvalrequest/", {"q": "srch-2"})
     assert page.status_code == 200
     assert "srch-2" in page.content.decode() and "srch-1" not in page.content.decode()
+
+
+RUN = "/admin/zart_django/execution/{}/run/"
+
+
+@pytest.fixture
+def operator() -> Client:
+    """Staff who may view and change executions (retry, rerun, restart)."""
+    make_user("ops", "zart_django.view_execution", "zart_django.change_execution", staff=True)
+    client = Client()
+    assert client.login(username="ops", password=PASSWORD)
+    return client
+
+
+def start_failed(execution_id: str, job: Job) -> None:
+    DurableScheduler().start(execution_id, "breaks", replace(job, fail_times=1))
+    run_until_idle()
+
+
+def test_page_retries_and_the_timeline_shows_every_run(operator, job):
+    start_failed("rn-1", job)
+    page = operator.get(PAGE.format("rn-1")).content.decode()
+    assert 'value="retry"' in page and 'value="restart"' in page
+    assert '<option value="fragile">fragile</option>' in page
+    response = operator.post(RUN.format("rn-1"), {"run": "retry"}, follow=True)
+    assert "Run 2 of rn-1 (retry) is pending now." in response.content.decode()
+    run_until_idle()
+    page = operator.get(PAGE.format("rn-1")).content.decode()
+    assert "Run 2 (current): retry" in page and ", completed</h3>" in page
+    assert "Run 1: started" in page and "ValueError: fragile failed on attempt 1</h3>" in page
+    assert 'value="retry"' not in page  # completed: nothing to retry
+    assert starts_of(job) == {"first": 1, "fragile": 2, "second": 1}
+
+
+def test_page_reruns_from_the_chosen_step_and_restarts(operator, job):
+    start_failed("rn-2", job)
+    operator.post(RUN.format("rn-2"), {"run": "retry"})
+    run_until_idle()
+    operator.post(RUN.format("rn-2"), {"run": "rerun", "from_step": "second"})
+    run_until_idle()
+    operator.post(RUN.format("rn-2"), {"run": "restart"})
+    run_until_idle()
+    info = DurableScheduler().get("rn-2")
+    assert [(r.began, r.from_step, r.status) for r in info.runs] == [
+        ("start", "", "failed"),
+        ("retry", "", "completed"),
+        ("rerun", "second", "completed"),
+        ("restart", "", "completed"),
+    ]
+    assert starts_of(job) == {"first": 2, "fragile": 3, "second": 3}
+    refused = operator.post(RUN.format("rn-2"), {"run": "rerun", "from_step": "nope"}, follow=True)
+    assert "Not done: execution &#x27;rn-2&#x27; has no recorded step" in refused.content.decode()
+
+
+def test_bulk_retry_retries_the_failed_and_reports_the_refused(operator, job):
+    start_failed("rb-1", replace(job, name="one"))
+    start_failed("rb-2", replace(job, name="two"))
+    DurableScheduler().start("rb-3", "no-input")
+    run_until_idle()
+    response = operator.post(
+        "/admin/zart_django/execution/",
+        {"action": "retry_selected", "_selected_action": ["rb-1", "rb-2", "rb-3"]},
+        follow=True,
+    )
+    text = response.content.decode()
+    assert "Retrying 2" in text
+    assert "Not done: execution &#x27;rb-3&#x27; cannot be retried: it is completed" in text
+    assert [e.run for e in Execution.objects.order_by("id")] == [2, 2, 1]
+
+
+def test_without_change_execution_no_buttons_and_a_forged_post_is_403(job):
+    start_failed("rn-3", job)
+    make_user("viewer", "zart_django.view_execution", staff=True)
+    client = Client()
+    client.login(username="viewer", password=PASSWORD)
+    page = client.get(PAGE.format("rn-3")).content.decode()
+    assert 'value="retry"' not in page
+    assert "retry_selected" not in client.get("/admin/zart_django/execution/").content.decode()
+    assert client.post(RUN.format("rn-3"), {"run": "retry"}).status_code == 403
+    assert client.get(RUN.format("rn-3")).status_code == 405
+    assert Execution.objects.get(pk="rn-3").run == 1

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict, replace
+
 import pytest
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from demo_project.approval.workflows import approval_task
 from tests.approval_helpers import REQUEST, make_user, start_parked
+from tests.workflows import lines
 from zart_django import DurableScheduler
 from zart_django.models import ApprovalRecord, Event, Execution
 from zart_django.testing import run_until_idle
@@ -143,6 +146,81 @@ class TestExecutions:
         assert not Event.objects.exists()
         run_until_idle()
         assert DurableScheduler().get("ev-3").status == "waiting"
+
+
+class TestRuns:
+    def test_retry_continues_a_failed_execution_and_the_detail_shows_both_runs(
+        self, operator_client, job
+    ):
+        DurableScheduler().start("rt-1", "breaks", replace(job, fail_times=1))
+        run_until_idle()
+        response = operator_client.post("/api/executions/rt-1/retry/")
+        assert response.status_code == 200, response.json()
+        assert (response.json()["status"], response.json()["run"]) == ("pending", 2)
+        run_until_idle()
+        detail = operator_client.get("/api/executions/rt-1/").json()
+        assert detail["status"] == "completed"
+        assert [(r["number"], r["began"], r["status"]) for r in detail["runs"]] == [
+            (1, "start", "failed"),
+            (2, "retry", "completed"),
+        ]
+        assert [(s["name"], s["status"], s["attempts"]) for s in detail["runs"][0]["steps"]] == [
+            ("first", "completed", 1),
+            ("fragile", "failed", 1),
+        ]
+        assert [s["name"] for s in detail["steps"]] == ["first", "fragile", "second"]
+        assert lines(job.log).count("job start first") == 1
+
+    def test_retry_of_what_did_not_fail_is_409_and_of_nothing_404(self, operator_client):
+        DurableScheduler().start("rt-2", "no-input")
+        run_until_idle()
+        response = operator_client.post("/api/executions/rt-2/retry/")
+        assert response.status_code == 409
+        assert "cannot be retried: it is completed" in response.json()["detail"]
+        assert operator_client.post("/api/executions/nobody/retry/").status_code == 404
+        assert Execution.objects.get(pk="rt-2").run == 1
+
+    def test_rerun_from_a_step_and_an_unknown_step_is_400_naming_the_recorded_ones(
+        self, operator_client, job
+    ):
+        DurableScheduler().start("rr-1", "breaks", job)
+        run_until_idle()
+        url = "/api/executions/rr-1/rerun/"
+        missing = operator_client.post(url, {"from_step": "third"}, format="json")
+        assert missing.status_code == 400
+        assert "recorded steps: 'first', 'fragile', 'second'" in missing.json()["from_step"][0]
+        assert operator_client.post(url, {}, format="json").status_code == 400
+        nul = operator_client.post(url, {"from_step": "fi\u0000rst"}, format="json")
+        assert nul.status_code == 400 and "from_step" in nul.json()
+        response = operator_client.post(url, {"from_step": "second"}, format="json")
+        assert response.status_code == 200, response.json()
+        assert response.json()["runs"][1]["from_step"] == "second"
+        run_until_idle()
+        assert lines(job.log).count("job start second") == 2
+        assert lines(job.log).count("job start first") == 1
+
+    def test_restart_with_and_without_a_new_input(self, operator_client, job):
+        DurableScheduler().start("rs-1", "breaks", job)
+        run_until_idle()
+        url = "/api/executions/rs-1/restart/"
+        bad = operator_client.post(url, {"input": {"nolog": 1}}, format="json")
+        assert bad.status_code == 400 and "input" in bad.json()
+        assert Execution.objects.get(pk="rs-1").run == 1
+        again = {**asdict(job), "name": "again"}
+        response = operator_client.post(url, {"input": again}, format="json")
+        assert response.status_code == 200, response.json()
+        assert response.json()["input"]["name"] == "again"
+        run_until_idle()
+        assert operator_client.post(url).json()["input"]["name"] == "again"
+        assert "again start first" in lines(job.log)
+
+    def test_needs_change_execution(self, manager_client, job):
+        DurableScheduler().start("rp-1", "breaks", replace(job, fail_times=1))
+        run_until_idle()
+        for action, body in [("retry", {}), ("rerun", {"from_step": "first"}), ("restart", {})]:
+            response = manager_client.post(f"/api/executions/rp-1/{action}/", body, format="json")
+            assert response.status_code == 403
+        assert Execution.objects.get(pk="rp-1").run == 1
 
 
 class TestErrors:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict
 from datetime import timedelta
 
@@ -17,6 +16,7 @@ from demo_project.approval.workflows import (
     approval_task,
 )
 from tests import workflows
+from tests.queries import step_reads, step_writes
 from tests.workflows import Approval, lines, reference_approval
 from zart_django import (
     DurableScheduler,
@@ -135,18 +135,9 @@ class TestReplay:
         scheduler.offer_event("r-2", "go", Approval(True, "Carol"))
         with CaptureQueriesContext(connection) as queries:
             run_until_idle()
-        step_reads = [
-            q["sql"]
-            for q in queries
-            if q["sql"].startswith("SELECT") and 'FROM "zart_django_stepresult"' in q["sql"]
-        ]
-        assert len(step_reads) == 1, step_reads
-        step_writes = [
-            q["sql"]
-            for q in queries
-            if re.search(r"(INSERT INTO|UPDATE) \S*zart_django_stepresult\b", q["sql"])
-        ]
-        assert len(step_writes) == 1, step_writes  # the third step; offer_event closed the wait
+        assert len(step_reads(queries)) == 1, step_reads(queries)
+        writes = step_writes(queries)
+        assert len(writes) == 1, writes  # the third step; offer_event closed the wait
 
     def test_same_step_in_a_loop_gets_numbered_occurrences(self, scheduler, job):
         job.items = [1, 2, 3]

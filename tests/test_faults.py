@@ -297,8 +297,9 @@ def test_cut_while_parking(scheduler, job, long_lease, cutter):
     """A row the test holds (uncommitted) at the wait's position blocks the park's insert."""
     gate, _ = into_second_step(scheduler, job, "f-park", long_lease)
     cutter.hold(
-        f"INSERT INTO {STEPS} (execution_id, position, name, kind, status, error, attempts,"
-        " type_ref, started_at) VALUES (%s, 2, 'blocker', 'step', 'completed', '', 1, '', now())",
+        f"INSERT INTO {STEPS} (execution_id, run, position, name, kind, status, error,"
+        " attempts, type_ref, started_at)"
+        " VALUES (%s, 1, 2, 'blocker', 'step', 'completed', '', 1, '', now())",
         ["f-park"],
     )
     gate.unlink()

@@ -135,13 +135,18 @@ def two_levels(data: Quick) -> str:
     return f"{first.reviewer} then {second.reviewer}: {second.approved}"
 
 
+def attempt(job: Job, step_name: str) -> int:
+    """Log the start of an attempt of ``step_name``'s body and return its number (1, 2, ...)."""
+    record(job, f"start {step_name}")
+    return sum(1 for line in lines(job.log) if line == f"{job.name} start {step_name}")
+
+
 @step("flaky", retry=RetryPolicy.fixed(3, "1s"))
 def flaky(job: Job) -> str:
-    attempt = sum(1 for line in lines(job.log) if line.endswith("start flaky")) + 1
-    record(job, "start flaky")
-    if attempt <= job.fail_times:
-        raise ConnectionError(f"attempt {attempt} failed")
-    return f"succeeded on attempt {attempt}"
+    attempt_number = attempt(job, "flaky")
+    if attempt_number <= job.fail_times:
+        raise ConnectionError(f"attempt {attempt_number} failed")
+    return f"succeeded on attempt {attempt_number}"
 
 
 @durable("retrying")
@@ -294,3 +299,27 @@ def nested(job: Job) -> str:
     except StepFailed as exc:
         return f"{total}: {exc.error}"
     return "unreachable"
+
+
+@step("fragile")
+def fragile(job: Job) -> str:
+    attempt_number = attempt(job, "fragile")
+    if attempt_number <= job.fail_times:
+        raise ValueError(f"fragile failed on attempt {attempt_number}")
+    return f"fragile ok on attempt {attempt_number}"
+
+
+@durable("breaks", timeout="1h")
+def breaks(job: Job) -> list[str]:
+    """first, then a step that fails its first ``fail_times`` attempts (no retry policy), second."""
+    return [first(job), fragile(job), second(job)]
+
+
+@durable("counted-approval")
+def counted_approval(job: Job) -> str:
+    """first, an approval "sign-off", then second if approved: each body counted in the log."""
+    first(job)
+    decision = wait_for_approval("sign-off")
+    if decision.approved:
+        second(job)
+    return f"{'approved' if decision.approved else 'rejected'} by {decision.reviewer}"

@@ -17,6 +17,7 @@ The whole public surface::
     scheduler.start_for(approval_task, "approval-1", Request(...))
     scheduler.offer_event("approval-1", "manager-approval", Decision(...))
     output = scheduler.wait_completion("approval-1", timeout="60s")
+    scheduler.retry("approval-1")                 # or rerun(id, from_step=...), restart(id)
 
 Workers run executions: ``python manage.py run_zart_worker``. Errors live in
 ``zart_django.errors`` and are re-exported here. Names are imported lazily, so importing this
@@ -43,6 +44,7 @@ _EXPORTS = {
     "DurableScheduler": "scheduler",
     "ExecutionInfo": "scheduler",
     "StepInfo": "scheduler",
+    "RunInfo": "scheduler",
     "RetryPolicy": "retry",
     "parse_duration": "durations",
     "Duration": "durations",
@@ -59,6 +61,8 @@ _EXPORTS = {
     "EventExpired": "errors",
     "EventReserved": "errors",
     "ExecutionResuming": "errors",
+    "RunRefused": "errors",
+    "StepNotFound": "errors",
     "StepFailed": "errors",
     "PayloadError": "errors",
     "NonDeterminismError": "errors",
@@ -82,8 +86,11 @@ __all__ = [
     "NonDeterminismError",
     "PayloadError",
     "RetryPolicy",
+    "RunInfo",
+    "RunRefused",
     "StepFailed",
     "StepInfo",
+    "StepNotFound",
     "TaskError",
     "TaskNotFound",
     "TaskRegistry",
@@ -119,7 +126,9 @@ if TYPE_CHECKING:
         ExecutionResuming,
         NonDeterminismError,
         PayloadError,
+        RunRefused,
         StepFailed,
+        StepNotFound,
         TaskError,
         TaskNotFound,
         WaitTimeout,
@@ -128,5 +137,5 @@ if TYPE_CHECKING:
     from .registry import DurableTask, TaskRegistry, default_registry, durable, zart_durable
     from .replay import current_execution_id, sleep, step, wait_for_event, zart_step
     from .retry import RetryPolicy
-    from .scheduler import DurableScheduler, ExecutionInfo, StepInfo
+    from .scheduler import DurableScheduler, ExecutionInfo, RunInfo, StepInfo
     from .worker import Worker

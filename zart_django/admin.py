@@ -1,12 +1,15 @@
 """Admin for executions and approvals. History is read-only: steps, events and decisions are shown,
 never edited. An execution waiting for a person gets Approve/Reject on its page, and the list gets
-bulk actions; both decide through ``zart_django.approvals.decide``. A user allowed to delete
-executions may delete finished ones, as ``DurableScheduler.delete`` does: their steps, events and
-approval requests go with them, their decisions are kept."""
+bulk actions; both decide through ``zart_django.approvals.decide``. Users with
+``change_execution`` get Retry, Rerun from a step and Restart on the page (and Retry/Restart as
+bulk actions), through ``DurableScheduler``; the timeline shows every run. A user allowed to
+delete executions may delete finished ones, as ``DurableScheduler.delete`` does: their steps,
+events and approval requests go with them, their decisions are kept."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin, messages
@@ -32,8 +35,20 @@ from .approvals.models import (
 from .approvals.waiting import NAMESPACE
 from .codec import check_text, displayable
 from .errors import PayloadError, ZartError
-from .models import Event, Execution
-from .scheduler import DurableScheduler
+from .models import (
+    RERUNNABLE_STATUSES,
+    RETRYABLE_STATUSES,
+    Event,
+    Execution,
+    StepKind,
+    StepStatus,
+)
+from .scheduler import DurableScheduler, RunInfo, StepInfo
+
+RUN_PERMISSION = "zart_django.change_execution"
+_KINDS = dict(StepKind.choices)
+_STEP_STATUSES = dict(StepStatus.choices)
+_BEGAN = {"start": "started", "retry": "retry", "rerun": "rerun", "restart": "restart"}
 
 
 class _ReadOnly:
@@ -105,27 +120,44 @@ def _json(value: Any) -> str:
     return format_html('<pre style="margin:0;white-space:pre-wrap">{}</pre>', text)
 
 
-def _decide_all(
-    modeladmin: ExecutionAdmin, request: HttpRequest, queryset: QuerySet, approved: bool
+def _for_each(
+    modeladmin: ExecutionAdmin,
+    request: HttpRequest,
+    queryset: QuerySet,
+    act: Callable[[str], Any],
+    done_as: str,
+    refused_as: str,
 ) -> None:
-    verdict = "Approved" if approved else "Rejected"
+    """A bulk action: ``act`` on each selected execution, then one message for those done and
+    one error per refusal (a ``ZartError``'s words)."""
     done, refused = [], []
     for execution_id in queryset.values_list("id", flat=True):
         try:
-            decide(
-                execution_id,
-                request.user,
-                approved=approved,
-                comment=f"{verdict} in bulk from the admin",
-                source=Source.ADMIN,
-            )
+            act(execution_id)
             done.append(execution_id)
         except ZartError as exc:
             refused.append(str(exc))
     if done:
-        modeladmin.message_user(request, f"{verdict} {len(done)}: {', '.join(done)}")
+        modeladmin.message_user(request, f"{done_as} {len(done)}: {', '.join(done)}")
     for reason in refused:
-        modeladmin.message_user(request, f"Not decided: {reason}", messages.ERROR)
+        modeladmin.message_user(request, f"{refused_as}: {reason}", messages.ERROR)
+
+
+def _decide_all(
+    modeladmin: ExecutionAdmin, request: HttpRequest, queryset: QuerySet, approved: bool
+) -> None:
+    verdict = "Approved" if approved else "Rejected"
+
+    def act(execution_id: str) -> None:
+        decide(
+            execution_id,
+            request.user,
+            approved=approved,
+            comment=f"{verdict} in bulk from the admin",
+            source=Source.ADMIN,
+        )
+
+    _for_each(modeladmin, request, queryset, act, verdict, "Not decided")
 
 
 @admin.register(Execution)
@@ -148,7 +180,7 @@ class ExecutionAdmin(_StorableLookups, _ReadOnly, admin.ModelAdmin):
     )
     readonly_fields = fields
     inlines = (DecisionInline, EventInline)
-    actions = ("approve_selected", "reject_selected")
+    actions = ("approve_selected", "reject_selected", "retry_selected", "restart_selected")
     change_form_template = "admin/zart_django/execution/change_form.html"
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -195,6 +227,10 @@ class ExecutionAdmin(_StorableLookups, _ReadOnly, admin.ModelAdmin):
     def has_decide_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm(DEFAULT_PERMISSION)
 
+    def has_run_permission(self, request: HttpRequest) -> bool:
+        """Who may retry, rerun or restart: users with ``change_execution``."""
+        return request.user.has_perm(RUN_PERMISSION)
+
     def get_queryset(self, request: HttpRequest) -> QuerySet[Execution]:
         pending = ApprovalRequest.objects.open().filter(execution=OuterRef("pk"))
         return super().get_queryset(request).annotate(awaiting_approval=Exists(pending))
@@ -220,31 +256,13 @@ class ExecutionAdmin(_StorableLookups, _ReadOnly, admin.ModelAdmin):
 
     @admin.display(description="step timeline")
     def timeline(self, execution: Execution) -> str:
-        steps = list(execution.steps.order_by("position"))
-        if not steps:
-            return "No steps yet."
-        rows = format_html_join(
+        runs = DurableScheduler().get(execution.pk).runs
+        if len(runs) == 1:
+            return _steps_table(runs[0].steps)
+        return format_html_join(
             "",
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            (
-                (
-                    s.position,
-                    s.name,
-                    s.get_kind_display(),
-                    s.get_status_display(),
-                    s.attempts,
-                    _duration(s),
-                    s.error
-                    or (json.dumps(displayable(s.result), ensure_ascii=False) if s.result else "—"),
-                )
-                for s in steps
-            ),
-        )
-        return format_html(
-            '<table class="zart-timeline"><thead><tr><th>#</th><th>Step</th><th>Kind</th>'
-            "<th>Status</th><th>Attempts</th><th>Duration</th><th>Result or error</th></tr>"
-            "</thead><tbody>{}</tbody></table>",
-            rows,
+            '<h3 class="zart-run">{}</h3>{}',
+            ((_run_heading(run, len(runs)), _steps_table(run.steps)) for run in reversed(runs)),
         )
 
     @admin.action(description="Approve selected executions", permissions=["decide"])
@@ -255,13 +273,26 @@ class ExecutionAdmin(_StorableLookups, _ReadOnly, admin.ModelAdmin):
     def reject_selected(self, request: HttpRequest, queryset: QuerySet[Execution]) -> None:
         _decide_all(self, request, queryset, approved=False)
 
+    @admin.action(description="Retry selected failed executions", permissions=["run"])
+    def retry_selected(self, request: HttpRequest, queryset: QuerySet[Execution]) -> None:
+        _for_each(self, request, queryset, DurableScheduler().retry, "Retrying", "Not done")
+
+    @admin.action(description="Restart selected executions", permissions=["run"])
+    def restart_selected(self, request: HttpRequest, queryset: QuerySet[Execution]) -> None:
+        _for_each(self, request, queryset, DurableScheduler().restart, "Restarted", "Not done")
+
     def get_urls(self) -> list[URLPattern]:
         decide_url = path(
             "<path:object_id>/decide/",
             self.admin_site.admin_view(require_POST(self.decide_view)),
             name="zart_django_execution_decide",
         )
-        return [decide_url, *super().get_urls()]
+        run_url = path(
+            "<path:object_id>/run/",
+            self.admin_site.admin_view(require_POST(self.run_view)),
+            name="zart_django_execution_run",
+        )
+        return [decide_url, run_url, *super().get_urls()]
 
     def change_view(
         self,
@@ -271,6 +302,7 @@ class ExecutionAdmin(_StorableLookups, _ReadOnly, admin.ModelAdmin):
         extra_context: dict[str, Any] | None = None,
     ) -> HttpResponse:
         context = dict(extra_context or {})
+        context.update(self._run_buttons(request, object_id))
         try:
             approval = find_request(check_text(unquote(object_id), "execution id"))
         except (ApprovalNotFound, PayloadError):
@@ -302,6 +334,84 @@ class ExecutionAdmin(_StorableLookups, _ReadOnly, admin.ModelAdmin):
         verdict = "Approved" if record.approved else "Rejected"
         self.message_user(request, f"{verdict} {execution_id}; the execution resumes now.")
         return HttpResponseRedirect(page)
+
+    def _run_buttons(self, request: HttpRequest, object_id: str) -> dict[str, Any]:
+        """What the page offers a user with ``change_execution``: Retry if the execution may be
+        retried, Rerun from one of its current run's steps and Restart unless it is running."""
+        if not self.has_run_permission(request):
+            return {}
+        try:
+            info = DurableScheduler().get(check_text(unquote(object_id), "execution id"))
+        except ZartError:
+            return {}
+        rerunnable = info.status in RERUNNABLE_STATUSES
+        return {
+            "can_retry": info.status in RETRYABLE_STATUSES,
+            "can_restart": rerunnable,
+            "rerun_steps": [s.name for s in info.steps] if rerunnable else [],
+        }
+
+    def run_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """POST Retry, Rerun (from the step chosen) or Restart from the execution's page."""
+        if not self.has_run_permission(request):
+            raise PermissionDenied
+        page = reverse("admin:zart_django_execution_change", args=[object_id])
+        scheduler = DurableScheduler()
+        action = request.POST.get("run", "")
+        try:
+            execution_id = check_text(unquote(object_id), "execution id")
+            if action == "retry":
+                info = scheduler.retry(execution_id)
+            elif action == "rerun":
+                info = scheduler.rerun(execution_id, request.POST.get("from_step", ""))
+            elif action == "restart":
+                info = scheduler.restart(execution_id)
+            else:
+                self.message_user(request, "Choose Retry, Rerun or Restart.", messages.ERROR)
+                return HttpResponseRedirect(page)
+        except ZartError as exc:
+            self.message_user(request, f"Not done: {exc}", messages.ERROR)
+            return HttpResponseRedirect(page)
+        self.message_user(request, f"Run {info.run} of {execution_id} ({action}) is pending now.")
+        return HttpResponseRedirect(page)
+
+
+def _run_heading(run: RunInfo, count: int) -> str:
+    """How the timeline titles one run: its number, how it began, how it ended."""
+    began = _BEGAN.get(run.began, run.began)
+    if run.from_step:
+        began += f" from {run.from_step}"
+    current = " (current)" if run.number == count else ""
+    detail = f": {run.error.splitlines()[0]}" if run.error else ""
+    return f"Run {run.number}{current}: {began} {run.started_at:%Y-%m-%d %H:%M:%S}, {run.status}{detail}"
+
+
+def _steps_table(steps: list[StepInfo]) -> str:
+    if not steps:
+        return format_html("<p>{}</p>", "No steps yet.")
+    rows = format_html_join(
+        "",
+        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+        (
+            (
+                s.position,
+                s.name,
+                _KINDS.get(s.kind, s.kind),
+                _STEP_STATUSES.get(s.status, s.status),
+                s.attempts,
+                _duration(s),
+                s.error
+                or (json.dumps(displayable(s.result), ensure_ascii=False) if s.result else "—"),
+            )
+            for s in steps
+        ),
+    )
+    return format_html(
+        '<table class="zart-timeline"><thead><tr><th>#</th><th>Step</th><th>Kind</th>'
+        "<th>Status</th><th>Attempts</th><th>Duration</th><th>Result or error</th></tr>"
+        "</thead><tbody>{}</tbody></table>",
+        rows,
+    )
 
 
 def _duration(step: Any) -> str:

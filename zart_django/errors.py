@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 
 class ZartError(Exception):
     """Base class of all zart-django errors."""
@@ -83,6 +85,35 @@ class ExecutionResuming(ZartError):
         )
         self.execution_id = execution_id
         self.name = name
+
+
+class RunRefused(ZartError):
+    """A retry, rerun or restart was asked of an execution in a status that does not allow it."""
+
+    _VERBS = {"retry": "retried", "rerun": "rerun", "restart": "restarted"}
+
+    def __init__(self, execution_id: str, action: str, status: str, allowed: Iterable[str]) -> None:
+        takes = ", ".join(str(s) for s in allowed)
+        super().__init__(
+            f"execution {execution_id!r} cannot be {self._VERBS.get(action, action)}: it is"
+            f" {status} ({action} takes an execution that is {takes})"
+        )
+        self.execution_id = execution_id
+        self.action = action
+        self.status = status
+
+
+class StepNotFound(ZartError, LookupError):
+    """A rerun named a step the execution's current run has not recorded."""
+
+    def __init__(self, execution_id: str, step: str, recorded: list[str]) -> None:
+        names = ", ".join(repr(name) for name in recorded) or "none yet"
+        super().__init__(
+            f"execution {execution_id!r} has no recorded step {step!r}; recorded steps: {names}"
+        )
+        self.execution_id = execution_id
+        self.step = step
+        self.recorded = recorded
 
 
 class PayloadError(ZartError, ValueError):

@@ -1,4 +1,5 @@
-"""What the engine stores: executions, the results of their steps, and the events offered to them."""
+"""What the engine stores: executions, the results of their steps, the events offered to them, and
+the runs of an execution that was retried, rerun or restarted (see ``zart_django.runs``)."""
 
 from __future__ import annotations
 
@@ -18,13 +19,18 @@ class Status(models.TextChoices):
 
 ACTIVE_STATUSES = (Status.PENDING, Status.RUNNING, Status.WAITING)
 FINISHED_STATUSES = (Status.COMPLETED, Status.FAILED, Status.CANCELLED, Status.TIMED_OUT)
+RETRYABLE_STATUSES = (Status.FAILED,)
+"""The statuses ``DurableScheduler.retry`` continues an execution from."""
+RERUNNABLE_STATUSES = tuple(status for status in Status if status != Status.RUNNING)
+"""The statuses ``rerun`` and ``restart`` begin a new run from: any but running (a worker owns it)."""
 
 
 class Execution(models.Model):
     """One run of a durable task.
 
     ``scheduled_at`` is when a worker should next look at it: the due time while pending or waiting
-    (empty while waiting with no deadline), the lease's expiry while running.
+    (empty while waiting with no deadline), the lease's expiry while running. ``run`` numbers the
+    current run (1 until a retry, rerun or restart begins another); the fields describe that run.
     """
 
     id = models.CharField(primary_key=True, max_length=200)
@@ -39,6 +45,7 @@ class Execution(models.Model):
     lease_token = models.CharField(max_length=32, blank=True)
     lease_owner = models.CharField(max_length=200, blank=True)
     recoveries = models.PositiveIntegerField(default=0)
+    run = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -84,9 +91,10 @@ class StepStatus(models.TextChoices):
 
 
 class StepResult(models.Model):
-    """The checkpoint of one step, wait or sleep, at its position in the execution's history."""
+    """The checkpoint of one step, wait or sleep, at its position in one run of the execution."""
 
     execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="steps")
+    run = models.PositiveIntegerField(default=1)
     position = models.PositiveIntegerField()
     name = models.CharField(max_length=200)
     kind = models.CharField(max_length=8, choices=StepKind.choices, default=StepKind.STEP)
@@ -100,9 +108,11 @@ class StepResult(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        ordering = ["execution", "position"]
+        ordering = ["execution", "run", "position"]
         constraints = [
-            models.UniqueConstraint(fields=["execution", "position"], name="zart_step_position")
+            models.UniqueConstraint(
+                fields=["execution", "run", "position"], name="zart_step_run_position"
+            )
         ]
 
     def __str__(self) -> str:
@@ -110,9 +120,10 @@ class StepResult(models.Model):
 
 
 class Event(models.Model):
-    """A payload offered to an execution under a name; the wait for that name consumes it."""
+    """A payload offered to one run of an execution under a name; that run's wait consumes it."""
 
     execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="events")
+    run = models.PositiveIntegerField(default=1)
     name = models.CharField(max_length=200)
     payload = models.JSONField(null=True)
     created_at = models.DateTimeField()
@@ -120,11 +131,44 @@ class Event(models.Model):
     class Meta:
         ordering = ["created_at"]
         constraints = [
-            models.UniqueConstraint(fields=["execution", "name"], name="zart_event_once")
+            models.UniqueConstraint(fields=["execution", "run", "name"], name="zart_event_run_once")
         ]
 
     def __str__(self) -> str:
         return f"{self.name} -> {self.execution_id}"
+
+
+class RunStart(models.TextChoices):
+    START = "start", "Start"
+    RETRY = "retry", "Retry"
+    RERUN = "rerun", "Rerun"
+    RESTART = "restart", "Restart"
+
+
+class Run(models.Model):
+    """One run of an execution that was retried, rerun or restarted: how it began, and how it ended
+    once a later run replaced it (``status`` is empty while it is the current run). Written when
+    the next run begins; an execution that ran once has none."""
+
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="runs")
+    number = models.PositiveIntegerField()
+    began = models.CharField(max_length=8, choices=RunStart.choices)
+    from_step = models.CharField(max_length=200, blank=True)
+    input = models.JSONField(null=True)
+    started_at = models.DateTimeField()
+    status = models.CharField(max_length=16, choices=Status.choices, blank=True)
+    output = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["execution", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["execution", "number"], name="zart_run_number")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.execution_id} run {self.number} ({self.began})"
 
 
 from .approvals.models import ApprovalRecord, ApprovalRequest  # noqa: E402,F401

@@ -1,5 +1,9 @@
 """The replay engine: runs one execution from the top, answering recorded steps from the database.
 
+It replays the execution's current run: the steps of that run only, loaded in one query (a retry,
+rerun or restart begins a new run that starts with copies of the steps it keeps; the rows of
+earlier runs stay as their history, see ``zart_django.runs``).
+
 A step already recorded returns its stored result (or raises its stored failure) without running
 its body. Steps are identified by position, name and occurrence (``name``, ``name#2``, ...); a
 recorded position with another name means the code changed, and the execution fails with
@@ -88,6 +92,7 @@ class ExecutionContext:
             return existing
         return StepResult(
             execution_id=self.execution_id,
+            run=self.claim.run,
             position=self.position,
             name=key,
             kind=kind,
@@ -252,6 +257,17 @@ def _step_failed(
     )
 
 
+def wait_recorded(name: str) -> bool:
+    """Whether the wait for event ``name`` that the running durable function is about to make is
+    already recorded in this run (reached before, or kept from an earlier run by a retry or rerun):
+    for apps that do something once when a wait is first reached, such as asking for an approval."""
+    ctx = _require_context("wait_recorded")
+    if ctx.position >= len(ctx.recorded):
+        return False
+    row = ctx.recorded[ctx.position]
+    return row.kind == StepKind.EVENT and row.name == name
+
+
 def wait_for_event(name: str, timeout: Duration | None = None, type: Any = Any) -> Any:
     """Return the payload of event ``name`` (rebuilt as ``type``, by default the type the task
     declares for it in ``@durable(events=...)``), parking until it is offered.
@@ -273,7 +289,7 @@ def wait_for_event(name: str, timeout: Duration | None = None, type: Any = Any) 
     if row is not None and row.status == StepStatus.TIMED_OUT:
         ctx.advance(row)
         raise EventTimeout(name)
-    found, payload = store.event_payload(ctx.execution_id, name)
+    found, payload = store.event_payload(ctx.execution_id, ctx.claim.run, name)
     deadline = row.deadline if row is not None else _deadline(timeout)
     row = ctx.new_row(StepKind.EVENT, name, row)
     row.deadline = deadline
@@ -389,7 +405,7 @@ def _run(claim: store.Claim, registry: TaskRegistry) -> str:
     if claim.recoveries > conf.get("MAX_RECOVERIES"):
         error = f"its worker was lost {claim.recoveries} times while running it; giving up"
         return _end(claim, Status.FAILED, error=error)
-    steps = store.load_steps(claim.execution_id)
+    steps = store.load_steps(claim.execution_id, claim.run)
     ctx = ExecutionContext(claim, task, steps, float(conf.get("LEASE")))
     reset = _current.set(ctx)
     try:

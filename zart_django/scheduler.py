@@ -1,18 +1,29 @@
-"""The client side of the engine: start executions, offer events, wait for, inspect and cancel them."""
+"""The client side of the engine: start executions, offer events, wait for, inspect and cancel them,
+and begin a new run of one (retry, rerun, restart; see ``zart_django.runs``)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections import defaultdict
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from . import clock, store
+from . import clock, runs, store
 from .codec import check_text, decode, encode, resolve_type
 from .durations import Duration, parse_duration
 from .errors import EventReserved, ExecutionFailed, PayloadError, WaitTimeout
-from .models import FINISHED_STATUSES, Execution, Status, StepResult
+from .models import (
+    FINISHED_STATUSES,
+    RERUNNABLE_STATUSES,
+    RETRYABLE_STATUSES,
+    Execution,
+    Run,
+    RunStart,
+    Status,
+    StepResult,
+)
 from .names import check_name
 from .registry import DurableTask, TaskRegistry, default_registry
 from .reserved import reservation
@@ -34,8 +45,27 @@ class StepInfo:
 
 
 @dataclass(frozen=True)
+class RunInfo:
+    """One run of an execution: how it began (``start``, ``retry``, ``rerun`` from ``from_step``,
+    ``restart``), its input, how it ended (the execution's status while it is the current run),
+    and the steps it recorded, kept ones included."""
+
+    number: int
+    began: str
+    from_step: str
+    input: Any
+    status: str
+    output: Any
+    error: str
+    started_at: datetime
+    finished_at: datetime | None
+    steps: list[StepInfo]
+
+
+@dataclass(frozen=True)
 class ExecutionInfo:
-    """A snapshot of an execution, as ``DurableScheduler.get`` returns it."""
+    """A snapshot of an execution, as ``DurableScheduler.get`` returns it: ``steps`` are those of
+    the current run (number ``run``); ``runs`` lists every run, oldest first, the current last."""
 
     id: str
     task: str
@@ -48,6 +78,8 @@ class ExecutionInfo:
     created_at: datetime
     finished_at: datetime | None
     steps: list[StepInfo]
+    run: int
+    runs: list[RunInfo]
 
     @property
     def is_finished(self) -> bool:
@@ -76,9 +108,8 @@ class DurableScheduler:
         task = self.registry.get(task_name)
         data = encode(input, "input")
         decode(data, task.input_type, "input")
-        deadline = clock.now() + task.timeout if task.timeout else None
-        execution = store.create_execution(execution_id, task_name, data, deadline)
-        return _info(execution, store.load_steps(execution_id))
+        execution = store.create_execution(execution_id, task_name, data, _deadline(task))
+        return _info(execution, *store.load_history(execution_id))
 
     def start_for(self, task: DurableTask, execution_id: str, input: Any = None) -> ExecutionInfo:
         """Start the ``@durable`` task ``task`` as ``execution_id`` (see ``start``)."""
@@ -116,7 +147,73 @@ class DurableScheduler:
         """The execution's status, input, output or error, steps and what it waits on."""
         check_text(execution_id, "execution id")
         execution = store.load_execution(execution_id)
-        return _info(execution, store.load_steps(execution_id))
+        return _info(execution, *store.load_history(execution_id))
+
+    def retry(self, execution_id: str) -> ExecutionInfo:
+        """Continue a failed execution from where it stopped, in a new run: the steps it completed
+        are kept (their bodies do not run again), the step that failed runs again with fresh
+        attempts; it is pending again with its error cleared and a fresh timeout.
+
+        Raises ``ExecutionNotFound``, ``TaskNotFound`` (its task is not in this registry) or
+        ``RunRefused`` (its status is not one of ``models.RETRYABLE_STATUSES``: completed,
+        cancelled, running, waiting... executions are refused). Nothing is stored when it raises.
+        """
+        return self._begin(
+            execution_id, RunStart.RETRY, RETRYABLE_STATUSES, runs.retry_keeps, carry_inbox=True
+        )
+
+    def rerun(self, execution_id: str, from_step: str) -> ExecutionInfo:
+        """Run the execution again from the recorded step ``from_step`` (a name as ``get`` lists
+        it: ``name``, ``name#2``... or a wait's event name), in a new run: the steps before it are
+        kept; it and every step after it run again, and waits (approvals) after it wait again.
+        The results discarded stay in the history of the run they belong to.
+
+        Any execution that is not running right now can be rerun, finished ones included.
+        Raises ``ExecutionNotFound``, ``TaskNotFound``, ``StepNotFound`` (naming the recorded
+        steps), ``PayloadError`` (a step name no database can hold) or ``RunRefused`` (it is
+        running: cancel it first, or wait until it parks or ends).
+        """
+        check_text(from_step, "step name")
+        keep = runs.keep_before(execution_id, from_step)
+        return self._begin(
+            execution_id, RunStart.RERUN, RERUNNABLE_STATUSES, keep, from_step=from_step
+        )
+
+    def restart(self, execution_id: str, input: Any = None) -> ExecutionInfo:
+        """Run the execution again from the top in a new run, with its input or, if ``input`` is
+        given (not None), with that input, checked as ``start`` checks it.
+
+        Raises like ``rerun``, and ``PayloadError`` for an input that does not fit the task.
+        """
+        new_input = None
+        if input is not None:
+            task = self.registry.get(self._task_name(execution_id))
+            data = encode(input, "input")
+            decode(data, task.input_type, "input")
+            new_input = (data,)
+        return self._begin(
+            execution_id,
+            RunStart.RESTART,
+            RERUNNABLE_STATUSES,
+            runs.keep_none,
+            new_input=new_input,
+        )
+
+    def _task_name(self, execution_id: str) -> str:
+        check_text(execution_id, "execution id")
+        return store.load_execution(execution_id).task_name
+
+    def _begin(
+        self,
+        execution_id: str,
+        began: RunStart,
+        allowed: Collection[str],
+        keep: Callable[[list[StepResult], Collection[str]], int],
+        **options: Any,
+    ) -> ExecutionInfo:
+        task = self.registry.get(self._task_name(execution_id))
+        store.begin_run(execution_id, began, allowed, keep, deadline=_deadline(task), **options)
+        return self.get(execution_id)
 
     def wait_completion(
         self, execution_id: str, timeout: Duration = 60, poll_interval: float = 0.05
@@ -202,7 +299,15 @@ def deliver_reserved(execution_id: str, name: str, payload: Any) -> None:
     DurableScheduler()._deliver(execution_id, name, payload)
 
 
-def _info(execution: Execution, steps: list[StepResult]) -> ExecutionInfo:
+def _deadline(task: DurableTask) -> datetime | None:
+    """When a run of ``task`` beginning now times out, if the task has a timeout."""
+    return clock.now() + task.timeout if task.timeout else None
+
+
+def _info(execution: Execution, past: list[Run], steps: list[StepResult]) -> ExecutionInfo:
+    by_run: dict[int, list[StepInfo]] = defaultdict(list)
+    for s in steps:
+        by_run[s.run].append(_step_info(s))
     return ExecutionInfo(
         id=execution.id,
         task=execution.task_name,
@@ -214,18 +319,47 @@ def _info(execution: Execution, steps: list[StepResult]) -> ExecutionInfo:
         scheduled_at=execution.scheduled_at,
         created_at=execution.created_at,
         finished_at=execution.finished_at,
-        steps=[
-            StepInfo(
-                s.position,
-                s.name,
-                s.kind,
-                s.status,
-                s.result,
-                s.error,
-                s.attempts,
-                s.started_at,
-                s.finished_at,
+        steps=by_run[execution.run],
+        run=execution.run,
+        runs=_runs(execution, {r.number: r for r in past}, by_run),
+    )
+
+
+def _runs(
+    execution: Execution, past: dict[int, Run], steps: dict[int, list[StepInfo]]
+) -> list[RunInfo]:
+    """Every run of ``execution``: the ended ones from their ``Run``, the current one from the
+    execution itself (a first run has no ``Run`` until another begins)."""
+    infos = []
+    for number in range(1, execution.run + 1):
+        row = past.get(number)
+        ended = row if number != execution.run else None
+        infos.append(
+            RunInfo(
+                number=number,
+                began=row.began if row else RunStart.START,
+                from_step=row.from_step if row else "",
+                input=row.input if row else execution.input,
+                status=ended.status if ended else execution.status,
+                output=ended.output if ended else execution.output,
+                error=ended.error if ended else execution.error,
+                started_at=row.started_at if row else execution.created_at,
+                finished_at=ended.finished_at if ended else execution.finished_at,
+                steps=steps[number],
             )
-            for s in steps
-        ],
+        )
+    return infos
+
+
+def _step_info(s: StepResult) -> StepInfo:
+    return StepInfo(
+        s.position,
+        s.name,
+        s.kind,
+        s.status,
+        s.result,
+        s.error,
+        s.attempts,
+        s.started_at,
+        s.finished_at,
     )

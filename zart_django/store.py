@@ -19,7 +19,7 @@ import select
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
@@ -45,12 +45,15 @@ from .errors import (
     ExecutionNotFound,
     ExecutionResuming,
     LeaseLost,
+    RunRefused,
 )
 from .models import (
     ACTIVE_STATUSES,
     FINISHED_STATUSES,
     Event,
     Execution,
+    Run,
+    RunStart,
     Status,
     StepKind,
     StepResult,
@@ -212,6 +215,7 @@ class Claim:
     task_name: str
     input: Any
     deadline: datetime | None
+    run: int
 
 
 def create_execution(
@@ -275,12 +279,12 @@ def claim_due(owner: str, limit: int, lease: float, token: str | None = None) ->
         f" recoveries = recoveries + (CASE WHEN status = '{Status.RUNNING}' THEN 1 ELSE 0 END)"
         f" WHERE id IN (SELECT id FROM {source} WHERE status IN ({active})"
         f" AND scheduled_at <= {now} ORDER BY scheduled_at LIMIT %s{lock})"
-        " RETURNING id, recoveries, task_name, input, deadline"
+        " RETURNING id, recoveries, task_name, input, deadline, run"
     )
     params = [token, owner[:200], *expiry_params, *now_params, *now_params, limit]
     return _write(
         lambda: [
-            Claim(e.pk, token, e.recoveries, e.task_name, e.input, e.deadline)
+            Claim(e.pk, token, e.recoveries, e.task_name, e.input, e.deadline, e.run)
             for e in Execution.objects.raw(sql, params)
         ],
         single=True,
@@ -374,9 +378,16 @@ def execution_stats() -> Stats:
     )
 
 
-def load_steps(execution_id: str) -> list[StepResult]:
-    """Every recorded step of the execution, in order: one query."""
-    return list(StepResult.objects.filter(execution_id=execution_id).order_by("position"))
+def load_steps(execution_id: str, run: int) -> list[StepResult]:
+    """Every recorded step of one run of the execution, in order: one query."""
+    return list(StepResult.objects.filter(execution_id=execution_id, run=run).order_by("position"))
+
+
+def load_history(execution_id: str) -> tuple[list[Run], list[StepResult]]:
+    """The execution's runs (none if it ran once) and the steps of every run, in order."""
+    runs = list(Run.objects.filter(execution_id=execution_id).order_by("number"))
+    steps = StepResult.objects.filter(execution_id=execution_id).order_by("run", "position")
+    return runs, list(steps)
 
 
 def _renew(claim: Claim, **fields: Any) -> None:
@@ -390,6 +401,7 @@ def _renew(claim: Claim, **fields: Any) -> None:
 
 _STEP_COLUMNS = (
     "execution",
+    "run",
     "position",
     "name",
     "kind",
@@ -420,7 +432,7 @@ def checkpoint(claim: Claim, row: StepResult, lease: float) -> None:
     executions = Execution._meta.db_table
     owned = f"id = %s AND lease_token = %s AND status = '{Status.RUNNING}'"
     owner = [claim.execution_id, claim.token]
-    once = " ON CONFLICT (execution_id, position) DO NOTHING"
+    once = " ON CONFLICT (execution_id, run, position) DO NOTHING"
     if connection.vendor == "postgresql":
         expiry, expiry_params = _sql(_db_time(lease))
         now, now_params = _sql(_db_time())
@@ -470,6 +482,7 @@ def _landed(claim: Claim, row: StepResult) -> tuple[int] | None:
     retried checkpoint whose first attempt committed. None if the claim lost the execution."""
     stored = StepResult.objects.filter(
         execution_id=claim.execution_id,
+        run=row.run,
         position=row.position,
         execution__lease_token=claim.token,
         execution__status=Status.RUNNING,
@@ -508,7 +521,7 @@ def park(claim: Claim, row: StepResult, waiting_on: str, due_at: datetime | None
             lease_token="",
         )
         row.save()
-        if row.kind == StepKind.EVENT and has_event(claim.execution_id, row.name):
+        if row.kind == StepKind.EVENT and has_event(claim.execution_id, claim.run, row.name):
             Execution.objects.filter(pk=claim.execution_id).update(scheduled_at=_db_time())
             notify()
 
@@ -558,7 +571,7 @@ def expire_wait(claim: Claim, row: StepResult) -> tuple[bool, Any]:
 
     def write() -> tuple[bool, Any]:
         _renew(claim)
-        found, payload = event_payload(claim.execution_id, row.name)
+        found, payload = event_payload(claim.execution_id, claim.run, row.name)
         if not found:
             row.save()
         return found, payload
@@ -566,14 +579,15 @@ def expire_wait(claim: Claim, row: StepResult) -> tuple[bool, Any]:
     return _write(write)
 
 
-def has_event(execution_id: str, name: str) -> bool:
-    return Event.objects.filter(execution_id=execution_id, name=name).exists()
+def has_event(execution_id: str, run: int, name: str) -> bool:
+    return Event.objects.filter(execution_id=execution_id, run=run, name=name).exists()
 
 
 @engine_io
-def event_payload(execution_id: str, name: str) -> tuple[bool, Any]:
-    """(True, payload) if the event was offered, else (False, None)."""
-    event = Event.objects.filter(execution_id=execution_id, name=name).only("payload").first()
+def event_payload(execution_id: str, run: int, name: str) -> tuple[bool, Any]:
+    """(True, payload) if the event was offered to this run, else (False, None)."""
+    offered = Event.objects.filter(execution_id=execution_id, run=run, name=name)
+    event = offered.only("payload").first()
     return (True, event.payload) if event is not None else (False, None)
 
 
@@ -603,17 +617,18 @@ def _offer_event(
 ) -> Execution:
     _locked(execution_id)
     wait = StepResult.objects.filter(
-        execution_id=OuterRef("pk"), kind=StepKind.EVENT, name=name
+        execution_id=OuterRef("pk"), run=OuterRef("run"), kind=StepKind.EVENT, name=name
     ).order_by("-position")
+    offered = Event.objects.filter(execution_id=OuterRef("pk"), run=OuterRef("run"), name=name)
     execution = (
         Execution.objects.filter(pk=execution_id)
         .annotate(
-            delivered=Exists(Event.objects.filter(execution_id=OuterRef("pk"), name=name)),
+            delivered=Exists(offered),
             wait_status=Subquery(wait.values("status")[:1]),
             wait_deadline=Subquery(wait.values("deadline")[:1]),
             wait_type=Subquery(wait.values("type_ref")[:1]),
         )
-        .only("id", "task_name", "status", "waiting_on", "deadline")
+        .only("id", "task_name", "status", "waiting_on", "deadline", "run")
         .get()
     )
     if execution.is_finished:
@@ -628,13 +643,17 @@ def _offer_event(
         raise EventExpired(execution_id, name)
     parked_on_it = execution.status == Status.WAITING and execution.waiting_on == name
     validate(execution.task_name, execution.wait_type if parked_on_it else "")
+    run = execution.run
     if parked_on_it and connection.vendor == "postgresql":
-        _deliver_and_wake(execution_id, name, payload, now)
+        _deliver_and_wake(execution_id, run, name, payload, now)
     else:
-        Event.objects.create(execution_id=execution_id, name=name, payload=payload, created_at=now)
+        Event.objects.create(
+            execution_id=execution_id, run=run, name=name, payload=payload, created_at=now
+        )
         if parked_on_it:
             StepResult.objects.filter(
                 execution_id=execution_id,
+                run=run,
                 kind=StepKind.EVENT,
                 name=name,
                 status=StepStatus.WAITING,
@@ -653,21 +672,21 @@ def _offer_event(
     return execution
 
 
-def _deliver_and_wake(execution_id: str, name: str, payload: Any, now: datetime) -> None:
+def _deliver_and_wake(execution_id: str, run: int, name: str, payload: Any, now: datetime) -> None:
     """PostgreSQL: store the event, close the parked wait and make the execution due, in one
     statement (the writes of ``offer_event`` sit on the path from a click to the next step)."""
     json = Event._meta.get_field("payload").get_db_prep_save(payload, connection)
     due, due_params = _sql(_db_time())
     sql = (
-        f"WITH event AS (INSERT INTO {Event._meta.db_table} (execution_id, name, payload,"
-        " created_at) VALUES (%s, %s, %s, %s)),"
+        f"WITH event AS (INSERT INTO {Event._meta.db_table} (execution_id, run, name, payload,"
+        " created_at) VALUES (%s, %s, %s, %s, %s)),"
         f" wait AS (UPDATE {StepResult._meta.db_table} SET status = '{StepStatus.COMPLETED}',"
-        " result = %s, finished_at = %s WHERE execution_id = %s AND name = %s"
+        " result = %s, finished_at = %s WHERE execution_id = %s AND run = %s AND name = %s"
         f" AND kind = '{StepKind.EVENT}' AND status = '{StepStatus.WAITING}')"
         f" UPDATE {Execution._meta.db_table} SET scheduled_at = {due}, updated_at = %s"
         " WHERE id = %s"
     )
-    params = [execution_id, name, json, now, json, now, execution_id, name]
+    params = [execution_id, run, name, json, now, json, now, execution_id, run, name]
     params += [*due_params, now, execution_id]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -681,7 +700,7 @@ def cancel(execution_id: str) -> None:
     """
     with atomic():
         _locked(execution_id)
-        execution = Execution.objects.only("id", "task_name", "status", "waiting_on").get(
+        execution = Execution.objects.only("id", "task_name", "status", "waiting_on", "run").get(
             pk=execution_id
         )
         if execution.is_finished:
@@ -691,6 +710,7 @@ def cancel(execution_id: str) -> None:
             and reservation(execution.waiting_on) is not None
             and StepResult.objects.filter(
                 execution_id=execution_id,
+                run=execution.run,
                 kind=StepKind.EVENT,
                 name=execution.waiting_on,
                 status=StepStatus.COMPLETED,
@@ -783,7 +803,8 @@ def purge_finished(
 
 
 def count_purgeable(cutoff: datetime, statuses: Iterable[str]) -> dict[str, int]:
-    """What ``purge_finished`` would delete now, by kind, without deleting anything."""
+    """What ``purge_finished`` would delete now, by kind (the executions, and each kind of row
+    that would go with them), without deleting anything."""
     chosen = _finished_before(cutoff, list(statuses)).order_by().values("pk")
     counts = {count_name(Execution): chosen.count()}
     for relation in Execution._meta.related_objects:
@@ -791,7 +812,8 @@ def count_purgeable(cutoff: datetime, statuses: Iterable[str]) -> dict[str, int]
             related = relation.related_model._base_manager.filter(
                 **{f"{relation.field.name}__in": chosen}
             )
-            counts[count_name(relation.related_model)] = related.count()
+            if found := related.count():
+                counts[count_name(relation.related_model)] = found
     return counts
 
 
@@ -800,3 +822,103 @@ def delete_finished(execution_ids: Iterable[str]) -> dict[str, int]:
     ones are left as they are); return the counts of rows deleted by kind."""
     ids = list(execution_ids)
     return _write(lambda: _delete_finished(Execution.objects.filter(pk__in=ids), len(ids)))
+
+
+def begin_run(
+    execution_id: str,
+    began: RunStart,
+    allowed: Collection[str],
+    keep: Callable[[list[StepResult], Collection[str]], int],
+    *,
+    deadline: datetime | None,
+    from_step: str = "",
+    new_input: tuple[Any] | None = None,
+    carry_inbox: bool = False,
+) -> Execution:
+    """Begin the next run of an execution whose status is in ``allowed`` (else ``RunRefused``).
+
+    In one transaction under the execution's row lock: the run it replaces is kept as a ``Run``
+    (how it ended); the first ``keep(steps, offered)`` steps of that run (``offered``: the names
+    in its inbox) are copied into the new one, with
+    the events their waits consumed (all of that run's inbox with ``carry_inbox``); the execution
+    becomes pending and due now, with no output or error, ``deadline``, and ``new_input[0]`` as
+    its input if given. The rows of earlier runs are never changed. ``keep`` may raise to refuse.
+    """
+    with atomic():
+        _locked(execution_id)
+        execution = Execution.objects.get(pk=execution_id)
+        if execution.status not in allowed:
+            raise RunRefused(execution_id, began, execution.status, allowed)
+        steps = load_steps(execution_id, execution.run)
+        inbox = Event.objects.filter(execution_id=execution_id, run=execution.run)
+        offered = set(inbox.values_list("name", flat=True))
+        kept = steps[: keep(steps, offered)]
+        now = clock.now()
+        number = execution.run + 1
+        _close_run(execution, now)
+        data = new_input[0] if new_input is not None else execution.input
+        Run.objects.create(
+            execution_id=execution_id,
+            number=number,
+            began=began,
+            from_step=from_step,
+            input=data,
+            started_at=now,
+        )
+        StepResult.objects.bulk_create(
+            StepResult(execution_id=execution_id, run=number, **_copied(row)) for row in kept
+        )
+        if not carry_inbox:
+            inbox = inbox.filter(name__in=[r.name for r in kept if r.kind == StepKind.EVENT])
+        Event.objects.bulk_create(
+            Event(
+                execution_id=execution_id,
+                run=number,
+                name=event.name,
+                payload=event.payload,
+                created_at=event.created_at,
+            )
+            for event in inbox
+        )
+        Execution.objects.filter(pk=execution_id).update(
+            run=number,
+            status=Status.PENDING,
+            input=data,
+            output=None,
+            error="",
+            waiting_on="",
+            scheduled_at=_db_time(),
+            deadline=deadline,
+            lease_token="",
+            recoveries=0,
+            updated_at=now,
+            finished_at=None,
+        )
+        notify()
+    return load_execution(execution_id)
+
+
+def _close_run(execution: Execution, now: datetime) -> None:
+    """Keep how the execution's current run ended in its ``Run`` (made now for a first run)."""
+    ended = {
+        "status": execution.status,
+        "output": execution.output,
+        "error": execution.error,
+        "finished_at": execution.finished_at or now,
+    }
+    if execution.run == 1:
+        Run.objects.create(
+            execution_id=execution.pk,
+            number=1,
+            began=RunStart.START,
+            input=execution.input,
+            started_at=execution.created_at,
+            **ended,
+        )
+    else:
+        Run.objects.filter(execution_id=execution.pk, number=execution.run).update(**ended)
+
+
+def _copied(row: StepResult) -> dict[str, Any]:
+    """A step's stored fields, but its execution and run: what a new run keeps of it."""
+    return {name: getattr(row, name) for name in _STEP_COLUMNS if name not in ("execution", "run")}

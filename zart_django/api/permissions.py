@@ -12,13 +12,16 @@ _NEEDED = {
     "retrieve": "zart_django.view_execution",
     "create": "zart_django.add_execution",
     "cancel": "zart_django.change_execution",
+    "retry": "zart_django.change_execution",
+    "rerun": "zart_django.change_execution",
+    "restart": "zart_django.change_execution",
     "events": "zart_django.add_event",
 }
 
 
 class ExecutionPermission(BasePermission):
-    """Reading executions needs ``view_execution``; starting ``add_execution``; cancelling
-    ``change_execution``; offering an event ``add_event``."""
+    """Reading executions needs ``view_execution``; starting ``add_execution``; cancelling,
+    retrying, rerunning and restarting ``change_execution``; offering an event ``add_event``."""
 
     def has_permission(self, request: Request, view: Any) -> bool:
         needed = _NEEDED.get(getattr(view, "action", None) or "")

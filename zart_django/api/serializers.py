@@ -72,11 +72,28 @@ class ExecutionSerializer(serializers.Serializer):
     finished_at = serializers.DateTimeField(allow_null=True)
 
 
+class RunSerializer(serializers.Serializer):
+    """One run of an execution with the steps it recorded (a ``RunInfo``)."""
+
+    number = serializers.IntegerField()
+    began = serializers.CharField()
+    from_step = serializers.CharField(allow_blank=True)
+    input = StoredJSONField(allow_null=True)
+    status = serializers.CharField()
+    output = StoredJSONField(allow_null=True)
+    error = serializers.CharField(allow_blank=True)
+    started_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+    steps = StepSerializer(many=True)
+
+
 class ExecutionDetailSerializer(ExecutionSerializer):
-    """An execution with its steps (an ``ExecutionInfo``)."""
+    """An execution with the steps of its current run (number ``run``) and every run."""
 
     task = serializers.CharField()
     steps = StepSerializer(many=True)
+    run = serializers.IntegerField()
+    runs = RunSerializer(many=True)
 
 
 class StartSerializer(serializers.Serializer):
@@ -84,6 +101,18 @@ class StartSerializer(serializers.Serializer):
 
     task = serializers.CharField(max_length=200)
     execution_id = serializers.CharField(trim_whitespace=False, validators=[_valid_execution_id])
+    input = PayloadField(required=False, allow_null=True, default=None)
+
+
+class RerunSerializer(serializers.Serializer):
+    """``POST /executions/{id}/rerun/``: the recorded step to run again from."""
+
+    from_step = serializers.CharField(max_length=200, trim_whitespace=False)
+
+
+class RestartSerializer(serializers.Serializer):
+    """``POST /executions/{id}/restart/``: a new input (absent or null: the same input)."""
+
     input = PayloadField(required=False, allow_null=True, default=None)
 
 
@@ -106,6 +135,7 @@ class DecisionSerializer(serializers.ModelSerializer):
         model = ApprovalRecord
         fields = [
             "execution_id",
+            "run",
             "event",
             "approved",
             "reviewer",
@@ -125,6 +155,7 @@ class ApprovalRequestSerializer(serializers.ModelSerializer):
         model = ApprovalRequest
         fields = [
             "execution_id",
+            "run",
             "task",
             "event",
             "title",

@@ -1,4 +1,5 @@
-"""API routes: ``executions/``, ``executions/{id}/cancel/``, ``executions/{id}/events/{name}/``,
+"""API routes: ``executions/``, ``executions/{id}/cancel/``, ``.../retry/``, ``.../rerun/``,
+``.../restart/``, ``executions/{id}/events/{name}/``,
 ``approvals/``, ``approvals/{execution_id}/decide/``."""
 
 from __future__ import annotations

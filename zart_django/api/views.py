@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.db.models import QuerySet
@@ -22,9 +23,12 @@ from zart_django import (
     EventReserved,
     ExecutionAlreadyExists,
     ExecutionFinished,
+    ExecutionInfo,
     ExecutionNotFound,
     ExecutionResuming,
     PayloadError,
+    RunRefused,
+    StepNotFound,
     TaskNotFound,
     ZartError,
 )
@@ -43,6 +47,8 @@ from .serializers import (
     EventSerializer,
     ExecutionDetailSerializer,
     ExecutionSerializer,
+    RerunSerializer,
+    RestartSerializer,
     StartSerializer,
 )
 
@@ -68,11 +74,14 @@ def as_api_error(exc: ZartError, field: str = "payload") -> APIException:
         | EventAlreadyDelivered
         | EventExpired
         | ExecutionAlreadyExists
-        | ExecutionResuming,
+        | ExecutionResuming
+        | RunRefused,
     ):
         return Conflict(str(exc))
     if isinstance(exc, TaskNotFound):
         return ValidationError({"task": [str(exc)]})
+    if isinstance(exc, StepNotFound):
+        return ValidationError({"from_step": [str(exc)]})
     if isinstance(exc, PayloadError):
         return ValidationError({field: [str(exc)]})
     if isinstance(exc, ApprovalError):
@@ -82,7 +91,8 @@ def as_api_error(exc: ZartError, field: str = "payload") -> APIException:
 
 
 class ExecutionViewSet(ApiViewSet):
-    """Durable executions: list, retrieve with steps, start, cancel, and offer events."""
+    """Durable executions: list, retrieve with steps and runs, start, cancel, retry, rerun,
+    restart, and offer events."""
 
     permission_classes = [ExecutionPermission]
     pagination_class = Pagination
@@ -142,6 +152,44 @@ class ExecutionViewSet(ApiViewSet):
         except ZartError as exc:
             raise as_api_error(exc) from exc
         return Response(ExecutionDetailSerializer(scheduler.get(pk)).data)
+
+    @extend_schema(request=None, responses=ExecutionDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def retry(self, request: Request, pk: str) -> Response:
+        """Continue a failed execution from the step that failed, in a new run (409 unless it
+        failed)."""
+        return self._begin_run(pk, lambda scheduler: scheduler.retry(pk), "payload")
+
+    @extend_schema(request=RerunSerializer, responses=ExecutionDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def rerun(self, request: Request, pk: str) -> Response:
+        """Run the execution again from the recorded step ``from_step``, in a new run (400 naming
+        the recorded steps if it has none of that name; 409 while it is running)."""
+        form = RerunSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        from_step = form.validated_data["from_step"]
+        return self._begin_run(pk, lambda scheduler: scheduler.rerun(pk, from_step), "from_step")
+
+    @extend_schema(request=RestartSerializer, responses=ExecutionDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def restart(self, request: Request, pk: str) -> Response:
+        """Run the execution again from the top, in a new run, with ``input`` if given (else
+        the same input; 409 while it is running)."""
+        form = RestartSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        new_input = form.validated_data["input"]
+        return self._begin_run(pk, lambda scheduler: scheduler.restart(pk, new_input), "input")
+
+    def _begin_run(
+        self, pk: str, begin: Callable[[DurableScheduler], ExecutionInfo], field: str
+    ) -> Response:
+        """Begin a new run with ``begin``; its errors are answered as ``as_api_error`` says, a
+        refused value naming ``field``."""
+        try:
+            info = begin(DurableScheduler())
+        except ZartError as exc:
+            raise as_api_error(exc, field=field) from exc
+        return Response(ExecutionDetailSerializer(info).data)
 
     @extend_schema(request=EventSerializer, responses={202: None})
     @action(detail=True, methods=["post"], url_path=r"events/(?P<name>[^/]+)")

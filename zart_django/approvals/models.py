@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any, NoReturn
 
 from django.db import models
-from django.db.models import CharField, Prefetch, Q, Value
+from django.db.models import CharField, F, Prefetch, Q, Value
 from django.db.models.functions import Concat
 
 from zart_django.models import FINISHED_STATUSES, Execution
@@ -32,15 +32,19 @@ class Source(models.TextChoices):
 
 class ApprovalRequestQuerySet(models.QuerySet["ApprovalRequest"]):
     def open(self) -> ApprovalRequestQuerySet:
-        """Requests still waiting for a decision, on executions that have not finished."""
-        return self.filter(status=RequestStatus.PENDING).exclude(
+        """Requests still waiting for a decision, asked by the current run of executions that have
+        not finished."""
+        return self.filter(status=RequestStatus.PENDING, run=F("execution__run")).exclude(
             execution__status__in=FINISHED_STATUSES
         )
 
     def closed(self) -> ApprovalRequestQuerySet:
-        """Requests decided, expired, or left undecided by an execution that ended."""
+        """Requests decided, expired, left undecided by an execution that ended, or by a run that a
+        retry, rerun or restart replaced."""
         return self.filter(
-            ~Q(status=RequestStatus.PENDING) | Q(execution__status__in=FINISHED_STATUSES)
+            ~Q(status=RequestStatus.PENDING)
+            | Q(execution__status__in=FINISHED_STATUSES)
+            | ~Q(run=F("execution__run"))
         )
 
     def permitted_to(self, user: Any) -> ApprovalRequestQuerySet:
@@ -80,11 +84,13 @@ def _permission_names(permissions: models.QuerySet[Any]) -> models.QuerySet[Any]
 
 
 class ApprovalRequest(models.Model):
-    """An execution asks a person to decide; written by ``wait_for_approval``, once per event."""
+    """An execution asks a person to decide; written by ``wait_for_approval``, once per event and
+    run (a rerun from before the wait asks again; a run that replays the decided wait does not)."""
 
     execution = models.ForeignKey(
         Execution, on_delete=models.CASCADE, related_name="approval_requests"
     )
+    run = models.PositiveIntegerField(default=1)
     event = models.CharField(max_length=200)
     title = models.CharField(max_length=300)
     summary = models.TextField(blank=True)
@@ -101,7 +107,9 @@ class ApprovalRequest(models.Model):
         app_label = "zart_django"
         ordering = ["-created_at"]
         constraints = [
-            models.UniqueConstraint(fields=["execution", "event"], name="zart_approval_once")
+            models.UniqueConstraint(
+                fields=["execution", "run", "event"], name="zart_approval_run_once"
+            )
         ]
         indexes = [models.Index(fields=["status", "created_at"], name="zart_approval_status")]
 
@@ -110,16 +118,23 @@ class ApprovalRequest(models.Model):
 
     @property
     def is_open(self) -> bool:
-        return self.status == RequestStatus.PENDING and not self.execution.is_finished
+        return (
+            self.status == RequestStatus.PENDING
+            and not self.execution.is_finished
+            and self.run == self.execution.run
+        )
 
     @property
     def outcome(self) -> str:
-        """What became of it, in words: approved, rejected, expired, the execution's end, pending."""
+        """What became of it, in words: approved, rejected, expired, replaced by a later run, the
+        execution's end, pending."""
         if self.status == RequestStatus.DECIDED:
             record = self.record
             return "approved" if record and record.approved else "rejected"
         if self.status == RequestStatus.EXPIRED:
             return "expired"
+        if self.run != self.execution.run:
+            return f"closed (run {self.run} was replaced by run {self.execution.run})"
         if self.execution.is_finished:
             return f"closed (execution {self.execution.get_status_display().lower()})"
         return "pending"
@@ -127,7 +142,8 @@ class ApprovalRequest(models.Model):
     @property
     def record(self) -> ApprovalRecord | None:
         """The decision taken on this request, if any (no query when loaded by
-        ``with_decisions``). Never a decision on an earlier execution that had the same id."""
+        ``with_decisions``). Never a decision on another run's request, nor on an earlier
+        execution that had the same id."""
         if ApprovalRequest.execution.is_cached(self):
             loaded = getattr(self.execution, PREFETCHED_DECISIONS, None)
             if loaded is not None:
@@ -135,7 +151,9 @@ class ApprovalRequest(models.Model):
         linked = Q(request_id=self.pk) | Q(
             request_id__isnull=True, event=self.event, decided_at__gte=self.created_at
         )
-        return ApprovalRecord.objects.filter(linked, execution_id=self.execution_id).first()
+        return ApprovalRecord.objects.filter(
+            linked, execution_id=self.execution_id, run=self.run
+        ).first()
 
 
 class ApprovalRecordQuerySet(models.QuerySet["ApprovalRecord"]):
@@ -194,6 +212,7 @@ class ApprovalRecord(models.Model):
         related_name="+",
         help_text="The request decided; empty on records written before version 0004.",
     )
+    run = models.PositiveIntegerField(default=1, help_text="The run whose request it decided.")
     task_name = models.CharField(max_length=200)
     event = models.CharField(max_length=200)
     approved = models.BooleanField()
@@ -233,6 +252,7 @@ class ApprovalRecord(models.Model):
             return self.request_id == request.pk
         return (
             self.execution_id == request.execution_id
+            and self.run == request.run
             and self.event == request.event
             and self.decided_at >= request.created_at
         )

@@ -150,6 +150,7 @@ def _decide(
     record = ApprovalRecord.objects.create(
         execution_id=execution_id,
         request=request,
+        run=request.run,
         task_name=request.execution.task_name,
         event=request.event,
         approved=bool(approved),

@@ -14,9 +14,10 @@ from zart_django import (
     wait_for_event,
 )
 from zart_django.clock import now
+from zart_django.replay import wait_recorded
 from zart_django.reserved import reserve
 from zart_django.signals import approval_requested, send
-from zart_django.store import engine_io
+from zart_django.store import engine_io, load_execution
 
 from .decision import ApprovalDecision
 from .models import DEFAULT_PERMISSION, ApprovalRequest, RequestStatus
@@ -51,7 +52,8 @@ def wait_for_approval(
     """Ask for a decision and return it once a person with ``permission`` approves or rejects.
 
     Inside a durable function: records an approval request for this execution and ``event``
-    (once: replays find it), which puts it in the inbox of every user holding ``permission``
+    when the wait is first reached in a run (replays, and a retry or rerun that keeps the decided
+    wait, ask nothing; a rerun from before it asks again), which puts it in the inbox of every user holding ``permission``
     (default ``zart_django.decide_approval``), then waits for the decision on the reserved event
     name ``approval:<event>``, to which only ``decide`` can deliver (``offer_event`` refuses it).
     ``title`` and ``summary`` are shown to the reviewer; by default they name the task and list
@@ -64,7 +66,8 @@ def wait_for_approval(
             "wait_for_approval can only be called inside a durable function run by a worker"
             " (or by zart_django.testing.run_until_idle in tests)"
         )
-    _ensure_request(execution_id, event, permission, title, summary)
+    if not wait_recorded(decision_event(event)):
+        _ensure_request(execution_id, event, permission, title, summary)
     try:
         return wait_for_event(decision_event(event), timeout=timeout, type=ApprovalDecision)
     except EventTimeout:
@@ -75,7 +78,10 @@ def wait_for_approval(
 @engine_io
 def _expire(execution_id: str, event: str) -> None:
     ApprovalRequest.objects.filter(
-        execution_id=execution_id, event=event, status=RequestStatus.PENDING
+        execution_id=execution_id,
+        event=event,
+        status=RequestStatus.PENDING,
+        run=load_execution(execution_id).run,
     ).update(status=RequestStatus.EXPIRED, closed_at=now())
 
 
@@ -83,13 +89,17 @@ def _expire(execution_id: str, event: str) -> None:
 def _ensure_request(
     execution_id: str, event: str, permission: str | None, title: str | None, summary: str | None
 ) -> None:
-    """Create the request the first time this wait is reached; later replays change nothing."""
-    if ApprovalRequest.objects.filter(execution_id=execution_id, event=event).exists():
-        return
+    """Create the request of this run the first time its wait is reached (a replay after a crash
+    that came before the wait was recorded finds it and changes nothing)."""
     scheduler = DurableScheduler()
     info = scheduler.get(execution_id)
+    if ApprovalRequest.objects.filter(
+        execution_id=execution_id, run=info.run, event=event
+    ).exists():
+        return
     request = ApprovalRequest(
         execution_id=execution_id,
+        run=info.run,
         event=event,
         title=(title or f"{info.task} {execution_id}")[:300],
         summary=summary
