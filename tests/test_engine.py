@@ -423,9 +423,9 @@ class TestLifecycle:
 class TestLeases:
     def test_a_stale_worker_cannot_write_after_its_lease_passed(self, scheduler, job):
         scheduler.start("z-1", "three-steps", job)
-        (stale,) = store.claim_due("stale-worker", 1, lease=2)
+        (stale,) = store.claim_due("stale-worker", 1, lease=2, tasks=["three-steps"])
         advance_time("3s")
-        (fresh,) = store.claim_due("fresh-worker", 1, lease=2)
+        (fresh,) = store.claim_due("fresh-worker", 1, lease=2, tasks=["three-steps"])
         assert fresh.recoveries == 1
         assert run_execution(stale, default_registry) == "lease lost"
         assert not StepResult.objects.filter(execution_id="z-1").exists()
@@ -437,7 +437,7 @@ class TestLeases:
 
     def test_cancel_while_running_stops_at_the_next_checkpoint(self, scheduler, job):
         scheduler.start("z-2", "three-steps", job)
-        (claim,) = store.claim_due("worker", 1, lease=30)
+        (claim,) = store.claim_due("worker", 1, lease=30, tasks=["three-steps"])
         scheduler.cancel("z-2")
         assert run_execution(claim, default_registry) == "lease lost"
         assert scheduler.get("z-2").status == "cancelled"
@@ -449,7 +449,7 @@ class TestLeases:
         settings.ZART = {**settings.ZART, "MAX_RECOVERIES": 2}
         scheduler.start("z-3", "three-steps", job)
         for _ in range(3):
-            store.claim_due("doomed-worker", 1, lease=1)
+            store.claim_due("doomed-worker", 1, lease=1, tasks=["three-steps"])
             advance_time("2s")
         run_until_idle()
         info = scheduler.get("z-3")

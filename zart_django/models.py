@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from django.db import models
 from django.db.models import Q
 
@@ -62,6 +64,13 @@ class Execution(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in FINISHED_STATUSES
+
+    def unclaimed_for(self, now: datetime) -> timedelta | None:
+        """How long it has been due with no worker claiming it (None if it is not due): a
+        running worker that has its task claims it within a poll interval, so minutes here mean
+        that no running worker has this task's code (or that no worker runs at all)."""
+        due = self.status in ACTIVE_STATUSES and self.scheduled_at is not None
+        return now - self.scheduled_at if due and self.scheduled_at <= now else None
 
 
 class StepKind(models.TextChoices):

@@ -29,7 +29,6 @@ from .errors import (
     NonDeterminismError,
     StepFailed,
     Suspended,
-    TaskNotFound,
 )
 from .models import Status, StepKind, StepResult, StepStatus
 from .names import check_name
@@ -303,25 +302,24 @@ def _earliest(*times: datetime | None) -> datetime | None:
 def run_execution(claim: store.Claim, registry: TaskRegistry) -> str:
     """Run a claimed execution until it finishes or parks; return the status it was left in.
 
-    A database error is never the execution's failure: the execution is handed back, due after a
-    poll interval, to be resumed from its checkpoints ("handed back").
+    A database error is never the execution's failure, nor a task missing from ``registry``: the
+    execution is handed back, due after a poll interval, to be resumed from its checkpoints
+    ("handed back") by a worker that can.
     """
+    if claim.task_name not in registry:
+        return _hand_back(claim, f"this worker has no task {claim.task_name!r}")
     try:
         return _run(claim, registry)
     except LeaseLost:
         logger.warning("execution %s: lease lost, leaving it to its new owner", claim.execution_id)
         return "lease lost"
     except (DatabaseUnavailable, *store.CONNECTION_ERRORS) as exc:
-        return _hand_back(claim, exc)
+        store.close_connection()
+        return _hand_back(claim, f"database error: {store.first_line(exc)}")
 
 
-def _hand_back(claim: store.Claim, exc: BaseException) -> str:
-    logger.warning(
-        "execution %s: database error, handing it back to be resumed: %s",
-        claim.execution_id,
-        store.first_line(exc),
-    )
-    store.close_connection()
+def _hand_back(claim: store.Claim, why: str) -> str:
+    logger.warning("execution %s: %s; handing it back to be resumed", claim.execution_id, why)
     try:
         store.release(
             [claim.token],
@@ -340,10 +338,7 @@ def _hand_back(claim: store.Claim, exc: BaseException) -> str:
 
 
 def _run(claim: store.Claim, registry: TaskRegistry) -> str:
-    try:
-        task = registry.get(claim.task_name)
-    except TaskNotFound as exc:
-        return _end(claim, Status.FAILED, error=str(exc))
+    task = registry.get(claim.task_name)
     if claim.recoveries > conf.get("MAX_RECOVERIES"):
         error = f"its worker was lost {claim.recoveries} times while running it; giving up"
         return _end(claim, Status.FAILED, error=error)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from . import clock, store
@@ -47,6 +47,9 @@ class ExecutionInfo:
     created_at: datetime
     finished_at: datetime | None
     steps: list[StepInfo]
+    unclaimed_for: timedelta | None = None
+    """How long it has been due with no worker claiming it (None if it is not due). Minutes mean
+    no running worker has its task's code: a deploy that dropped or has not yet added the task."""
 
     @property
     def is_finished(self) -> bool:
@@ -175,6 +178,7 @@ def _info(execution: Execution, steps: list[StepResult]) -> ExecutionInfo:
         scheduled_at=execution.scheduled_at,
         created_at=execution.created_at,
         finished_at=execution.finished_at,
+        unclaimed_for=execution.unclaimed_for(clock.now()),
         steps=[
             StepInfo(
                 s.position,

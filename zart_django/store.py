@@ -19,7 +19,7 @@ import select
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
@@ -239,14 +239,25 @@ def new_token() -> str:
     return uuid.uuid4().hex
 
 
-def claim_due(owner: str, limit: int, lease: float, token: str | None = None) -> list[Claim]:
-    """Take up to ``limit`` due executions, and running ones whose lease expired, for ``owner``.
+def claim_due(
+    owner: str,
+    limit: int,
+    lease: float,
+    token: str | None = None,
+    *,
+    tasks: Collection[str],
+) -> list[Claim]:
+    """Take up to ``limit`` due executions of ``tasks``, and running ones whose lease expired,
+    for ``owner``. Executions of other tasks are left for a worker that has their code.
 
     One statement; "due" and the new lease's expiry are the database's time. Its status filter is
     written exactly as the partial index ``zart_execution_due`` is defined, so the database finds
     due work through that index however many executions are parked or finished. A caller that
     passes its own ``token`` can ``release`` what the claim took if its answer was lost.
     """
+    names = sorted(tasks)
+    if not names:
+        return []
     token = token or new_token()
     table = Execution._meta.db_table
     active = ", ".join(f"'{status}'" for status in ACTIVE_STATUSES)
@@ -261,10 +272,11 @@ def claim_due(owner: str, limit: int, lease: float, token: str | None = None) ->
         f" scheduled_at = {expiry}, updated_at = {now},"
         f" recoveries = recoveries + (CASE WHEN status = '{Status.RUNNING}' THEN 1 ELSE 0 END)"
         f" WHERE id IN (SELECT id FROM {source} WHERE status IN ({active})"
-        f" AND scheduled_at <= {now} ORDER BY scheduled_at LIMIT %s{lock})"
+        f" AND scheduled_at <= {now} AND task_name IN ({', '.join('%s' for _ in names)})"
+        f" ORDER BY scheduled_at LIMIT %s{lock})"
         " RETURNING id, recoveries, task_name, input, deadline"
     )
-    params = [token, owner[:200], *expiry_params, *now_params, *now_params, limit]
+    params = [token, owner[:200], *expiry_params, *now_params, *now_params, *names, limit]
     return _write(
         lambda: [
             Claim(e.pk, token, e.recoveries, e.task_name, e.input, e.deadline)

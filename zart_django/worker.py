@@ -96,7 +96,9 @@ class Worker:
                     if unanswered:
                         store.release(unanswered)
                         unanswered.clear()
-                    claims = store.claim_due(self.name, wanted, self.lease, token)
+                    claims = store.claim_due(
+                        self.name, wanted, self.lease, token, tasks=self.registry.names()
+                    )
                     failures = 0
                 except _DB_ERRORS as exc:
                     unanswered.append(token)
