@@ -16,17 +16,20 @@ class Status(models.TextChoices):
     FAILED = "failed", "Failed"
     CANCELLED = "cancelled", "Cancelled"
     TIMED_OUT = "timed_out", "Timed out"
+    BLOCKED = "blocked", "Blocked"
 
 
 ACTIVE_STATUSES = (Status.PENDING, Status.RUNNING, Status.WAITING)
 FINISHED_STATUSES = (Status.COMPLETED, Status.FAILED, Status.CANCELLED, Status.TIMED_OUT)
+# BLOCKED is neither: its code no longer matches its history; a worker on fixed code resumes it.
 
 
 class Execution(models.Model):
     """One run of a durable task.
 
     ``scheduled_at`` is when a worker should next look at it: the due time while pending or waiting
-    (empty while waiting with no deadline), the lease's expiry while running.
+    (empty while waiting with no deadline), the lease's expiry while running. ``blocked_at`` is
+    when replay last found that its code no longer matches its history (the database's clock).
     """
 
     id = models.CharField(primary_key=True, max_length=200)
@@ -44,6 +47,7 @@ class Execution(models.Model):
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()
     finished_at = models.DateTimeField(null=True, blank=True)
+    blocked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -77,6 +81,7 @@ class StepKind(models.TextChoices):
     STEP = "step", "Step"
     EVENT = "event", "Event wait"
     SLEEP = "sleep", "Sleep"
+    PATCH = "patch", "Patch marker"
 
 
 class StepStatus(models.TextChoices):

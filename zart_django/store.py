@@ -21,7 +21,7 @@ import time
 import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
 
 from django.db import (
@@ -479,6 +479,57 @@ def finish(claim: Claim, status: Status, output: Any = None, error: str = "") ->
         ),
         single=True,
     )
+
+
+@engine_io
+def block(claim: Claim, error: str) -> None:
+    """Hold the execution whose code no longer matches its history, if ``claim`` still owns it:
+    not due, not finished, its lease let go, ``blocked_at`` the database's now. Events and
+    decisions offered meanwhile are kept; a worker started later retries it (``retry_blocked``)."""
+    _write(
+        lambda: _renew(
+            claim,
+            status=Status.BLOCKED,
+            error=error,
+            waiting_on="",
+            scheduled_at=None,
+            lease_token="",
+            blocked_at=_db_time(),
+        ),
+        single=True,
+    )
+
+
+def retry_blocked(tasks: Collection[str], blocked_before: datetime) -> list[str]:
+    """Make due again the blocked executions of ``tasks`` blocked before ``blocked_before`` (a
+    worker's start: it may run the code deployed since); return their ids. One that blocks again
+    has a later ``blocked_at``, so each worker retries each block once."""
+
+    def write() -> list[str]:
+        blocked = Execution.objects.select_for_update().filter(
+            status=Status.BLOCKED, task_name__in=list(tasks), blocked_at__lt=blocked_before
+        )
+        ids = list(blocked.values_list("pk", flat=True))
+        if ids:
+            Execution.objects.filter(pk__in=ids).update(
+                status=Status.PENDING, error="", scheduled_at=_db_time(), updated_at=clock.now()
+            )
+            notify()
+        return ids
+
+    return _write(write)
+
+
+def database_now() -> datetime:
+    """The database's clock (plus the engine clock's test shift), to compare with times the
+    engine wrote with it."""
+    sql, params = _sql(_db_time())
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {sql}", params)
+        (value,) = cursor.fetchone()
+    if isinstance(value, str):  # SQLite: UTC as text
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+    return value
 
 
 def heartbeat(claims: Iterable[Claim], lease: float) -> None:

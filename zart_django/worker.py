@@ -14,6 +14,7 @@ import os
 import socket
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime
 
 from django.db import DatabaseError, InterfaceError, connection
 
@@ -26,6 +27,17 @@ logger = logging.getLogger("zart_django")
 
 _DB_ERRORS = (DatabaseError, InterfaceError)
 _MAX_BACKOFF = 10.0
+_started: list[datetime] = []
+_started_lock = threading.Lock()
+
+
+def process_started_at() -> datetime:
+    """When this process's first worker started, on the database's clock (with django-q2 each
+    ``run_due`` is a new worker in a long-lived process: the process's start is what counts)."""
+    with _started_lock:
+        if not _started:
+            _started.append(store.database_now())
+        return _started[0]
 
 
 class Worker:
@@ -54,6 +66,7 @@ class Worker:
         self._drained = threading.Event()
         self._lock = threading.Lock()
         self._inflight: dict[Future[None], store.Claim] = {}
+        self._blocked_retried = False
 
     def stop(self) -> None:
         """Stop claiming; ``run`` returns once the executions in flight have finished or parked."""
@@ -93,6 +106,8 @@ class Worker:
                 self._check_connection("the claim loop")
                 token = store.new_token()
                 try:
+                    if not self._blocked_retried:
+                        self._retry_blocked()
                     if unanswered:
                         store.release(unanswered)
                         unanswered.clear()
@@ -112,6 +127,18 @@ class Worker:
                 if once and not self._inflight:
                     return
             self._wake.wait(self.poll_interval)
+
+    def _retry_blocked(self) -> None:
+        """Make due, once, the executions of this worker's tasks that a history mismatch blocked
+        before this process started: it may run the fixed code a deploy brought."""
+        ids = store.retry_blocked(self.registry.names(), process_started_at())
+        self._blocked_retried = True
+        for execution_id in ids:
+            logger.warning(
+                "execution %s: blocked before worker %s started; retrying it once on this code",
+                execution_id,
+                self.name,
+            )
 
     def _submit(self, pool: ThreadPoolExecutor, claim: store.Claim) -> None:
         logger.info("execution %s: claimed by %s", claim.execution_id, self.name)
