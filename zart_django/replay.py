@@ -79,7 +79,7 @@ class ExecutionContext:
             raise self.fatal  # the function caught it and went on: nothing more may run
         while self.position < len(self.recorded):
             row = self.recorded[self.position]
-            if row.kind != StepKind.PATCH or kind == StepKind.PATCH:
+            if row.kind != StepKind.PATCH:
                 break
             self.position += 1
         else:

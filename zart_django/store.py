@@ -503,13 +503,16 @@ def block(claim: Claim, error: str) -> None:
 def retry_blocked(tasks: Collection[str], blocked_before: datetime) -> list[str]:
     """Make due again the blocked executions of ``tasks`` blocked before ``blocked_before`` (a
     worker's start: it may run the code deployed since); return their ids. One that blocks again
-    has a later ``blocked_at``, so each worker retries each block once."""
+    has a later ``blocked_at``, so each worker retries each block once. When none is blocked it
+    only reads (it takes no lock a worker's start could wait on)."""
+    blocked = Execution.objects.filter(
+        status=Status.BLOCKED, task_name__in=list(tasks), blocked_at__lt=blocked_before
+    )
+    if not blocked.exists():
+        return []
 
     def write() -> list[str]:
-        blocked = Execution.objects.select_for_update().filter(
-            status=Status.BLOCKED, task_name__in=list(tasks), blocked_at__lt=blocked_before
-        )
-        ids = list(blocked.values_list("pk", flat=True))
+        ids = list(blocked.select_for_update().values_list("pk", flat=True))
         if ids:
             Execution.objects.filter(pk__in=ids).update(
                 status=Status.PENDING, error="", scheduled_at=_db_time(), updated_at=clock.now()
