@@ -54,7 +54,7 @@ def resume_cost(steps: int, repeats: int) -> ResumeCost:
 def _claim(execution_id: str) -> store.Claim:
     """Offer the execution its event and claim it (the only execution due)."""
     DurableScheduler().offer_event(execution_id, "go")
-    (claim,) = store.claim_due("bench", 1, 30)
+    (claim,) = store.claim_due("bench", 1, 30, tasks=default_registry.names())
     if claim.execution_id != execution_id:
         raise RuntimeError(f"claimed {claim.execution_id}, expected {execution_id}")
     return claim

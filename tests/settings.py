@@ -3,8 +3,10 @@
 Worker subprocesses started by tests get ZART_DB_NAME, the name of the test database.
 ZART_SQLITE_PLAIN=1 uses a project's plain SQLite settings; ZART_TEST_LEASE,
 ZART_TEST_MAX_RECOVERIES and ZART_TEST_RETENTION set LEASE, MAX_RECOVERIES and RETENTION, so a
-test can give the workers it starts short leases (monkeypatch.setenv before start_worker); ZART_TEST_CLOCK_SKEW=60 puts the process's
-wall clock a minute ahead (as Django reads it).
+test can give the workers it starts short leases (monkeypatch.setenv before start_worker);
+ZART_TEST_CLOCK_SKEW=60 puts the process's wall clock a minute ahead (as Django reads it).
+ZART_TEST_WORKFLOW_MODULES (comma-separated) starts a worker with fewer durable tasks, as code
+from before a deploy added them.
 """
 
 import os
@@ -33,7 +35,9 @@ ZART = {
     "POLL_INTERVAL": 0.05,
     "LEASE": float(os.environ.get("ZART_TEST_LEASE", "2")),
     "MAX_RECOVERIES": int(os.environ.get("ZART_TEST_MAX_RECOVERIES", "10")),
-    "WORKFLOW_MODULES": ["tests.workflows"],
+    "WORKFLOW_MODULES": os.environ.get(
+        "ZART_TEST_WORKFLOW_MODULES", "tests.workflows,tests.deploy_workflows"
+    ).split(","),
     "RETENTION": os.environ.get("ZART_TEST_RETENTION"),
 }
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

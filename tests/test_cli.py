@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from io import StringIO
 
 import pytest
@@ -15,6 +16,7 @@ from django.db import connection
 
 from tests.approval_helpers import start_parked
 from tests.conftest import ROOT
+from tests.test_runs import starts
 from zart_django.approvals import decide
 from zart_django.models import ApprovalRecord, Execution
 from zart_django.testing import advance_time, run_until_idle
@@ -219,3 +221,29 @@ def test_exit_codes_from_a_shell(scheduler):
         assert run(*usage).returncode == 2, usage
     missing = run("show", "nope")
     assert missing.returncode == 3 and "no execution with id 'nope'" in missing.stderr
+
+
+class TestRuns:
+    def test_retry_rerun_and_restart_begin_new_runs_and_refuse_clearly(self, scheduler, job):
+        scheduler.start("cr-1", "breaks", replace(job, fail_times=1))
+        run_until_idle()
+        assert zart("retry", "cr-1") == "cr-1: run 2, pending\n"
+        run_until_idle()
+        assert zart_json("rerun", "cr-1", "--from", "second")["status"] == "pending"
+        run_until_idle()
+        assert zart("restart", "cr-1") == "cr-1: run 4, pending\n"
+        run_until_idle()
+        assert [r.began for r in scheduler.get("cr-1").runs] == [
+            "start",
+            "retry",
+            "rerun",
+            "restart",
+        ]
+        assert starts(job) == {"first": 2, "fragile": 3, "second": 3}
+        code, message = refused("retry", "cr-1")
+        assert code == 1 and "cannot be retried: it is completed" in message
+        code, message = refused("rerun", "cr-1", "--from", "nope")
+        assert code == 3 and "no recorded step" in message
+        assert refused("restart", "cr-1", "{not json")[0] == 2
+        assert refused("retry", "nobody")[0] == 3
+        assert scheduler.get("cr-1").run == 4

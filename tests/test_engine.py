@@ -146,11 +146,12 @@ class TestReplay:
         assert scheduler.wait_completion("r-3", timeout=1) == [1, 4, 9]
         assert [name for name, _ in steps_of("r-3")] == ["square", "square#2", "square#3"]
 
-    def test_changed_code_fails_with_both_step_names_and_keeps_history(self, scheduler, job):
+    def test_changed_code_blocks_with_both_step_names_and_keeps_history(self, scheduler, job):
         before = replay_after_a_code_change(scheduler, "r-4", "changing", job)
-        with pytest.raises(ExecutionFailed) as failure:
-            scheduler.wait_completion("r-4", timeout=1)
-        assert "renamed-v2" in failure.value.error and "renamed-v1" in failure.value.error
+        info = scheduler.get("r-4")
+        assert info.status == "blocked" and not info.is_finished
+        assert "renamed-v2" in info.error and "renamed-v1" in info.error
+        assert "zart_django.patched(" in info.error
         assert list(StepResult.objects.filter(execution_id="r-4").values()) == before
 
     def test_changed_code_raises_a_non_determinism_error_that_cannot_be_swallowed(
@@ -161,9 +162,8 @@ class TestReplay:
         (raised,) = workflows.SWALLOWED  # what the durable function saw at the changed step
         assert isinstance(raised, NonDeterminismError)
         assert "'renamed-v2'" in str(raised) and "'renamed-v1'" in str(raised)
-        with pytest.raises(ExecutionFailed) as failure:
-            scheduler.wait_completion("r-8", timeout=1)
-        assert failure.value.error == str(raised)  # failed although the function returned
+        info = scheduler.get("r-8")
+        assert (info.status, info.error) == ("blocked", str(raised))  # though it returned
         assert list(StepResult.objects.filter(execution_id="r-8").values()) == before
 
     def test_a_wait_cannot_be_swallowed_by_except_exception(self, scheduler, job):
@@ -414,9 +414,9 @@ class TestLifecycle:
 class TestLeases:
     def test_a_stale_worker_cannot_write_after_its_lease_passed(self, scheduler, job):
         scheduler.start("z-1", "three-steps", job)
-        (stale,) = store.claim_due("stale-worker", 1, lease=2)
+        (stale,) = store.claim_due("stale-worker", 1, lease=2, tasks=["three-steps"])
         advance_time("3s")
-        (fresh,) = store.claim_due("fresh-worker", 1, lease=2)
+        (fresh,) = store.claim_due("fresh-worker", 1, lease=2, tasks=["three-steps"])
         assert fresh.recoveries == 1
         assert run_execution(stale, default_registry) == "lease lost"
         assert not StepResult.objects.filter(execution_id="z-1").exists()
@@ -428,7 +428,7 @@ class TestLeases:
 
     def test_cancel_while_running_stops_at_the_next_checkpoint(self, scheduler, job):
         scheduler.start("z-2", "three-steps", job)
-        (claim,) = store.claim_due("worker", 1, lease=30)
+        (claim,) = store.claim_due("worker", 1, lease=30, tasks=["three-steps"])
         scheduler.cancel("z-2")
         assert run_execution(claim, default_registry) == "lease lost"
         assert scheduler.get("z-2").status == "cancelled"
@@ -440,7 +440,7 @@ class TestLeases:
         settings.ZART = {**settings.ZART, "MAX_RECOVERIES": 2}
         scheduler.start("z-3", "three-steps", job)
         for _ in range(3):
-            store.claim_due("doomed-worker", 1, lease=1)
+            store.claim_due("doomed-worker", 1, lease=1, tasks=["three-steps"])
             advance_time("2s")
         run_until_idle()
         info = scheduler.get("z-3")

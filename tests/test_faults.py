@@ -235,7 +235,7 @@ def test_a_checkpoint_whose_commit_landed_but_whose_answer_was_lost(scheduler, j
     """The retry of a checkpoint whose first attempt committed takes the stored row: no second
     row, no unique-constraint error. A claim that lost the execution is refused either way."""
     scheduler.start("f-lost", "three-steps", job)
-    (claim,) = store.claim_due("first-owner", 1, lease=30)
+    (claim,) = store.claim_due("first-owner", 1, lease=30, tasks=["three-steps"])
     row = StepResult(
         execution_id="f-lost",
         position=0,

@@ -75,7 +75,7 @@ def test_executions_by_status_and_task_and_the_due_backlog(client, scheduler, tm
 def test_a_lost_lease_is_counted(scheduler, job):
     before = metrics.REGISTRY.get_sample_value("zart_lease_losses_total")
     scheduler.start("m-lost", "three-steps", job)
-    (claim,) = store.claim_due("test", 1, 30)
+    (claim,) = store.claim_due("test", 1, 30, tasks=["three-steps"])
     scheduler.cancel("m-lost")  # the run that holds the claim may write nothing any more
     assert run_execution(claim, default_registry) == "lease lost"
     assert metrics.REGISTRY.get_sample_value("zart_lease_losses_total") == before + 1

@@ -149,7 +149,7 @@ class TestRetry:
 
     def test_a_running_execution_is_refused(self, scheduler, job):
         scheduler.start("busy", "three-steps", job)
-        [claim] = store.claim_due("a test", 1, 30)
+        [claim] = store.claim_due("a test", 1, 30, tasks=["three-steps"])
         for begin in (scheduler.retry, scheduler.restart):
             with pytest.raises(RunRefused, match="it is running"):
                 begin("busy")

@@ -2,7 +2,7 @@
 
 The whole public surface::
 
-    from zart_django import durable, step, wait_for_event, sleep, DurableScheduler
+    from zart_django import durable, step, wait_for_event, sleep, patched, DurableScheduler
 
     @step("validate-request")                     # a checkpointed step (alias: zart_step)
     def validate(request: Request) -> str: ...
@@ -10,6 +10,8 @@ The whole public surface::
     @durable("approval-task", timeout="5m")       # a durable task (alias: zart_durable)
     def approval_task(data: Request) -> Output:
         validate(data)
+        if patched("check-budget"):               # a change executions in flight must not see
+            check_budget(data)
         decision = wait_for_event("manager-approval", timeout="120s", type=Decision)
         ...
 
@@ -41,6 +43,7 @@ _EXPORTS = {
     "wait_for_event": "replay",
     "current_execution_id": "replay",
     "sleep": "replay",
+    "patched": "replay",
     "DurableScheduler": "scheduler",
     "ExecutionInfo": "scheduler",
     "StepInfo": "scheduler",
@@ -101,6 +104,7 @@ __all__ = [
     "default_registry",
     "durable",
     "parse_duration",
+    "patched",
     "sleep",
     "step",
     "wait_for_event",
@@ -135,7 +139,7 @@ if TYPE_CHECKING:
         ZartError,
     )
     from .registry import DurableTask, TaskRegistry, default_registry, durable, zart_durable
-    from .replay import current_execution_id, sleep, step, wait_for_event, zart_step
+    from .replay import current_execution_id, patched, sleep, step, wait_for_event, zart_step
     from .retry import RetryPolicy
     from .scheduler import DurableScheduler, ExecutionInfo, RunInfo, StepInfo
     from .worker import Worker

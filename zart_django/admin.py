@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from django.contrib import admin, messages
@@ -23,6 +24,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.timesince import timesince
 from django.views.decorators.http import require_POST
 
+from . import clock
 from .approvals import can_decide, decide, find_request
 from .approvals.errors import ApprovalNotFound
 from .approvals.forms import DecisionForm
@@ -36,6 +38,7 @@ from .approvals.waiting import NAMESPACE
 from .codec import check_text, displayable
 from .errors import PayloadError, ZartError
 from .models import (
+    ACTIVE_STATUSES,
     RERUNNABLE_STATUSES,
     RETRYABLE_STATUSES,
     Event,
@@ -49,6 +52,7 @@ RUN_PERMISSION = "zart_django.change_execution"
 _KINDS = dict(StepKind.choices)
 _STEP_STATUSES = dict(StepStatus.choices)
 _BEGAN = {"start": "started", "retry": "retry", "rerun": "rerun", "restart": "restart"}
+_UNCLAIMED_SHOWN_AFTER = timedelta(minutes=1)
 
 
 class _ReadOnly:
@@ -113,6 +117,24 @@ class WaitingForApprovalFilter(admin.SimpleListFilter):
         return queryset
 
 
+class UnclaimedFilter(admin.SimpleListFilter):
+    """Executions due for a while that no worker claimed: their task is in no running worker's
+    code (a deploy dropped it or has not added it yet), or no worker runs."""
+
+    title = "not claimed for"
+    parameter_name = "unclaimed"
+    SPANS = {"5m": timedelta(minutes=5), "1h": timedelta(hours=1), "1d": timedelta(days=1)}
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("5m", "5 minutes or more"), ("1h", "an hour or more"), ("1d", "a day or more")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Execution]) -> QuerySet[Execution]:
+        span = self.SPANS.get(self.value() or "")
+        if span is None:
+            return queryset
+        return queryset.filter(status__in=ACTIVE_STATUSES, scheduled_at__lte=clock.now() - span)
+
+
 def _json(value: Any) -> str:
     if value is None:
         return "—"
@@ -162,8 +184,8 @@ def _decide_all(
 
 @admin.register(Execution)
 class ExecutionAdmin(_StorableLookups, _ReadOnly, admin.ModelAdmin):
-    list_display = ("id", "task_name", "status", "waiting", "age", "finished_at")
-    list_filter = ("status", WaitingForApprovalFilter, "task_name")
+    list_display = ("id", "task_name", "status", "waiting", "unclaimed", "age", "finished_at")
+    list_filter = ("status", WaitingForApprovalFilter, UnclaimedFilter, "task_name")
     search_fields = ("id", "input")
     date_hierarchy = "created_at"
     fields = (
@@ -241,6 +263,15 @@ class ExecutionAdmin(_StorableLookups, _ReadOnly, admin.ModelAdmin):
             event = execution.waiting_on.removeprefix(NAMESPACE)
             return format_html("<strong>approval</strong> ({})", event or "—")
         return execution.waiting_on or "—"
+
+    @admin.display(description="not claimed for")
+    def unclaimed(self, execution: Execution) -> str:
+        """How long it has been due with no worker taking it, once that is over a minute."""
+        now = clock.now()
+        waited = execution.unclaimed_for(now)
+        if waited is None or waited < _UNCLAIMED_SHOWN_AFTER:
+            return "—"
+        return timesince(now - waited, now)
 
     @admin.display(description="age", ordering="created_at")
     def age(self, execution: Execution) -> str:

@@ -3,6 +3,8 @@ the runs of an execution that was retried, rerun or restarted (see ``zart_django
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from django.db import models
 from django.db.models import Q
 
@@ -15,10 +17,12 @@ class Status(models.TextChoices):
     FAILED = "failed", "Failed"
     CANCELLED = "cancelled", "Cancelled"
     TIMED_OUT = "timed_out", "Timed out"
+    BLOCKED = "blocked", "Blocked"
 
 
 ACTIVE_STATUSES = (Status.PENDING, Status.RUNNING, Status.WAITING)
 FINISHED_STATUSES = (Status.COMPLETED, Status.FAILED, Status.CANCELLED, Status.TIMED_OUT)
+# BLOCKED is neither: its code no longer matches its history; a worker on fixed code resumes it.
 RETRYABLE_STATUSES = (Status.FAILED,)
 """The statuses ``DurableScheduler.retry`` continues an execution from."""
 RERUNNABLE_STATUSES = tuple(status for status in Status if status != Status.RUNNING)
@@ -31,6 +35,8 @@ class Execution(models.Model):
     ``scheduled_at`` is when a worker should next look at it: the due time while pending or waiting
     (empty while waiting with no deadline), the lease's expiry while running. ``run`` numbers the
     current run (1 until a retry, rerun or restart begins another); the fields describe that run.
+    ``blocked_at`` is when replay last found that its code no longer matches its history (the
+    database's clock).
     """
 
     id = models.CharField(primary_key=True, max_length=200)
@@ -49,6 +55,7 @@ class Execution(models.Model):
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()
     finished_at = models.DateTimeField(null=True, blank=True)
+    blocked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -75,11 +82,19 @@ class Execution(models.Model):
     def is_finished(self) -> bool:
         return self.status in FINISHED_STATUSES
 
+    def unclaimed_for(self, now: datetime) -> timedelta | None:
+        """How long it has been due with no worker claiming it (None if it is not due): a
+        running worker that has its task claims it within a poll interval, so minutes here mean
+        that no running worker has this task's code (or that no worker runs at all)."""
+        due = self.status in ACTIVE_STATUSES and self.scheduled_at is not None
+        return now - self.scheduled_at if due and self.scheduled_at <= now else None
+
 
 class StepKind(models.TextChoices):
     STEP = "step", "Step"
     EVENT = "event", "Event wait"
     SLEEP = "sleep", "Sleep"
+    PATCH = "patch", "Patch marker"
 
 
 class StepStatus(models.TextChoices):

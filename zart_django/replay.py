@@ -6,13 +6,16 @@ earlier runs stay as their history, see ``zart_django.runs``).
 
 A step already recorded returns its stored result (or raises its stored failure) without running
 its body. Steps are identified by position, name and occurrence (``name``, ``name#2``, ...); a
-recorded position with another name means the code changed, and the execution fails with
-``NonDeterminismError``. Waits and sleeps park the execution: the worker lets go of it.
+recorded position with another name means the code changed: ``NonDeterminismError`` blocks the
+execution (held, not failed) until a worker with fixed code retries it. ``patched`` lets new code
+and the history of executions in flight agree. Waits and sleeps park the execution: the worker
+lets go of it.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import traceback
 import typing
@@ -33,13 +36,12 @@ from .errors import (
     NonDeterminismError,
     StepFailed,
     Suspended,
-    TaskNotFound,
 )
 from .models import Status, StepKind, StepResult, StepStatus
 from .names import check_name
 from .registry import DurableTask, TaskRegistry
 from .retry import RetryPolicy
-from .signals import execution_finished, send, step_failed
+from .signals import execution_finished, send, send_blocked, step_failed
 
 logger = logging.getLogger("zart_django")
 
@@ -60,6 +62,7 @@ class ExecutionContext:
     lease: float
     position: int = 0
     occurrences: Counter[str] = field(default_factory=Counter)
+    patches: dict[str, bool] = field(default_factory=dict)
     fatal: NonDeterminismError | None = None
     suspended: bool = False
     in_step: bool = False
@@ -74,15 +77,26 @@ class ExecutionContext:
         return name if count == 1 else f"{name}#{count}"
 
     def recorded_at_position(self, kind: str, key: str) -> StepResult | None:
-        """The row recorded where replay now stands, checked to be the same step."""
-        if self.position >= len(self.recorded):
+        """The row recorded where replay now stands, checked to be the same step. Patch markers
+        the code no longer asks about are passed over (the patch was removed with its old
+        branch, so the code is what the marker chose)."""
+        if self.fatal is not None:
+            raise self.fatal  # the function caught it and went on: nothing more may run
+        while self.position < len(self.recorded):
+            row = self.recorded[self.position]
+            if row.kind != StepKind.PATCH:
+                break
+            self.position += 1
+        else:
             return None
-        row = self.recorded[self.position]
         if row.name != key or row.kind != kind:
             self.fatal = NonDeterminismError(
                 f"execution {self.execution_id!r} replayed {kind} {key!r} at position"
                 f" {self.position}, where {row.kind} {row.name!r} is recorded: the durable"
-                " function's code changed while the execution was in flight"
+                " function's code changed while the execution was in flight. The execution is"
+                ' blocked, not failed: put the change behind zart_django.patched("<patch id>")'
+                " (the new code where it returns True, the old where it returns False), or revert"
+                " it, and deploy; a worker started after the deploy retries it once"
             )
             raise self.fatal
         return row
@@ -333,6 +347,40 @@ def sleep(name: str, duration: Duration) -> None:
     ctx.suspend()
 
 
+def patched(patch_id: str) -> bool:
+    """Whether this execution runs the code of patch ``patch_id``: a change to a durable
+    function that executions in flight must not see.
+
+    True for an execution that reaches this point on code that has the patch (a marker is
+    recorded, a checkpoint like a step's, so its replays answer True too); False when replaying
+    history recorded here before the patch existed (nothing is recorded: the old code's steps
+    follow). The first answer holds for the rest of the run. Once no execution from before the
+    patch is in flight, remove the old branch and the call: recorded markers are passed over.
+    """
+    ctx = _require_context("patched")
+    check_name(patch_id, "patch id")
+    if ctx.fatal is not None:
+        raise ctx.fatal
+    if patch_id not in ctx.patches:
+        ctx.patches[patch_id] = _patch_answer(ctx, patch_id)
+    return ctx.patches[patch_id]
+
+
+def _patch_answer(ctx: ExecutionContext, patch_id: str) -> bool:
+    ahead = ctx.recorded[ctx.position :]
+    markers = list(itertools.takewhile(lambda row: row.kind == StepKind.PATCH, ahead))
+    for offset, row in enumerate(markers):
+        if row.name == patch_id:
+            ctx.position += offset  # markers before it are of patches since removed
+            ctx.advance(row)
+            return True
+    if len(markers) < len(ahead):
+        return False  # a step of the code before the patch is recorded here
+    ctx.position += len(markers)
+    _record(ctx, ctx.new_row(StepKind.PATCH, patch_id, None), StepStatus.COMPLETED, None)
+    return True
+
+
 def _record(ctx: ExecutionContext, row: StepResult, status: str, result: Any) -> None:
     row.status = status
     row.result = result
@@ -357,9 +405,12 @@ def _earliest(*times: datetime | None) -> datetime | None:
 def run_execution(claim: store.Claim, registry: TaskRegistry) -> str:
     """Run a claimed execution until it finishes or parks; return the status it was left in.
 
-    A database error is never the execution's failure: the execution is handed back, due after a
-    poll interval, to be resumed from its checkpoints ("handed back").
+    A database error is never the execution's failure, nor a task missing from ``registry``: the
+    execution is handed back, due after a poll interval, to be resumed from its checkpoints
+    ("handed back") by a worker that can.
     """
+    if claim.task_name not in registry:
+        return _hand_back(claim, f"this worker has no task {claim.task_name!r}")
     with tracing.execution_span(claim.execution_id, claim.task_name) as outcome:
         try:
             return outcome(_run(claim, registry))
@@ -370,16 +421,12 @@ def run_execution(claim: store.Claim, registry: TaskRegistry) -> str:
             metrics.lease_lost()
             return outcome("lease lost")
         except (DatabaseUnavailable, *store.CONNECTION_ERRORS) as exc:
-            return outcome(_hand_back(claim, exc))
+            store.close_connection()
+            return outcome(_hand_back(claim, f"database error: {store.first_line(exc)}"))
 
 
-def _hand_back(claim: store.Claim, exc: BaseException) -> str:
-    logger.warning(
-        "execution %s: database error, handing it back to be resumed: %s",
-        claim.execution_id,
-        store.first_line(exc),
-    )
-    store.close_connection()
+def _hand_back(claim: store.Claim, why: str) -> str:
+    logger.warning("execution %s: %s; handing it back to be resumed", claim.execution_id, why)
     try:
         store.release(
             [claim.token],
@@ -398,10 +445,7 @@ def _hand_back(claim: store.Claim, exc: BaseException) -> str:
 
 
 def _run(claim: store.Claim, registry: TaskRegistry) -> str:
-    try:
-        task = registry.get(claim.task_name)
-    except TaskNotFound as exc:
-        return _end(claim, Status.FAILED, error=str(exc))
+    task = registry.get(claim.task_name)
     if claim.recoveries > conf.get("MAX_RECOVERIES"):
         error = f"its worker was lost {claim.recoveries} times while running it; giving up"
         return _end(claim, Status.FAILED, error=error)
@@ -420,14 +464,22 @@ def _run(claim: store.Claim, registry: TaskRegistry) -> str:
     except Exception as exc:
         if ctx.suspended:
             return Status.WAITING
-        return _end(claim, Status.FAILED, error=str(ctx.fatal) if ctx.fatal else _describe(exc))
+        if ctx.fatal is None:
+            return _end(claim, Status.FAILED, error=_describe(exc))
     finally:
         _current.reset(reset)
     if ctx.suspended:
         return Status.WAITING
     if ctx.fatal is not None:
-        return _end(claim, Status.FAILED, error=str(ctx.fatal))
+        return _block(claim, ctx.fatal)
     return _end(claim, Status.COMPLETED, output=output)
+
+
+def _block(claim: store.Claim, fatal: NonDeterminismError) -> str:
+    store.block(claim, str(fatal))
+    logger.error("execution %s: blocked: %s", claim.execution_id, fatal)
+    send_blocked(claim.execution_id, str(fatal), task_name=claim.task_name)
+    return Status.BLOCKED
 
 
 _END_LEVELS = {Status.COMPLETED: logging.INFO, Status.TIMED_OUT: logging.WARNING}

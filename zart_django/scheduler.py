@@ -7,7 +7,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from . import clock, runs, store
@@ -80,6 +80,9 @@ class ExecutionInfo:
     steps: list[StepInfo]
     run: int
     runs: list[RunInfo]
+    unclaimed_for: timedelta | None = None
+    """How long it has been due with no worker claiming it (None if it is not due). Minutes mean
+    no running worker has its task's code: a deploy that dropped or has not yet added the task."""
 
     @property
     def is_finished(self) -> bool:
@@ -152,12 +155,18 @@ class DurableScheduler:
     def retry(self, execution_id: str) -> ExecutionInfo:
         """Continue a failed execution from where it stopped, in a new run: the steps it completed
         are kept (their bodies do not run again), the step that failed runs again with fresh
-        attempts; it is pending again with its error cleared and a fresh timeout.
+        attempts; it is pending again with its error cleared and a fresh timeout. A blocked
+        execution (its code no longer matched its history) is made due again in the same run,
+        to replay on the code deployed since.
 
         Raises ``ExecutionNotFound``, ``TaskNotFound`` (its task is not in this registry) or
-        ``RunRefused`` (its status is not one of ``models.RETRYABLE_STATUSES``: completed,
-        cancelled, running, waiting... executions are refused). Nothing is stored when it raises.
+        ``RunRefused`` (its status is not one of ``models.RETRYABLE_STATUSES`` or blocked:
+        completed, cancelled, running, waiting... executions are refused). Nothing is stored when
+        it raises.
         """
+        check_text(execution_id, "execution id")
+        if store.resume_blocked(execution_id):
+            return self.get(execution_id)
         return self._begin(
             execution_id, RunStart.RETRY, RETRYABLE_STATUSES, runs.retry_keeps, carry_inbox=True
         )
@@ -319,6 +328,7 @@ def _info(execution: Execution, past: list[Run], steps: list[StepResult]) -> Exe
         scheduled_at=execution.scheduled_at,
         created_at=execution.created_at,
         finished_at=execution.finished_at,
+        unclaimed_for=execution.unclaimed_for(clock.now()),
         steps=by_run[execution.run],
         run=execution.run,
         runs=_runs(execution, {r.number: r for r in past}, by_run),

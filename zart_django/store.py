@@ -21,7 +21,7 @@ import time
 import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
 
 from django.db import (
@@ -256,14 +256,25 @@ def new_token() -> str:
     return uuid.uuid4().hex
 
 
-def claim_due(owner: str, limit: int, lease: float, token: str | None = None) -> list[Claim]:
-    """Take up to ``limit`` due executions, and running ones whose lease expired, for ``owner``.
+def claim_due(
+    owner: str,
+    limit: int,
+    lease: float,
+    token: str | None = None,
+    *,
+    tasks: Collection[str],
+) -> list[Claim]:
+    """Take up to ``limit`` due executions of ``tasks``, and running ones whose lease expired,
+    for ``owner``. Executions of other tasks are left for a worker that has their code.
 
     One statement; "due" and the new lease's expiry are the database's time. Its status filter is
     written exactly as the partial index ``zart_execution_due`` is defined, so the database finds
     due work through that index however many executions are parked or finished. A caller that
     passes its own ``token`` can ``release`` what the claim took if its answer was lost.
     """
+    names = sorted(tasks)
+    if not names:
+        return []
     token = token or new_token()
     table = Execution._meta.db_table
     active = ", ".join(f"'{status}'" for status in ACTIVE_STATUSES)
@@ -278,10 +289,11 @@ def claim_due(owner: str, limit: int, lease: float, token: str | None = None) ->
         f" scheduled_at = {expiry}, updated_at = {now},"
         f" recoveries = recoveries + (CASE WHEN status = '{Status.RUNNING}' THEN 1 ELSE 0 END)"
         f" WHERE id IN (SELECT id FROM {source} WHERE status IN ({active})"
-        f" AND scheduled_at <= {now} ORDER BY scheduled_at LIMIT %s{lock})"
+        f" AND scheduled_at <= {now} AND task_name IN ({', '.join('%s' for _ in names)})"
+        f" ORDER BY scheduled_at LIMIT %s{lock})"
         " RETURNING id, recoveries, task_name, input, deadline, run"
     )
-    params = [token, owner[:200], *expiry_params, *now_params, *now_params, limit]
+    params = [token, owner[:200], *expiry_params, *now_params, *now_params, *names, limit]
     return _write(
         lambda: [
             Claim(e.pk, token, e.recoveries, e.task_name, e.input, e.deadline, e.run)
@@ -544,6 +556,76 @@ def finish(claim: Claim, status: Status, output: Any = None, error: str = "") ->
         ),
         single=True,
     )
+
+
+@engine_io
+def block(claim: Claim, error: str) -> None:
+    """Hold the execution whose code no longer matches its history, if ``claim`` still owns it:
+    not due, not finished, its lease let go, ``blocked_at`` the database's now. Events and
+    decisions offered meanwhile are kept; a worker started later retries it (``retry_blocked``)."""
+    _write(
+        lambda: _renew(
+            claim,
+            status=Status.BLOCKED,
+            error=error,
+            waiting_on="",
+            scheduled_at=None,
+            lease_token="",
+            blocked_at=_db_time(),
+        ),
+        single=True,
+    )
+
+
+def retry_blocked(tasks: Collection[str], blocked_before: datetime) -> list[str]:
+    """Make due again the blocked executions of ``tasks`` blocked before ``blocked_before`` (a
+    worker's start: it may run the code deployed since); return their ids. One that blocks again
+    has a later ``blocked_at``, so each worker retries each block once. When none is blocked it
+    only reads (it takes no lock a worker's start could wait on)."""
+    blocked = Execution.objects.filter(
+        status=Status.BLOCKED, task_name__in=list(tasks), blocked_at__lt=blocked_before
+    )
+    if not blocked.exists():
+        return []
+
+    def write() -> list[str]:
+        ids = list(blocked.select_for_update().values_list("pk", flat=True))
+        if ids:
+            Execution.objects.filter(pk__in=ids).update(
+                status=Status.PENDING, error="", scheduled_at=_db_time(), updated_at=clock.now()
+            )
+            notify()
+        return ids
+
+    return _write(write)
+
+
+def resume_blocked(execution_id: str) -> bool:
+    """Make a blocked execution due again in the same run, its history as it is (for the code
+    deployed since it blocked); False, and nothing written, if it is not blocked."""
+
+    def write() -> bool:
+        _locked(execution_id)
+        resumed = Execution.objects.filter(pk=execution_id, status=Status.BLOCKED).update(
+            status=Status.PENDING, error="", scheduled_at=_db_time(), updated_at=clock.now()
+        )
+        if resumed:
+            notify()
+        return bool(resumed)
+
+    return _write(write)
+
+
+def database_now() -> datetime:
+    """The database's clock (plus the engine clock's test shift), to compare with times the
+    engine wrote with it."""
+    sql, params = _sql(_db_time())
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {sql}", params)
+        (value,) = cursor.fetchone()
+    if isinstance(value, str):  # SQLite: UTC as text
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+    return value
 
 
 def heartbeat(claims: Iterable[Claim], lease: float) -> None:

@@ -21,15 +21,18 @@ from .replay import run_execution
 
 
 def run_until_idle(registry: TaskRegistry | None = None, max_rounds: int = 1000) -> int:
-    """Run every due execution in this thread until none is due; return how many runs it made."""
+    """Run every due execution of the tasks in ``registry`` in this thread until none is due;
+    return how many runs it made. Executions of other tasks stay pending, as with a worker."""
+    registry = registry or default_registry
     runs = 0
     owner = f"{socket.gethostname()}:testing"
+    batch, lease = int(conf.get("BATCH_SIZE")), float(conf.get("LEASE"))
     for _ in range(max_rounds):
-        claims = store.claim_due(owner, int(conf.get("BATCH_SIZE")), float(conf.get("LEASE")))
+        claims = store.claim_due(owner, batch, lease, tasks=registry.names())
         if not claims:
             return runs
         for claim in claims:
-            run_execution(claim, registry or default_registry)
+            run_execution(claim, registry)
             runs += 1
     raise RuntimeError(f"executions were still due after {max_rounds} rounds")
 

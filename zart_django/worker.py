@@ -18,6 +18,7 @@ import socket
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime
 
 from django.db import DatabaseError, InterfaceError, connection
 
@@ -35,6 +36,18 @@ _MAX_BACKOFF = 10.0
 PURGE_EVERY = 60.0
 """Seconds between a process's retention batches, once a batch found fewer than it could take."""
 _next_purge = 0.0  # monotonic time of this process's next retention batch, for every Worker in it
+
+_started: list[datetime] = []
+_started_lock = threading.Lock()
+
+
+def process_started_at() -> datetime:
+    """When this process's first worker started, on the database's clock (with django-q2 each
+    ``run_due`` is a new worker in a long-lived process: the process's start is what counts)."""
+    with _started_lock:
+        if not _started:
+            _started.append(store.database_now())
+        return _started[0]
 
 
 class Worker:
@@ -63,6 +76,7 @@ class Worker:
         self._drained = threading.Event()
         self._lock = threading.Lock()
         self._inflight: dict[Future[None], store.Claim] = {}
+        self._blocked_retried = False
 
     def stop(self) -> None:
         """Stop claiming; ``run`` returns once the executions in flight have finished or parked."""
@@ -106,10 +120,14 @@ class Worker:
                 self._check_connection("the claim loop")
                 token = store.new_token()
                 try:
+                    if not self._blocked_retried:
+                        self._retry_blocked()
                     if unanswered:
                         store.release(unanswered)
                         unanswered.clear()
-                    claims = store.claim_due(self.name, wanted, self.lease, token)
+                    claims = store.claim_due(
+                        self.name, wanted, self.lease, token, tasks=self.registry.names()
+                    )
                     failures = 0
                 except _DB_ERRORS as exc:
                     unanswered.append(token)
@@ -154,6 +172,18 @@ class Worker:
             )
         if count >= PURGE_BATCH:
             _next_purge = 0.0
+
+    def _retry_blocked(self) -> None:
+        """Make due, once, the executions of this worker's tasks that a history mismatch blocked
+        before this process started: it may run the fixed code a deploy brought."""
+        ids = store.retry_blocked(self.registry.names(), process_started_at())
+        self._blocked_retried = True
+        for execution_id in ids:
+            logger.warning(
+                "execution %s: blocked before worker %s started; retrying it once on this code",
+                execution_id,
+                self.name,
+            )
 
     def _submit(self, pool: ThreadPoolExecutor, claim: store.Claim) -> None:
         logger.info("execution %s: claimed by %s", claim.execution_id, self.name)

@@ -1,11 +1,12 @@
-"""``manage.py zart``: list, inspect, start, offer to, cancel and purge executions from a shell.
+"""``manage.py zart``: list, inspect, start, offer to, cancel, retry, rerun, restart and purge
+executions from a shell.
 
 Every subcommand prints a table for people, or with ``--json`` one JSON document for scripts, and
 goes through ``DurableScheduler`` for anything it changes. Exit codes: ``0`` done; ``1`` refused
 (the execution is finished, the event was delivered or expired or is an approval's, the id is
-taken with another task or input); ``2`` usage (bad arguments, malformed JSON, an id or name
+taken with another task or input, a retry/rerun/restart its status does not allow); ``2`` usage (bad arguments, malformed JSON, an id or name
 outside the name alphabet, a value that does not fit the task's type); ``3`` not found (no such
-execution or task). Errors go to stderr.
+execution, task or recorded step). Errors go to stderr.
 
 A subcommand is a function registered with ``@subcommand``; adding one is a few lines.
 """
@@ -253,6 +254,36 @@ def cancel(options: dict[str, Any]) -> Output:
     scheduler.cancel(options["id"])
     info = scheduler.get(options["id"])
     return Output(_summary(info, info.task), f"{info.id}: {info.status}")
+
+
+@subcommand("retry", "continue a failed or blocked execution from where it stopped", _id)
+def retry(options: dict[str, Any]) -> Output:
+    info = DurableScheduler().retry(options["id"])
+    return Output(_summary(info, info.task), f"{info.id}: run {info.run}, {info.status}")
+
+
+def _rerun_arguments(parser: ArgumentParser) -> None:
+    _id(parser)
+    parser.add_argument("--from", dest="from_step", required=True, help="the step to run again")
+
+
+@subcommand("rerun", "run an execution again from a recorded step (new run)", _rerun_arguments)
+def rerun(options: dict[str, Any]) -> Output:
+    info = DurableScheduler().rerun(options["id"], options["from_step"])
+    return Output(_summary(info, info.task), f"{info.id}: run {info.run}, {info.status}")
+
+
+def _restart_arguments(parser: ArgumentParser) -> None:
+    _id(parser)
+    parser.add_argument("input", nargs="?", help="a new input, as JSON (default: the same)")
+
+
+@subcommand("restart", "run an execution again from the top (new run)", _restart_arguments)
+def restart(options: dict[str, Any]) -> Output:
+    given = options["input"]
+    data = parse_json(given, "the input") if given is not None else None
+    info = DurableScheduler().restart(options["id"], data)
+    return Output(_summary(info, info.task), f"{info.id}: run {info.run}, {info.status}")
 
 
 def _purge_arguments(parser: ArgumentParser) -> None:
