@@ -56,6 +56,8 @@ class TestList:
             "ON",
             "CREATED",
             "FINISHED",
+            "UNCLAIMED",
+            "FOR",
         ]
         assert "l-2  three-steps  waiting    go" in text
         assert [row["id"] for row in zart_json("list")] == ["l-2", "l-1"]
@@ -63,6 +65,14 @@ class TestList:
         assert [row["id"] for row in zart_json("list", "--task", "three-steps")] == ["l-2"]
         assert len(zart_json("list", "--limit", "1")) == 1
         assert zart("list", "--task", "none-such") == "No executions.\n"
+
+    def test_an_execution_no_worker_claims_says_for_how_long(self, scheduler):
+        """A rolling deploy that dropped a task: its executions stay pending, and show it."""
+        scheduler.start("l-3", "no-input")
+        assert zart_json("list")[0]["unclaimed_for"] is None
+        advance_time("12m")
+        assert zart_json("list")[0]["unclaimed_for"] == "12m"
+        assert "12m" in zart("list")
 
     def test_bad_filters_are_usage_errors(self):
         for args in (("--status", "sleeping"), ("--limit", "0")):

@@ -41,6 +41,7 @@ from .models import (
     ACTIVE_STATUSES,
     RERUNNABLE_STATUSES,
     RETRYABLE_STATUSES,
+    UNCLAIMED_SHOWN_AFTER,
     Event,
     Execution,
     StepKind,
@@ -52,7 +53,6 @@ RUN_PERMISSION = "zart_django.change_execution"
 _KINDS = dict(StepKind.choices)
 _STEP_STATUSES = dict(StepStatus.choices)
 _BEGAN = {"start": "started", "retry": "retry", "rerun": "rerun", "restart": "restart"}
-_UNCLAIMED_SHOWN_AFTER = timedelta(minutes=1)
 
 
 class _ReadOnly:
@@ -269,7 +269,7 @@ class ExecutionAdmin(_StorableLookups, _ReadOnly, admin.ModelAdmin):
         """How long it has been due with no worker taking it, once that is over a minute."""
         now = clock.now()
         waited = execution.unclaimed_for(now)
-        if waited is None or waited < _UNCLAIMED_SHOWN_AFTER:
+        if waited is None or waited < UNCLAIMED_SHOWN_AFTER:
             return "—"
         return timesince(now - waited, now)
 

@@ -90,6 +90,11 @@ class Execution(models.Model):
         return now - self.scheduled_at if due and self.scheduled_at <= now else None
 
 
+UNCLAIMED_SHOWN_AFTER = timedelta(minutes=1)
+"""How long an execution is due with no worker claiming it before the admin and ``zart list``
+say so: a running worker with its task's code claims it within a poll interval."""
+
+
 class StepKind(models.TextChoices):
     STEP = "step", "Step"
     EVENT = "event", "Event wait"

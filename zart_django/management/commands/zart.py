@@ -25,7 +25,7 @@ from zart_django import DurableScheduler, ExecutionInfo, PayloadError, ZartError
 from zart_django.approvals.services import requests_of
 from zart_django.clock import now
 from zart_django.management.cli import age, at_least_one, cell, table, when
-from zart_django.models import FINISHED_STATUSES, Status
+from zart_django.models import FINISHED_STATUSES, UNCLAIMED_SHOWN_AFTER, Status
 
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
@@ -134,11 +134,18 @@ def _list_arguments(parser: ArgumentParser) -> None:
 
 @subcommand("list", "executions, newest first", _list_arguments)
 def list_executions(options: dict[str, Any]) -> Output:
-    rows = [
-        _summary(e, e.task_name)
-        for e in store.list_executions(options["status"], options["task"], options["limit"])
-    ]
-    headers = ("ID", "TASK", "STATUS", "WAITING ON", "CREATED", "FINISHED")
+    moment = now()
+    rows = []
+    for e in store.list_executions(options["status"], options["task"], options["limit"]):
+        waited = e.unclaimed_for(moment)
+        unclaimed = waited if waited is not None and waited >= UNCLAIMED_SHOWN_AFTER else None
+        rows.append(
+            {
+                **_summary(e, e.task_name),
+                "unclaimed_for": unclaimed and age(unclaimed),  # no worker has its task's code?
+            }
+        )
+    headers = ("ID", "TASK", "STATUS", "WAITING ON", "CREATED", "FINISHED", "UNCLAIMED FOR")
     text = table(headers, [list(row.values()) for row in rows]) if rows else "No executions."
     return Output(rows, text)
 
