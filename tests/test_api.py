@@ -13,7 +13,7 @@ from tests.approval_helpers import REQUEST, make_user, start_parked
 from tests.workflows import lines
 from zart_django import DurableScheduler
 from zart_django.models import ApprovalRecord, Event, Execution
-from zart_django.testing import run_until_idle
+from zart_django.testing import advance_time, run_until_idle
 
 pytestmark = pytest.mark.django_db
 
@@ -221,6 +221,16 @@ class TestRuns:
             response = manager_client.post(f"/api/executions/rp-1/{action}/", body, format="json")
             assert response.status_code == 403
         assert Execution.objects.get(pk="rp-1").run == 1
+
+
+class TestUnclaimed:
+    def test_the_detail_says_how_long_no_worker_claimed_it(self, operator_client):
+        DurableScheduler().start("un-1", "no-input")
+        advance_time("90s")
+        detail = operator_client.get("/api/executions/un-1/").json()
+        assert 90 <= detail["unclaimed_seconds"] < 120
+        run_until_idle()
+        assert operator_client.get("/api/executions/un-1/").json()["unclaimed_seconds"] is None
 
 
 class TestErrors:

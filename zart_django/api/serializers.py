@@ -94,6 +94,14 @@ class ExecutionDetailSerializer(ExecutionSerializer):
     steps = StepSerializer(many=True)
     run = serializers.IntegerField()
     runs = RunSerializer(many=True)
+    unclaimed_seconds = serializers.SerializerMethodField(
+        help_text="How long it has been due with no worker claiming it (null if not due):"
+        " minutes mean no running worker has its task's code."
+    )
+
+    def get_unclaimed_seconds(self, info: Any) -> float | None:
+        waited = info.unclaimed_for
+        return None if waited is None else waited.total_seconds()
 
 
 class StartSerializer(serializers.Serializer):
