@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
+from tests.conftest import ROOT
 from zart_django.checks import check_settings, check_sqlite_transactions
 
 
@@ -45,3 +50,18 @@ def test_sqlite_without_immediate_transactions_is_warned(settings):
     assert ids(check_sqlite_transactions()) == ["zart_django.W001"]
     settings.DATABASES["default"]["OPTIONS"] = {"transaction_mode": "IMMEDIATE"}
     assert check_sqlite_transactions() == []
+
+
+def test_the_engine_imports_without_psycopg_for_sqlite_projects():
+    """Issue 9: psycopg was imported at the top of notify.py, so every project needed it."""
+    code = (
+        "import sys; sys.modules['psycopg'] = None\n"
+        "import django; django.setup()\n"
+        "from zart_django import notify, store, worker  # noqa\n"
+        "print('imported')"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "ZART_DB": "sqlite"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.stdout.strip() == "imported", done.stderr

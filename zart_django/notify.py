@@ -11,7 +11,6 @@ import logging
 import threading
 from collections.abc import Callable
 
-import psycopg
 from django.db import connection
 
 from . import dispatch
@@ -61,6 +60,8 @@ class Listener:
         self._thread.join(timeout=5)
 
     def _run(self) -> None:
+        import psycopg  # only PostgreSQL projects listen, and only they need psycopg
+
         params = connection.get_connection_params()
         failures = 0
         while not self._stopped.is_set():
