@@ -263,10 +263,13 @@ def cancel(options: dict[str, Any]) -> Output:
     return Output(_summary(info, info.task), f"{info.id}: {info.status}")
 
 
+def _new_run(info: ExecutionInfo) -> Output:
+    return Output(_summary(info, info.task), f"{info.id}: run {info.run}, {info.status}")
+
+
 @subcommand("retry", "continue a failed or blocked execution from where it stopped", _id)
 def retry(options: dict[str, Any]) -> Output:
-    info = DurableScheduler().retry(options["id"])
-    return Output(_summary(info, info.task), f"{info.id}: run {info.run}, {info.status}")
+    return _new_run(DurableScheduler().retry(options["id"]))
 
 
 def _rerun_arguments(parser: ArgumentParser) -> None:
@@ -276,8 +279,7 @@ def _rerun_arguments(parser: ArgumentParser) -> None:
 
 @subcommand("rerun", "run an execution again from a recorded step (new run)", _rerun_arguments)
 def rerun(options: dict[str, Any]) -> Output:
-    info = DurableScheduler().rerun(options["id"], options["from_step"])
-    return Output(_summary(info, info.task), f"{info.id}: run {info.run}, {info.status}")
+    return _new_run(DurableScheduler().rerun(options["id"], options["from_step"]))
 
 
 def _restart_arguments(parser: ArgumentParser) -> None:
@@ -289,8 +291,7 @@ def _restart_arguments(parser: ArgumentParser) -> None:
 def restart(options: dict[str, Any]) -> Output:
     given = options["input"]
     data = parse_json(given, "the input") if given is not None else None
-    info = DurableScheduler().restart(options["id"], data)
-    return Output(_summary(info, info.task), f"{info.id}: run {info.run}, {info.status}")
+    return _new_run(DurableScheduler().restart(options["id"], data))
 
 
 def _purge_arguments(parser: ArgumentParser) -> None:
