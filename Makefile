@@ -40,4 +40,4 @@ bench: $(STAMP)
 	$(PY) -m bench
 
 clean:
-	rm -rf $(VENV) var db.sqlite3 test-output
+	rm -rf $(VENV) var db.sqlite3 test-output build dist
