@@ -24,11 +24,11 @@ chromium:
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium) \
 		|| echo "chromium could not be installed"
 
-# PostgreSQL, Redis and Chromium are optional: what needs a missing one is skipped, with a message,
-# unless ZART_REQUIRE_SERVICES=1 (.ci/run sets it): then a missing one fails the run, before any
-# test runs. tests/services.py decides, here and in pytest. PYTEST_ARGS narrows both runs.
+# PostgreSQL, Redis, Chromium and the package index are optional: what needs a missing one is
+# skipped, with a message, unless ZART_REQUIRE_SERVICES=1 (.ci/run sets it): then a missing one
+# fails the run, before any test runs. tests/services.py decides, here and in pytest. PYTEST_ARGS narrows both runs.
 test: lint chromium
-	@$(PY) -m tests.services postgres postgres-binaries redis chromium || [ $$? -eq 2 ]
+	@$(PY) -m tests.services postgres postgres-binaries redis chromium package-index || [ $$? -eq 2 ]
 	ZART_DB=sqlite $(PY) -m pytest $(PYTEST_ARGS)
 	@$(PY) -m tests.services postgres; case $$? in \
 		0) ZART_DB=postgres $(PY) -m pytest $(PYTEST_ARGS) ;; \
@@ -40,4 +40,4 @@ bench: $(STAMP)
 	$(PY) -m bench
 
 clean:
-	rm -rf $(VENV) var db.sqlite3 test-output
+	rm -rf $(VENV) var db.sqlite3 test-output build dist

@@ -1,4 +1,5 @@
-"""The services some tests need (PostgreSQL, its server binaries, Redis, Chromium): where they
+"""The services some tests need (PostgreSQL, its server binaries, Redis, Chromium, the package
+index): where they
 are, and what their absence means. The one place that decides "available", "skip" or "fail", for ``make test`` and
 for pytest alike.
 
@@ -9,7 +10,8 @@ cannot pass by skipping the PostgreSQL run, the django-q2 tests or the browser t
 Addresses: PostgreSQL at ``PGHOST``:``PGPORT`` (the demo settings read the same variables), its
 server binaries (initdb, pg_ctl: the fault tests start a private cluster) under
 /usr/lib/postgresql/*/bin, Redis at 127.0.0.1:``ZART_REDIS_PORT``, Chromium at ``ZART_CHROMIUM``
-(default: ``chromium`` on the PATH, else /usr/bin/chromium).
+(default: ``chromium`` on the PATH, else /usr/bin/chromium), the package index wherever pip's
+configuration points (the packaging test installs the wheel's dependencies from it).
 
 ``python -m tests.services NAME...`` prints one line per service and exits 0 if all are
 available, 2 if one is missing and may be skipped, 1 if one is missing and required.
@@ -22,13 +24,15 @@ import importlib.util
 import os
 import shutil
 import socket
+import subprocess
 import sys
+import tempfile
 from enum import Enum
 
 import pytest
 
 REQUIRE = "ZART_REQUIRE_SERVICES"
-SERVICES = ("postgres", "postgres-binaries", "redis", "chromium")
+SERVICES = ("postgres", "postgres-binaries", "redis", "chromium", "package-index")
 
 
 class Verdict(Enum):
@@ -68,6 +72,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _index_unreachable() -> str | None:
+    """Why pip cannot download the build backend (setuptools) from its index, or None if it can."""
+    with tempfile.TemporaryDirectory() as dest:
+        command = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--dest", dest]
+        try:
+            done = subprocess.run(
+                [*command, "setuptools>=77"], capture_output=True, text=True, timeout=60
+            )
+        except subprocess.TimeoutExpired:
+            return "pip could not download setuptools from the package index within 60 s"
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no error output"])[-1]
+        return f"pip could not download setuptools from the package index: {last}"
+    return None
+
+
 def _answers(address: tuple[str, int]) -> bool:
     try:
         with socket.create_connection(address, timeout=2):
@@ -95,6 +115,8 @@ def missing(service: str) -> str | None:
             return f"no Chromium at {path}: install it with `apt-get install chromium`"
         if importlib.util.find_spec("playwright") is None:
             return "playwright is not installed: pip install -e '.[dev]'"
+    elif service == "package-index":
+        return _index_unreachable()
     else:
         raise ValueError(f"unknown service {service!r}; known: {', '.join(SERVICES)}")
     return None

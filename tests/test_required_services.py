@@ -1,5 +1,5 @@
 """CI cannot pass by skipping: with ZART_REQUIRE_SERVICES=1 (set by .ci/run) a missing PostgreSQL,
-Redis or Chromium fails ``make test`` and the tests that need it; without the flag they skip, with
+Redis, Chromium or package index fails ``make test`` and the tests that need it; without the flag they skip, with
 a message. A service is made missing by pointing its address at a port nothing listens on, or
 Chromium's at a path with no browser."""
 
@@ -83,3 +83,20 @@ def test_a_test_that_needs_a_missing_service_fails_when_required_and_skips_other
     assert laptop.returncode == 0, laptop.stdout
     assert f"{service} is missing" in laptop.stdout
     assert " skipped" in laptop.stdout and " failed" not in laptop.stdout
+
+
+def test_an_unreachable_package_index_is_skipped_on_a_laptop_and_fails_in_ci():
+    unreachable = {
+        "PIP_CONFIG_FILE": os.devnull,
+        "PIP_INDEX_URL": f"http://127.0.0.1:{free_port()}/simple",
+        "PIP_FIND_LINKS": "",
+        "PIP_EXTRA_INDEX_URL": "",
+        "PIP_RETRIES": "0",
+    }
+    command = [sys.executable, "-m", "tests.services", "package-index"]
+    laptop = run(command, required=False, **unreachable)
+    assert laptop.returncode == 2, laptop.stdout + laptop.stderr
+    assert "SKIPPED: what needs package-index" in laptop.stdout
+    ci = run(command, required=True, **unreachable)
+    assert ci.returncode == 1, ci.stdout + ci.stderr
+    assert f"FAILED: package-index is required ({REQUIRE}=1) but missing" in ci.stdout
