@@ -269,6 +269,10 @@ class TestErrors:
         url = "/api/executions/"
         ok = {"task": "approval-task", "execution_id": "s-1", "input": REQUEST_INPUT}
         assert operator_client.post(url, ok, format="json").status_code == 201
+        again = operator_client.post(url, ok, format="json")
+        assert again.status_code == 200  # issue 9: it created nothing, so not 201
+        assert again.json()["id"] == "s-1"
+        assert Execution.objects.filter(pk="s-1").count() == 1
         other = {**ok, "input": {**REQUEST_INPUT, "resource": "prod"}}
         assert operator_client.post(url, other, format="json").status_code == 409
         unknown = operator_client.post(url, {**ok, "task": "nope"}, format="json")

@@ -278,6 +278,8 @@ class TestStart:
         first = scheduler.start_for(approval_task, "s-1", REQUEST)
         again = scheduler.start_for(approval_task, "s-1", REQUEST)
         assert again.created_at == first.created_at
+        assert (first.created, again.created) == (True, False)
+        assert not scheduler.get("s-1").created
         assert Execution.objects.filter(pk="s-1").count() == 1
 
     def test_same_id_other_input_is_refused(self, scheduler):

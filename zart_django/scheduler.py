@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -83,6 +83,9 @@ class ExecutionInfo:
     unclaimed_for: timedelta | None = None
     """How long it has been due with no worker claiming it (None if it is not due). Minutes mean
     no running worker has its task's code: a deploy that dropped or has not yet added the task."""
+    created: bool = False
+    """From ``start``: True when that call stored the execution, False when it found it stored
+    already (a repeated, idempotent start). Always False from the other methods."""
 
     @property
     def is_finished(self) -> bool:
@@ -103,7 +106,7 @@ class DurableScheduler:
         """Start task ``task_name`` as ``execution_id`` with ``input``; a worker will run it.
 
         Idempotent: starting the same id with the same task and input returns the existing
-        execution. Raises ``TaskNotFound``, ``PayloadError`` (the id is outside the name alphabet
+        execution (its ``created`` is False; True when this call stored it). Raises ``TaskNotFound``, ``PayloadError`` (the id is outside the name alphabet
         of ``zart_django.names``, the input cannot be stored as JSON or does not fit the task's
         input type) or ``ExecutionAlreadyExists`` (the id is taken with another task or input).
         """
@@ -111,8 +114,8 @@ class DurableScheduler:
         task = self.registry.get(task_name)
         data = encode(input, "input")
         decode(data, task.input_type, "input")
-        execution = store.create_execution(execution_id, task_name, data, _deadline(task))
-        return _info(execution, *store.load_history(execution_id))
+        execution, created = store.create_execution(execution_id, task_name, data, _deadline(task))
+        return replace(_info(execution, *store.load_history(execution_id)), created=created)
 
     def start_for(self, task: DurableTask, execution_id: str, input: Any = None) -> ExecutionInfo:
         """Start the ``@durable`` task ``task`` as ``execution_id`` (see ``start``)."""

@@ -130,9 +130,13 @@ class ExecutionViewSet(ApiViewSet):
             raise as_api_error(exc) from exc
         return Response(ExecutionDetailSerializer(info).data)
 
-    @extend_schema(request=StartSerializer, responses={201: ExecutionDetailSerializer})
+    @extend_schema(
+        request=StartSerializer,
+        responses={201: ExecutionDetailSerializer, 200: ExecutionDetailSerializer},
+    )
     def create(self, request: Request) -> Response:
-        """Start a task; starting the same id with the same task and input again is harmless."""
+        """Start a task: 201 when this request stored the execution; 200 when the same id was
+        started already with the same task and input (nothing new is stored)."""
         form = StartSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         data = form.validated_data
@@ -140,7 +144,8 @@ class ExecutionViewSet(ApiViewSet):
             info = DurableScheduler().start(data["execution_id"], data["task"], data["input"])
         except ZartError as exc:
             raise as_api_error(exc, field="input") from exc
-        return Response(ExecutionDetailSerializer(info).data, status=status.HTTP_201_CREATED)
+        answer = status.HTTP_201_CREATED if info.created else status.HTTP_200_OK
+        return Response(ExecutionDetailSerializer(info).data, status=answer)
 
     @extend_schema(request=None, responses=ExecutionDetailSerializer)
     @action(detail=True, methods=["post"])
