@@ -375,12 +375,49 @@ class TestApprovals:
 
 
 class TestSchema:
-    def test_the_openapi_schema_and_docs_page_are_served(self, manager_client):
+    """Issue 9: one ``include("zart_django.api.urls")`` serves the schema and docs, whatever the
+    project's ``DEFAULT_SCHEMA_CLASS`` (unset in the demo project, which mounts nothing else)."""
+
+    @pytest.mark.parametrize(
+        "schema_class",
+        [None, "drf_spectacular.openapi.AutoSchema", "rest_framework.schemas.openapi.AutoSchema"],
+    )
+    def test_the_include_serves_the_schema_whatever_the_default_schema_class(
+        self, manager_client, settings, schema_class
+    ):
+        if schema_class:
+            settings.REST_FRAMEWORK = {
+                **settings.REST_FRAMEWORK,
+                "DEFAULT_SCHEMA_CLASS": schema_class,
+            }
         schema = manager_client.get("/api/schema/?format=json")
         assert schema.status_code == 200
-        paths = schema.json()["paths"]
+        document = schema.json()
+        assert document["info"]["title"] == "zart-django API"
+        paths = document["paths"]
         assert "/api/approvals/{id}/decide/" in paths
         assert "/api/executions/{id}/events/{name}/" in paths
+        assert "/api/" not in paths and "/api/schema/" not in paths
+        assert set(paths["/api/executions/"]["post"]["responses"]) >= {"200", "201"}
+
+    def test_the_docs_page_runs_swagger_ui_from_static_files(self, manager_client):
         docs = manager_client.get("/api/docs/")
         assert docs.status_code == 200
-        assert b"swagger" in docs.content.lower()
+        page = docs.content.decode()
+        assert "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in page
+        assert "/api/schema/?format=json" in page
+        assert "://" not in page  # nothing from another host
+
+    @pytest.mark.filterwarnings("ignore:Overriding setting INSTALLED_APPS")
+    def test_without_the_sidecar_the_docs_page_lists_the_operations_and_what_to_install(
+        self, manager_client, settings
+    ):
+        settings.INSTALLED_APPS = [
+            app for app in settings.INSTALLED_APPS if app != "drf_spectacular_sidecar"
+        ]
+        docs = manager_client.get("/api/docs/")
+        assert docs.status_code == 200
+        page = docs.content.decode()
+        assert "pip install drf-spectacular-sidecar" in page
+        assert "/api/executions/{id}/cancel/" in page
+        assert "swagger-ui-bundle" not in page and "://" not in page

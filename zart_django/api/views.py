@@ -7,7 +7,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 from drf_spectacular.openapi import AutoSchema
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework import status
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, NotFound, PermissionDenied, ValidationError
@@ -40,6 +40,7 @@ from zart_django.models import Execution, Status
 
 from .base import ApiViewSet
 from .permissions import ExecutionPermission
+from .schema import documented
 from .serializers import (
     ApprovalRequestSerializer,
     DecideSerializer,
@@ -99,7 +100,7 @@ class ExecutionViewSet(ApiViewSet):
     lookup_value_regex = "[^/]+"
     schema = AutoSchema()
 
-    @extend_schema(
+    @documented(
         parameters=[
             OpenApiParameter("status", str, description="only executions in this status"),
             OpenApiParameter("task", str, description="only executions of this task"),
@@ -121,7 +122,7 @@ class ExecutionViewSet(ApiViewSet):
         page = paginator.paginate_queryset(executions, request, view=self)
         return paginator.get_paginated_response(ExecutionSerializer(page, many=True).data)
 
-    @extend_schema(responses=ExecutionDetailSerializer)
+    @documented(responses=ExecutionDetailSerializer)
     def retrieve(self, request: Request, pk: str) -> Response:
         """One execution with its steps."""
         try:
@@ -130,7 +131,7 @@ class ExecutionViewSet(ApiViewSet):
             raise as_api_error(exc) from exc
         return Response(ExecutionDetailSerializer(info).data)
 
-    @extend_schema(
+    @documented(
         request=StartSerializer,
         responses={201: ExecutionDetailSerializer, 200: ExecutionDetailSerializer},
     )
@@ -147,7 +148,7 @@ class ExecutionViewSet(ApiViewSet):
         answer = status.HTTP_201_CREATED if info.created else status.HTTP_200_OK
         return Response(ExecutionDetailSerializer(info).data, status=answer)
 
-    @extend_schema(request=None, responses=ExecutionDetailSerializer)
+    @documented(request=None, responses=ExecutionDetailSerializer)
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str) -> Response:
         """Stop the execution for good."""
@@ -158,14 +159,14 @@ class ExecutionViewSet(ApiViewSet):
             raise as_api_error(exc) from exc
         return Response(ExecutionDetailSerializer(scheduler.get(pk)).data)
 
-    @extend_schema(request=None, responses=ExecutionDetailSerializer)
+    @documented(request=None, responses=ExecutionDetailSerializer)
     @action(detail=True, methods=["post"])
     def retry(self, request: Request, pk: str) -> Response:
         """Continue a failed execution from the step that failed, in a new run (409 unless it
         failed)."""
         return self._begin_run(pk, lambda scheduler: scheduler.retry(pk), "payload")
 
-    @extend_schema(request=RerunSerializer, responses=ExecutionDetailSerializer)
+    @documented(request=RerunSerializer, responses=ExecutionDetailSerializer)
     @action(detail=True, methods=["post"])
     def rerun(self, request: Request, pk: str) -> Response:
         """Run the execution again from the recorded step ``from_step``, in a new run (400 naming
@@ -175,7 +176,7 @@ class ExecutionViewSet(ApiViewSet):
         from_step = form.validated_data["from_step"]
         return self._begin_run(pk, lambda scheduler: scheduler.rerun(pk, from_step), "from_step")
 
-    @extend_schema(request=RestartSerializer, responses=ExecutionDetailSerializer)
+    @documented(request=RestartSerializer, responses=ExecutionDetailSerializer)
     @action(detail=True, methods=["post"])
     def restart(self, request: Request, pk: str) -> Response:
         """Run the execution again from the top, in a new run, with ``input`` if given (else
@@ -196,7 +197,7 @@ class ExecutionViewSet(ApiViewSet):
             raise as_api_error(exc, field=field) from exc
         return Response(ExecutionDetailSerializer(info).data)
 
-    @extend_schema(request=EventSerializer, responses={202: None})
+    @documented(request=EventSerializer, responses={202: None})
     @action(detail=True, methods=["post"], url_path=r"events/(?P<name>[^/]+)")
     def events(self, request: Request, pk: str, name: str) -> Response:
         """Offer event ``name`` with ``payload``. Approvals are decided at /approvals/, not here."""
@@ -224,14 +225,14 @@ class ApprovalViewSet(ApiViewSet):
     lookup_value_regex = "[^/]+"
     schema = AutoSchema()
 
-    @extend_schema(responses=ApprovalRequestSerializer(many=True))
+    @documented(responses=ApprovalRequestSerializer(many=True))
     def list(self, request: Request) -> Response:
         """Open requests the authenticated user may decide, newest first, paginated."""
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(decidable_by(request.user), request, view=self)
         return paginator.get_paginated_response(ApprovalRequestSerializer(page, many=True).data)
 
-    @extend_schema(responses=ApprovalRequestSerializer)
+    @documented(responses=ApprovalRequestSerializer)
     def retrieve(self, request: Request, pk: str) -> Response:
         """The execution's latest approval request and its outcome (for those who may decide it
         or read executions; others get 404)."""
@@ -243,7 +244,7 @@ class ApprovalViewSet(ApiViewSet):
             raise as_api_error(ApprovalNotFound(pk))
         return Response(ApprovalRequestSerializer(found).data)
 
-    @extend_schema(request=DecideSerializer, responses={201: DecisionSerializer})
+    @documented(request=DecideSerializer, responses={201: DecisionSerializer})
     @action(detail=True, methods=["post"])
     def decide(self, request: Request, pk: str) -> Response:
         """Approve or reject as the authenticated user (a ``reviewer`` field is ignored)."""
