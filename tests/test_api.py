@@ -73,7 +73,12 @@ class TestAuthentication:
         assert not Execution.objects.exists()
 
     def test_users_without_model_permissions_cannot_read_start_or_cancel(self, manager_client):
-        assert manager_client.get("/api/executions/").status_code == 403
+        refused = manager_client.get("/api/executions/")
+        assert refused.status_code == 403
+        detail = refused.json()["detail"]  # issue 9: it said nothing of which permissions exist
+        assert "needs the permission zart_django.view_execution" in detail
+        for permission in ("add_execution", "change_execution", "add_event", "decide_approval"):
+            assert f"zart_django.{permission}" in detail
         body = {"task": "approval-task", "execution_id": "p-1", "input": REQUEST_INPUT}
         assert manager_client.post("/api/executions/", body, format="json").status_code == 403
         start_parked("p-2")
@@ -102,6 +107,31 @@ class TestExecutions:
             "validate-request",
             "approval:manager-approval",
         ]
+
+    def test_ordering_by_a_field_and_an_unknown_ordering_is_400_naming_the_choices(
+        self, operator_client
+    ):
+        scheduler = DurableScheduler()
+        for n in ("o-1", "o-2", "o-3"):
+            scheduler.start(n, "no-input")
+            advance_time("1s")
+        Execution.objects.filter(pk="o-3").update(status="pending", scheduled_at=None)
+        run_until_idle()  # o-1 and o-2 complete; o-3 is left unfinished
+
+        def ids(ordering: str) -> list[str]:
+            page = operator_client.get(f"/api/executions/?ordering={ordering}")
+            assert page.status_code == 200, page.json()
+            return [e["id"] for e in page.json()["results"]]
+
+        assert ids("created_at") == ["o-1", "o-2", "o-3"]
+        assert ids("-created_at") == ["o-3", "o-2", "o-1"]
+        assert ids("-id") == ["o-3", "o-2", "o-1"]
+        assert ids("finished_at")[-1] == "o-3"  # not finished: last, on both databases
+        assert ids("-finished_at")[-1] == "o-3"
+        unknown = operator_client.get("/api/executions/?ordering=-nope")
+        assert unknown.status_code == 400
+        message = unknown.json()["ordering"][0]
+        assert "'-nope'" in message and "-created_at" in message and "finished_at" in message
 
     def test_cancel_then_cancel_again_is_a_conflict(self, operator_client):
         start_parked("k-1")
