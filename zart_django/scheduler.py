@@ -65,7 +65,11 @@ class RunInfo:
 @dataclass(frozen=True)
 class ExecutionInfo:
     """A snapshot of an execution, as ``DurableScheduler.get`` returns it: ``steps`` are those of
-    the current run (number ``run``); ``runs`` lists every run, oldest first, the current last."""
+    the current run (number ``run``); ``runs`` lists every run, oldest first, the current last.
+
+    ``input``, ``output`` and step results are the stored JSON, as the API, the admin and
+    ``zart show`` display them, whatever tasks this process registered; ``DurableScheduler.output``
+    gives the output rebuilt into the task's declared type, as ``wait_completion`` returns it."""
 
     id: str
     task: str
@@ -244,6 +248,21 @@ class DurableScheduler:
             if time.monotonic() >= limit:
                 raise WaitTimeout(execution_id, execution.status)
             time.sleep(poll_interval)
+
+    def output(self, execution_id: str) -> Any:
+        """The output of a finished execution, typed as its task declares (the stored JSON if
+        this registry does not have the task), as ``wait_completion`` returns it, without waiting.
+
+        ``get(id).output`` stays the stored JSON on purpose: ``get`` serves any execution, of any
+        task and any deploy, to the API and the admin, and one field must not change type with
+        the tasks a process registered. Raises ``ExecutionNotFound``, ``ExecutionFailed`` (it
+        failed, was cancelled or timed out) or ``WaitTimeout`` (it has not finished yet).
+        """
+        check_text(execution_id, "execution id")
+        execution = store.load_execution(execution_id)
+        if not execution.is_finished:
+            raise WaitTimeout(execution_id, execution.status)
+        return self._outcome(execution)
 
     def cancel(self, execution_id: str) -> None:
         """Stop the execution for good: no further step runs and no event resumes it.
