@@ -264,6 +264,13 @@ class DurableScheduler:
             raise WaitTimeout(execution_id, execution.status)
         return self._outcome(execution)
 
+    def worker_seen_ago(self) -> timedelta | None:
+        """How long ago a worker (``run_zart_worker``, or a django-q2 cluster with ``DISPATCH =
+        "django_q"``) last looked for work, or None if none ever did. Workers record it about
+        every ``store.SEEN_EVERY`` seconds (a cluster at least each minute); one query."""
+        seen = store.last_worker_seen()
+        return None if seen is None else max(clock.now() - seen, timedelta(0))
+
     def cancel(self, execution_id: str) -> None:
         """Stop the execution for good: no further step runs and no event resumes it.
 

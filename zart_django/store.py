@@ -21,7 +21,7 @@ import time
 import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, ParamSpec, TypeVar
 
 from django.db import (
@@ -32,7 +32,7 @@ from django.db import (
     connection,
     transaction,
 )
-from django.db.models import CASCADE, Count, Exists, Min, Model, OuterRef, QuerySet, Subquery
+from django.db.models import CASCADE, Count, Exists, Max, Min, Model, OuterRef, QuerySet, Subquery
 from django.db.models.expressions import RawSQL
 
 from . import clock
@@ -58,6 +58,7 @@ from .models import (
     StepKind,
     StepResult,
     StepStatus,
+    WorkerSeen,
 )
 from .notify import notify
 from .reserved import reservation
@@ -271,6 +272,31 @@ def _insert_unless_taken(row: Model) -> bool:
     with connection.cursor() as cursor:
         cursor.execute(sql, values)
         return cursor.rowcount == 1
+
+
+SEEN_EVERY = 30.0
+"""Seconds between a worker's ``worker_seen`` writes."""
+SEEN_FORGOTTEN_AFTER = timedelta(days=7)
+"""A host not seen for this long is forgotten (a container that was replaced)."""
+
+
+def worker_seen(host: str) -> None:
+    """Record that a worker on ``host`` looks for work now (one upsert), and forget hosts not
+    seen for ``SEEN_FORGOTTEN_AFTER``."""
+    now = clock.now()
+    with atomic():
+        WorkerSeen.objects.bulk_create(
+            [WorkerSeen(host=host, seen_at=now)],
+            update_conflicts=True,
+            unique_fields=["host"],
+            update_fields=["seen_at"],
+        )
+        WorkerSeen.objects.filter(seen_at__lt=now - SEEN_FORGOTTEN_AFTER).delete()
+
+
+def last_worker_seen() -> datetime | None:
+    """When any worker last looked for work (None if none ever did, or long ago): one query."""
+    return WorkerSeen.objects.aggregate(last=Max("seen_at"))["last"]
 
 
 def new_token() -> str:
