@@ -1,10 +1,10 @@
-"""The demo's URLs: the admin, the approvals inbox, the REST API and its OpenAPI docs, and the
-Prometheus metrics (staff, or ``zart_django.view_execution``)."""
+"""The demo's URLs: the admin, the approvals inbox, the REST API (which serves its own OpenAPI
+schema at ``api/schema/`` and docs at ``api/docs/``), and the Prometheus metrics (staff, or
+``zart_django.view_execution``)."""
 
 from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/approvals/", permanent=False)),
@@ -12,6 +12,4 @@ urlpatterns = [
     path("approvals/", include("zart_django.urls")),
     path("api/", include("zart_django.api.urls")),
     path("metrics/", include("zart_django.metrics.urls")),
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
 ]

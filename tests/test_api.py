@@ -73,7 +73,12 @@ class TestAuthentication:
         assert not Execution.objects.exists()
 
     def test_users_without_model_permissions_cannot_read_start_or_cancel(self, manager_client):
-        assert manager_client.get("/api/executions/").status_code == 403
+        refused = manager_client.get("/api/executions/")
+        assert refused.status_code == 403
+        detail = refused.json()["detail"]  # issue 9: it said nothing of which permissions exist
+        assert "needs the permission zart_django.view_execution" in detail
+        for permission in ("add_execution", "change_execution", "add_event", "decide_approval"):
+            assert f"zart_django.{permission}" in detail
         body = {"task": "approval-task", "execution_id": "p-1", "input": REQUEST_INPUT}
         assert manager_client.post("/api/executions/", body, format="json").status_code == 403
         start_parked("p-2")
@@ -102,6 +107,31 @@ class TestExecutions:
             "validate-request",
             "approval:manager-approval",
         ]
+
+    def test_ordering_by_a_field_and_an_unknown_ordering_is_400_naming_the_choices(
+        self, operator_client
+    ):
+        scheduler = DurableScheduler()
+        for n in ("o-1", "o-2", "o-3"):
+            scheduler.start(n, "no-input")
+            advance_time("1s")
+        Execution.objects.filter(pk="o-3").update(status="pending", scheduled_at=None)
+        run_until_idle()  # o-1 and o-2 complete; o-3 is left unfinished
+
+        def ids(ordering: str) -> list[str]:
+            page = operator_client.get(f"/api/executions/?ordering={ordering}")
+            assert page.status_code == 200, page.json()
+            return [e["id"] for e in page.json()["results"]]
+
+        assert ids("created_at") == ["o-1", "o-2", "o-3"]
+        assert ids("-created_at") == ["o-3", "o-2", "o-1"]
+        assert ids("-id") == ["o-3", "o-2", "o-1"]
+        assert ids("finished_at")[-1] == "o-3"  # not finished: last, on both databases
+        assert ids("-finished_at")[-1] == "o-3"
+        unknown = operator_client.get("/api/executions/?ordering=-nope")
+        assert unknown.status_code == 400
+        message = unknown.json()["ordering"][0]
+        assert "'-nope'" in message and "-created_at" in message and "finished_at" in message
 
     def test_cancel_then_cancel_again_is_a_conflict(self, operator_client):
         start_parked("k-1")
@@ -269,6 +299,10 @@ class TestErrors:
         url = "/api/executions/"
         ok = {"task": "approval-task", "execution_id": "s-1", "input": REQUEST_INPUT}
         assert operator_client.post(url, ok, format="json").status_code == 201
+        again = operator_client.post(url, ok, format="json")
+        assert again.status_code == 200  # issue 9: it created nothing, so not 201
+        assert again.json()["id"] == "s-1"
+        assert Execution.objects.filter(pk="s-1").count() == 1
         other = {**ok, "input": {**REQUEST_INPUT, "resource": "prod"}}
         assert operator_client.post(url, other, format="json").status_code == 409
         unknown = operator_client.post(url, {**ok, "task": "nope"}, format="json")
@@ -371,12 +405,49 @@ class TestApprovals:
 
 
 class TestSchema:
-    def test_the_openapi_schema_and_docs_page_are_served(self, manager_client):
+    """Issue 9: one ``include("zart_django.api.urls")`` serves the schema and docs, whatever the
+    project's ``DEFAULT_SCHEMA_CLASS`` (unset in the demo project, which mounts nothing else)."""
+
+    @pytest.mark.parametrize(
+        "schema_class",
+        [None, "drf_spectacular.openapi.AutoSchema", "rest_framework.schemas.openapi.AutoSchema"],
+    )
+    def test_the_include_serves_the_schema_whatever_the_default_schema_class(
+        self, manager_client, settings, schema_class
+    ):
+        if schema_class:
+            settings.REST_FRAMEWORK = {
+                **settings.REST_FRAMEWORK,
+                "DEFAULT_SCHEMA_CLASS": schema_class,
+            }
         schema = manager_client.get("/api/schema/?format=json")
         assert schema.status_code == 200
-        paths = schema.json()["paths"]
+        document = schema.json()
+        assert document["info"]["title"] == "zart-django API"
+        paths = document["paths"]
         assert "/api/approvals/{id}/decide/" in paths
         assert "/api/executions/{id}/events/{name}/" in paths
+        assert "/api/" not in paths and "/api/schema/" not in paths
+        assert set(paths["/api/executions/"]["post"]["responses"]) >= {"200", "201"}
+
+    def test_the_docs_page_runs_swagger_ui_from_static_files(self, manager_client):
         docs = manager_client.get("/api/docs/")
         assert docs.status_code == 200
-        assert b"swagger" in docs.content.lower()
+        page = docs.content.decode()
+        assert "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in page
+        assert "/api/schema/?format=json" in page
+        assert "://" not in page  # nothing from another host
+
+    @pytest.mark.filterwarnings("ignore:Overriding setting INSTALLED_APPS")
+    def test_without_the_sidecar_the_docs_page_lists_the_operations_and_what_to_install(
+        self, manager_client, settings
+    ):
+        settings.INSTALLED_APPS = [
+            app for app in settings.INSTALLED_APPS if app != "drf_spectacular_sidecar"
+        ]
+        docs = manager_client.get("/api/docs/")
+        assert docs.status_code == 200
+        page = docs.content.decode()
+        assert "pip install drf-spectacular-sidecar" in page
+        assert "/api/executions/{id}/cancel/" in page
+        assert "swagger-ui-bundle" not in page and "://" not in page

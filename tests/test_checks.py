@@ -7,9 +7,12 @@ import subprocess
 import sys
 
 import pytest
+from django.template import TemplateDoesNotExist
+from rest_framework.test import APIClient
 
+from tests.approval_helpers import make_user
 from tests.conftest import ROOT
-from zart_django.checks import check_settings, check_sqlite_transactions
+from zart_django.checks import check_settings, check_sqlite_transactions, check_url_integration
 
 
 def ids(messages) -> list[str]:
@@ -65,3 +68,64 @@ def test_the_engine_imports_without_psycopg_for_sqlite_projects():
         [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
     )
     assert done.stdout.strip() == "imported", done.stderr
+
+
+def url_checks() -> list[str]:
+    return ids(check_url_integration())
+
+
+@pytest.mark.filterwarnings("ignore:Overriding setting INSTALLED_APPS")
+@pytest.mark.django_db
+def test_the_api_included_without_rest_framework_is_an_error_with_the_fix(settings):
+    """Issue 9: /api/ answered 500 TemplateDoesNotExist and `manage.py check` said nothing."""
+    client = APIClient()
+    client.force_authenticate(make_user("ops", "zart_django.view_execution"))
+    assert "zart_django.E006" not in url_checks()
+    assert client.get("/api/executions/", HTTP_ACCEPT="text/html").status_code == 200
+    settings.INSTALLED_APPS = [a for a in settings.INSTALLED_APPS if a != "rest_framework"]
+    (error,) = [m for m in check_url_integration() if m.id == "zart_django.E006"]
+    assert '"rest_framework"' in error.hint
+    with pytest.raises(TemplateDoesNotExist):
+        client.get("/api/executions/", HTTP_ACCEPT="text/html")
+
+
+@pytest.mark.filterwarnings("ignore:Overriding setting INSTALLED_APPS")
+def test_token_login_without_authtoken_is_an_error_with_the_fix(settings):
+    assert "zart_django.E007" not in url_checks()
+    settings.INSTALLED_APPS = [
+        a for a in settings.INSTALLED_APPS if a != "rest_framework.authtoken"
+    ]
+    (error,) = [m for m in check_url_integration() if m.id == "zart_django.E007"]
+    assert '"rest_framework.authtoken"' in error.hint
+
+
+def test_login_urls_that_reach_no_page_are_warned_naming_the_inbox_login(settings, client):
+    """Issue 9: /approvals/ sent people to Django's default /accounts/login/, a 404, and after
+    logging in to /accounts/profile/, another."""
+    settings.LOGIN_URL = "/accounts/login/"  # Django's defaults, as startproject leaves them
+    settings.LOGIN_REDIRECT_URL = "/accounts/profile/"
+    assert url_checks() == ["zart_django.W002", "zart_django.W003"]
+    (login, after) = check_url_integration()
+    assert '"zart_django:login"' in login.hint and '"zart_django:inbox"' in after.hint
+    sent_to = client.get("/approvals/").url
+    assert client.get(sent_to).status_code == 404
+
+    settings.LOGIN_URL = "zart_django:login"  # what the hints say
+    settings.LOGIN_REDIRECT_URL = "zart_django:inbox"
+    assert url_checks() == []
+    sent_to = client.get("/approvals/").url
+    assert client.get(sent_to).status_code == 200
+
+
+def test_login_urls_on_another_host_or_a_page_of_the_project_pass(settings):
+    settings.LOGIN_URL = "https://sso.example.com/login"
+    settings.LOGIN_REDIRECT_URL = "/admin/"
+    assert url_checks() == []
+
+
+@pytest.mark.filterwarnings("ignore:Overriding setting INSTALLED_APPS")
+def test_nothing_is_checked_for_urls_the_project_does_not_include(settings):
+    settings.ROOT_URLCONF = "tests.urls_admin_only"
+    settings.LOGIN_URL = "/accounts/login/"
+    settings.INSTALLED_APPS = [a for a in settings.INSTALLED_APPS if a != "rest_framework"]
+    assert url_checks() == []

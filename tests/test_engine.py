@@ -78,6 +78,23 @@ class TestApprovalFlow:
         assert scheduler.wait_completion("a-2", timeout=1).decision == "rejected"
         assert "process-approved" not in [name for name, _ in steps_of("a-2")]
 
+    def test_output_is_typed_as_wait_completion_returns_it_and_get_keeps_the_json(self, scheduler):
+        """Issue 9: get(id).output is the stored JSON; output(id) is the typed value."""
+        scheduler.start_for(reference_approval, "a-5", REQUEST)
+        run_until_idle()
+        with pytest.raises(WaitTimeout, match="waiting"):
+            scheduler.output("a-5")
+        scheduler.offer_event("a-5", "manager-approval", YES)
+        run_until_idle()
+        typed = scheduler.output("a-5")
+        assert typed == scheduler.wait_completion("a-5", timeout=1)
+        assert isinstance(typed, ApprovalOutput)
+        assert scheduler.get("a-5").output == asdict(typed)
+        scheduler.start_for(reference_approval, "a-6", ApprovalRequest("", "db", "x"))
+        run_until_idle()
+        with pytest.raises(ExecutionFailed, match="requester name is required"):
+            scheduler.output("a-6")
+
     def test_parked_execution_has_a_deadline_and_holds_no_lease(self, scheduler):
         scheduler.start_for(reference_approval, "a-3", REQUEST)
         run_until_idle()
@@ -278,6 +295,8 @@ class TestStart:
         first = scheduler.start_for(approval_task, "s-1", REQUEST)
         again = scheduler.start_for(approval_task, "s-1", REQUEST)
         assert again.created_at == first.created_at
+        assert (first.created, again.created) == (True, False)
+        assert not scheduler.get("s-1").created
         assert Execution.objects.filter(pk="s-1").count() == 1
 
     def test_same_id_other_input_is_refused(self, scheduler):

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+from django.db.models import F
 from django.test import Client
 
 from tests.approval_helpers import PASSWORD, make_user, start_parked
+from tests.conftest import wait_until
 from zart_django import DurableScheduler
-from zart_django.models import ApprovalRecord, ApprovalRequest, Event
+from zart_django.models import ApprovalRecord, ApprovalRequest, Event, WorkerSeen
 from zart_django.testing import run_until_idle
 
 pytestmark = pytest.mark.django_db
@@ -158,3 +162,34 @@ def test_a_cancelled_request_shows_its_outcome_instead_of_the_form(manager):
     assert "closed (execution cancelled)" in page
     assert "in-11" not in client.get("/approvals/").content.decode()
     assert "in-11" in client.get("/approvals/history/").content.decode()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.timeout(90)
+def test_after_a_decision_the_inbox_says_whether_a_worker_runs(manager, start_worker):
+    """Issue 9: the inbox said "the execution resumes now" with no worker running."""
+    client = logged_in(manager)
+
+    def decide_and_read(execution_id: str) -> str:
+        response = client.post(
+            f"/approvals/requests/{execution_id}/decide/", {"decision": "approve"}, follow=True
+        )
+        return response.content.decode()
+
+    start_parked("seen-1")
+    assert "No worker has been seen yet: it resumes when one runs." in decide_and_read("seen-1")
+    assert DurableScheduler().get("seen-1").status == "waiting"
+
+    worker = start_worker()
+    start_parked("seen-2")
+    scheduler = DurableScheduler()
+    wait_until(lambda: scheduler.worker_seen_ago() is not None, timeout=30, what="the worker")
+    assert "A worker will resume it shortly." in decide_and_read("seen-2")
+    assert scheduler.wait_completion("seen-2", timeout=30).decision == "approved"
+    assert scheduler.wait_completion("seen-1", timeout=30).decision == "approved"
+    worker.stop()
+
+    start_parked("seen-3")
+    WorkerSeen.objects.update(seen_at=F("seen_at") - timedelta(minutes=10))  # as if long ago
+    page = decide_and_read("seen-3")
+    assert "No worker has been seen for 10\xa0minutes: it resumes when one runs." in page

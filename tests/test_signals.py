@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from django.db import transaction
+from django.utils import timezone
 
 from demo_project.approval.workflows import approval_task
 from tests.approval_helpers import REQUEST
@@ -67,6 +68,19 @@ def test_an_execution_sends_started_once_then_finished_with_its_output(scheduler
     assert finished["status"] == "completed"
     assert finished["output"]["results"][2] == "third ok by Sam"
     assert finished["error"] == ""
+
+
+def test_a_repeated_start_in_the_same_clock_tick_sends_no_second_started(
+    scheduler, job, heard, monkeypatch
+):
+    """Issue 9: "created" was judged by comparing the stored created_at with the time written,
+    so on a coarse clock (two starts in one tick) the repeated start was taken for a new one."""
+    tick = timezone.now()
+    monkeypatch.setattr(timezone, "now", lambda: tick)
+    first = scheduler.start("tick-1", "three-steps", job)
+    again = scheduler.start("tick-1", "three-steps", job)
+    assert (first.created, again.created) == (True, False)
+    assert names(heard, "tick-1") == ["execution_started"]
 
 
 def test_a_failing_step_sends_step_failed_per_attempt_then_the_failure(scheduler, tmp_path, heard):

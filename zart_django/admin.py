@@ -34,6 +34,7 @@ from .approvals.models import (
     ApprovalRequest,
     Source,
 )
+from .approvals.services import resume_note
 from .approvals.waiting import NAMESPACE
 from .codec import check_text, displayable
 from .errors import PayloadError, ZartError
@@ -363,7 +364,7 @@ class ExecutionAdmin(_StorableLookups, _ReadOnly, admin.ModelAdmin):
             self.message_user(request, f"Not decided: {exc}", messages.ERROR)
             return HttpResponseRedirect(page)
         verdict = "Approved" if record.approved else "Rejected"
-        self.message_user(request, f"{verdict} {execution_id}; the execution resumes now.")
+        self.message_user(request, f"{verdict} {execution_id}. {resume_note()}")
         return HttpResponseRedirect(page)
 
     def _run_buttons(self, request: HttpRequest, object_id: str) -> dict[str, Any]:

@@ -1,11 +1,15 @@
-"""System checks for the ``ZART`` settings and the database they run on."""
+"""System checks for the ``ZART`` settings, the database they run on, and what a project must
+add beside the URLs it includes (the API needs ``rest_framework``, the inbox a login page)."""
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
+from django.apps import apps
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
+from django.urls import NoReverseMatch, Resolver404, URLResolver, get_resolver, resolve, reverse
 
 from . import conf
 
@@ -96,3 +100,110 @@ def check_sqlite_transactions(app_configs: Any = None, **kwargs: Any) -> list[An
                 )
             )
     return warnings
+
+
+API_APP, INBOX_APP = "zart_api", "zart_django"
+"""The ``app_name`` of ``zart_django.api.urls`` and of ``zart_django.urls`` (the inbox)."""
+TOKEN_AUTHENTICATION = "rest_framework.authentication.TokenAuthentication"
+
+
+@register(Tags.urls)
+def check_url_integration(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    """E006: the API is included without ``rest_framework`` installed; E007: token login without
+    ``rest_framework.authtoken``; W002/W003: ``LOGIN_URL``/``LOGIN_REDIRECT_URL`` reach no page
+    while the inbox is included."""
+    mounted = _mounted_apps()
+    messages: list[Any] = []
+    if API_APP in mounted:
+        messages.extend(_check_rest_framework())
+    if INBOX_APP in mounted:
+        messages.extend(_check_login_urls())
+    return messages
+
+
+def _mounted_apps() -> set[str]:
+    """The ``app_name`` of every URLconf the project's URLconf includes, at any depth (none if it
+    does not load: Django's own checks report that)."""
+    try:
+        patterns = get_resolver().url_patterns
+    except ImportError:
+        return set()
+    names: set[str] = set()
+    pending = list(patterns)
+    while pending:
+        pattern = pending.pop()
+        if isinstance(pattern, URLResolver):
+            names.add(pattern.app_name or "")
+            pending.extend(pattern.url_patterns)
+    return names
+
+
+def _check_rest_framework() -> list[Any]:
+    if not apps.is_installed("rest_framework"):
+        return [
+            Error(
+                "zart_django.api.urls is included but rest_framework is not in INSTALLED_APPS:"
+                " the API's pages cannot render (TemplateDoesNotExist)",
+                hint='add "rest_framework" to INSTALLED_APPS',
+                id="zart_django.E006",
+            )
+        ]
+    authentication = getattr(settings, "REST_FRAMEWORK", {}).get(
+        "DEFAULT_AUTHENTICATION_CLASSES", []
+    )
+    if TOKEN_AUTHENTICATION in authentication and not apps.is_installed("rest_framework.authtoken"):
+        return [
+            Error(
+                f"REST_FRAMEWORK authenticates with {TOKEN_AUTHENTICATION} but"
+                " rest_framework.authtoken is not in INSTALLED_APPS: token login cannot work",
+                hint='add "rest_framework.authtoken" to INSTALLED_APPS and run migrate',
+                id="zart_django.E007",
+            )
+        ]
+    return []
+
+
+def _check_login_urls() -> list[Any]:
+    found = []
+    if not _reaches_a_page(settings.LOGIN_URL):
+        found.append(
+            Warning(
+                f"LOGIN_URL {settings.LOGIN_URL!r} reaches no page, so the inbox sends people who"
+                " are not logged in to a 404",
+                hint='set LOGIN_URL = "zart_django:login" (the inbox\'s login page), or point it'
+                " at your own",
+                id="zart_django.W002",
+            )
+        )
+    if not _reaches_a_page(settings.LOGIN_REDIRECT_URL):
+        found.append(
+            Warning(
+                f"LOGIN_REDIRECT_URL {settings.LOGIN_REDIRECT_URL!r} reaches no page, so logging"
+                " in from the login page itself ends on a 404",
+                hint='set LOGIN_REDIRECT_URL = "zart_django:inbox", or point it at your own page',
+                id="zart_django.W003",
+            )
+        )
+    return found
+
+
+def _reaches_a_page(target: str | None) -> bool:
+    """Whether ``target`` (a URL name, a path, or a URL on another host) leads to a view: a name
+    reverses, a path resolves; another host is taken on trust."""
+    if not target:
+        return False
+    target = str(target)
+    if "/" not in target:
+        try:
+            reverse(target)
+        except NoReverseMatch:
+            return False
+        return True
+    address = urlsplit(target)
+    if address.netloc:
+        return True
+    try:
+        resolve(address.path)
+    except Resolver404:
+        return False
+    return True

@@ -158,7 +158,8 @@ class ExecutionFailed(ZartError):
 
 
 class WaitTimeout(ZartError, TimeoutError):
-    """``wait_completion`` gave up before the execution finished; the execution goes on."""
+    """``wait_completion`` gave up before the execution finished (or ``output`` was asked of one
+    that has not finished); the execution goes on."""
 
     def __init__(self, execution_id: str, status: str) -> None:
         super().__init__(

@@ -191,4 +191,15 @@ class Run(models.Model):
         return f"{self.execution_id} run {self.number} ({self.began})"
 
 
+class WorkerSeen(models.Model):
+    """When a worker (or django-q2 cluster) on ``host`` last looked for work: at most one write
+    a host per ``store.SEEN_EVERY`` seconds, so the inbox can say whether one runs at all."""
+
+    host = models.CharField(primary_key=True, max_length=200)
+    seen_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.host} at {self.seen_at:%Y-%m-%d %H:%M:%S}"
+
+
 from .approvals.models import ApprovalRecord, ApprovalRequest  # noqa: E402,F401

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -65,7 +65,11 @@ class RunInfo:
 @dataclass(frozen=True)
 class ExecutionInfo:
     """A snapshot of an execution, as ``DurableScheduler.get`` returns it: ``steps`` are those of
-    the current run (number ``run``); ``runs`` lists every run, oldest first, the current last."""
+    the current run (number ``run``); ``runs`` lists every run, oldest first, the current last.
+
+    ``input``, ``output`` and step results are the stored JSON, as the API, the admin and
+    ``zart show`` display them, whatever tasks this process registered; ``DurableScheduler.output``
+    gives the output rebuilt into the task's declared type, as ``wait_completion`` returns it."""
 
     id: str
     task: str
@@ -83,6 +87,9 @@ class ExecutionInfo:
     unclaimed_for: timedelta | None = None
     """How long it has been due with no worker claiming it (None if it is not due). Minutes mean
     no running worker has its task's code: a deploy that dropped or has not yet added the task."""
+    created: bool = False
+    """From ``start``: True when that call stored the execution, False when it found it stored
+    already (a repeated, idempotent start). Always False from the other methods."""
 
     @property
     def is_finished(self) -> bool:
@@ -103,7 +110,7 @@ class DurableScheduler:
         """Start task ``task_name`` as ``execution_id`` with ``input``; a worker will run it.
 
         Idempotent: starting the same id with the same task and input returns the existing
-        execution. Raises ``TaskNotFound``, ``PayloadError`` (the id is outside the name alphabet
+        execution (its ``created`` is False; True when this call stored it). Raises ``TaskNotFound``, ``PayloadError`` (the id is outside the name alphabet
         of ``zart_django.names``, the input cannot be stored as JSON or does not fit the task's
         input type) or ``ExecutionAlreadyExists`` (the id is taken with another task or input).
         """
@@ -111,8 +118,8 @@ class DurableScheduler:
         task = self.registry.get(task_name)
         data = encode(input, "input")
         decode(data, task.input_type, "input")
-        execution = store.create_execution(execution_id, task_name, data, _deadline(task))
-        return _info(execution, *store.load_history(execution_id))
+        execution, created = store.create_execution(execution_id, task_name, data, _deadline(task))
+        return replace(_info(execution, *store.load_history(execution_id)), created=created)
 
     def start_for(self, task: DurableTask, execution_id: str, input: Any = None) -> ExecutionInfo:
         """Start the ``@durable`` task ``task`` as ``execution_id`` (see ``start``)."""
@@ -241,6 +248,28 @@ class DurableScheduler:
             if time.monotonic() >= limit:
                 raise WaitTimeout(execution_id, execution.status)
             time.sleep(poll_interval)
+
+    def output(self, execution_id: str) -> Any:
+        """The output of a finished execution, typed as its task declares (the stored JSON if
+        this registry does not have the task), as ``wait_completion`` returns it, without waiting.
+
+        ``get(id).output`` stays the stored JSON on purpose: ``get`` serves any execution, of any
+        task and any deploy, to the API and the admin, and one field must not change type with
+        the tasks a process registered. Raises ``ExecutionNotFound``, ``ExecutionFailed`` (it
+        failed, was cancelled or timed out) or ``WaitTimeout`` (it has not finished yet).
+        """
+        check_text(execution_id, "execution id")
+        execution = store.load_execution(execution_id)
+        if not execution.is_finished:
+            raise WaitTimeout(execution_id, execution.status)
+        return self._outcome(execution)
+
+    def worker_seen_ago(self) -> timedelta | None:
+        """How long ago a worker (``run_zart_worker``, or a django-q2 cluster with ``DISPATCH =
+        "django_q"``) last looked for work, or None if none ever did. Workers record it about
+        every ``store.SEEN_EVERY`` seconds (a cluster at least each minute); one query."""
+        seen = store.last_worker_seen()
+        return None if seen is None else max(clock.now() - seen, timedelta(0))
 
     def cancel(self, execution_id: str) -> None:
         """Stop the execution for good: no further step runs and no event resumes it.

@@ -21,7 +21,7 @@ import time
 import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, ParamSpec, TypeVar
 
 from django.db import (
@@ -32,7 +32,7 @@ from django.db import (
     connection,
     transaction,
 )
-from django.db.models import CASCADE, Count, Exists, Min, Model, OuterRef, QuerySet, Subquery
+from django.db.models import CASCADE, Count, Exists, Max, Min, Model, OuterRef, QuerySet, Subquery
 from django.db.models.expressions import RawSQL
 
 from . import clock
@@ -58,6 +58,7 @@ from .models import (
     StepKind,
     StepResult,
     StepStatus,
+    WorkerSeen,
 )
 from .notify import notify
 from .reserved import reservation
@@ -220,11 +221,12 @@ class Claim:
 
 def create_execution(
     execution_id: str, task_name: str, input_data: Any, deadline: datetime | None
-) -> Execution:
-    """Insert a pending execution, atomically, and return the stored execution.
+) -> tuple[Execution, bool]:
+    """Insert a pending execution, atomically, and return the stored execution and whether this
+    call inserted it.
 
-    An existing execution with the same task and input is returned as is (the start is
-    idempotent); one with another task or input raises ``ExecutionAlreadyExists``.
+    An existing execution with the same task and input is returned as is, with False (the start
+    is idempotent); one with another task or input raises ``ExecutionAlreadyExists``.
     """
     now = clock.now()
     candidate = Execution(
@@ -238,17 +240,63 @@ def create_execution(
         updated_at=now,
     )
     with atomic():
-        Execution.objects.bulk_create([candidate], ignore_conflicts=True)
+        created = _insert_unless_taken(candidate)
         notify()
     stored = Execution.objects.get(pk=execution_id)
     if stored.task_name != task_name:
         raise ExecutionAlreadyExists(execution_id, f"for task {stored.task_name!r}")
     if stored.input != input_data:
         raise ExecutionAlreadyExists(execution_id, "with a different input")
-    if stored.created_at == now:  # this call inserted it (a repeated start finds an older row)
+    if created:
         logger.info("execution %s: started (task %s)", execution_id, task_name)
         send(execution_started, execution_id=execution_id, task_name=task_name, input=input_data)
-    return stored
+    return stored, created
+
+
+def _insert_unless_taken(row: Model) -> bool:
+    """``INSERT ... ON CONFLICT (pk) DO NOTHING`` of ``row``; True when the statement stored it.
+
+    The row count of that statement (``changes()`` on SQLite) is the database's own answer, exact
+    whatever the clocks say: a repeated start in the same clock tick still counts as repeated.
+    """
+    meta = row._meta
+    quote = connection.ops.quote_name
+    fields = meta.concrete_fields
+    columns = ", ".join(quote(field.column) for field in fields)
+    marks = ", ".join(["%s"] * len(fields))
+    values = [field.get_db_prep_save(getattr(row, field.attname), connection) for field in fields]
+    sql = (
+        f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({marks})"
+        f" ON CONFLICT ({quote(meta.pk.column)}) DO NOTHING"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)
+        return cursor.rowcount == 1
+
+
+SEEN_EVERY = 30.0
+"""Seconds between a worker's ``worker_seen`` writes."""
+SEEN_FORGOTTEN_AFTER = timedelta(days=7)
+"""A host not seen for this long is forgotten (a container that was replaced)."""
+
+
+def worker_seen(host: str) -> None:
+    """Record that a worker on ``host`` looks for work now (one upsert), and forget hosts not
+    seen for ``SEEN_FORGOTTEN_AFTER``."""
+    now = clock.now()
+    with atomic():
+        WorkerSeen.objects.bulk_create(
+            [WorkerSeen(host=host, seen_at=now)],
+            update_conflicts=True,
+            unique_fields=["host"],
+            update_fields=["seen_at"],
+        )
+        WorkerSeen.objects.filter(seen_at__lt=now - SEEN_FORGOTTEN_AFTER).delete()
+
+
+def last_worker_seen() -> datetime | None:
+    """When any worker last looked for work (None if none ever did, or long ago): one query."""
+    return WorkerSeen.objects.aggregate(last=Max("seen_at"))["last"]
 
 
 def new_token() -> str:

@@ -36,6 +36,7 @@ _MAX_BACKOFF = 10.0
 PURGE_EVERY = 60.0
 """Seconds between a process's retention batches, once a batch found fewer than it could take."""
 _next_purge = 0.0  # monotonic time of this process's next retention batch, for every Worker in it
+_next_seen = 0.0  # monotonic time of this process's next store.worker_seen
 
 _started: list[datetime] = []
 _started_lock = threading.Lock()
@@ -114,6 +115,7 @@ class Worker:
         unanswered: list[str] = []  # tokens of claims that failed: they may have taken work
         while not self._stopping.is_set():
             self._wake.clear()
+            self._say_seen_now_and_then()
             self._purge_now_and_then()
             wanted = min(self.concurrency - len(self._inflight), self.batch_size)
             if wanted > 0:
@@ -141,6 +143,20 @@ class Worker:
                 if once and not self._inflight:
                     return
             self._wake.wait(self.poll_interval)
+
+    def _say_seen_now_and_then(self) -> None:
+        """Record, at most once per ``store.SEEN_EVERY`` seconds a process, that a worker on this
+        host looks for work (the inbox tells people whether one runs); errors are logged."""
+        global _next_seen
+        if time.monotonic() < _next_seen:
+            return
+        _next_seen = time.monotonic() + store.SEEN_EVERY
+        try:
+            store.worker_seen(socket.gethostname())
+        except _DB_ERRORS as exc:
+            logger.warning(
+                "worker %s: could not record it runs: %s", self.name, store.first_line(exc)
+            )
 
     def _purge_now_and_then(self) -> None:
         """With ``ZART["RETENTION"]``, delete one batch of executions finished longer ago: at

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 from drf_spectacular.openapi import AutoSchema
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework import status
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, NotFound, PermissionDenied, ValidationError
@@ -40,6 +40,7 @@ from zart_django.models import Execution, Status
 
 from .base import ApiViewSet
 from .permissions import ExecutionPermission
+from .schema import documented
 from .serializers import (
     ApprovalRequestSerializer,
     DecideSerializer,
@@ -90,6 +91,26 @@ def as_api_error(exc: ZartError, field: str = "payload") -> APIException:
     return ValidationError(str(exc))
 
 
+ORDERINGS = {
+    f"{sign}{name}": (
+        getattr(F(name), "desc" if sign else "asc")(nulls_last=True),
+        "-id" if sign else "id",
+    )
+    for name in ("created_at", "updated_at", "finished_at", "id", "status", "task_name")
+    for sign in ("", "-")
+}
+"""The ``?ordering=`` choices of the execution list, each with a tie-break on the id (so pages do
+not overlap) and empty values last on both databases."""
+
+
+def _ordering(wanted: str) -> tuple[Any, ...]:
+    """The ``order_by`` arguments of ``?ordering=wanted``; a 400 naming the choices if unknown."""
+    if wanted not in ORDERINGS:
+        choices = ", ".join(ORDERINGS)
+        raise ValidationError({"ordering": [f"unknown ordering {wanted!r}; one of: {choices}"]})
+    return ORDERINGS[wanted]
+
+
 class ExecutionViewSet(ApiViewSet):
     """Durable executions: list, retrieve with steps and runs, start, cancel, retry, rerun,
     restart, and offer events."""
@@ -99,16 +120,26 @@ class ExecutionViewSet(ApiViewSet):
     lookup_value_regex = "[^/]+"
     schema = AutoSchema()
 
-    @extend_schema(
+    @documented(
         parameters=[
             OpenApiParameter("status", str, description="only executions in this status"),
             OpenApiParameter("task", str, description="only executions of this task"),
+            OpenApiParameter(
+                "ordering",
+                str,
+                enum=list(ORDERINGS),
+                description="sort by this field, descending with a leading '-'"
+                " (default -created_at); executions not finished come last by finished_at",
+            ),
         ],
         responses=ExecutionSerializer(many=True),
     )
     def list(self, request: Request) -> Response:
-        """Executions, newest first, filtered by ``status`` and ``task``, paginated."""
-        executions: QuerySet[Execution] = Execution.objects.order_by("-created_at", "id")
+        """Executions, newest first or as ``ordering`` says, filtered by ``status`` and
+        ``task``, paginated."""
+        executions: QuerySet[Execution] = Execution.objects.order_by(
+            *_ordering(request.query_params.get("ordering") or "-created_at")
+        )
         wanted = request.query_params.get("status")
         if wanted:
             if wanted not in Status.values:
@@ -121,7 +152,7 @@ class ExecutionViewSet(ApiViewSet):
         page = paginator.paginate_queryset(executions, request, view=self)
         return paginator.get_paginated_response(ExecutionSerializer(page, many=True).data)
 
-    @extend_schema(responses=ExecutionDetailSerializer)
+    @documented(responses=ExecutionDetailSerializer)
     def retrieve(self, request: Request, pk: str) -> Response:
         """One execution with its steps."""
         try:
@@ -130,9 +161,13 @@ class ExecutionViewSet(ApiViewSet):
             raise as_api_error(exc) from exc
         return Response(ExecutionDetailSerializer(info).data)
 
-    @extend_schema(request=StartSerializer, responses={201: ExecutionDetailSerializer})
+    @documented(
+        request=StartSerializer,
+        responses={201: ExecutionDetailSerializer, 200: ExecutionDetailSerializer},
+    )
     def create(self, request: Request) -> Response:
-        """Start a task; starting the same id with the same task and input again is harmless."""
+        """Start a task: 201 when this request stored the execution; 200 when the same id was
+        started already with the same task and input (nothing new is stored)."""
         form = StartSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         data = form.validated_data
@@ -140,9 +175,10 @@ class ExecutionViewSet(ApiViewSet):
             info = DurableScheduler().start(data["execution_id"], data["task"], data["input"])
         except ZartError as exc:
             raise as_api_error(exc, field="input") from exc
-        return Response(ExecutionDetailSerializer(info).data, status=status.HTTP_201_CREATED)
+        answer = status.HTTP_201_CREATED if info.created else status.HTTP_200_OK
+        return Response(ExecutionDetailSerializer(info).data, status=answer)
 
-    @extend_schema(request=None, responses=ExecutionDetailSerializer)
+    @documented(request=None, responses=ExecutionDetailSerializer)
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str) -> Response:
         """Stop the execution for good."""
@@ -153,14 +189,14 @@ class ExecutionViewSet(ApiViewSet):
             raise as_api_error(exc) from exc
         return Response(ExecutionDetailSerializer(scheduler.get(pk)).data)
 
-    @extend_schema(request=None, responses=ExecutionDetailSerializer)
+    @documented(request=None, responses=ExecutionDetailSerializer)
     @action(detail=True, methods=["post"])
     def retry(self, request: Request, pk: str) -> Response:
         """Continue a failed execution from the step that failed, in a new run (409 unless it
         failed)."""
         return self._begin_run(pk, lambda scheduler: scheduler.retry(pk), "payload")
 
-    @extend_schema(request=RerunSerializer, responses=ExecutionDetailSerializer)
+    @documented(request=RerunSerializer, responses=ExecutionDetailSerializer)
     @action(detail=True, methods=["post"])
     def rerun(self, request: Request, pk: str) -> Response:
         """Run the execution again from the recorded step ``from_step``, in a new run (400 naming
@@ -170,7 +206,7 @@ class ExecutionViewSet(ApiViewSet):
         from_step = form.validated_data["from_step"]
         return self._begin_run(pk, lambda scheduler: scheduler.rerun(pk, from_step), "from_step")
 
-    @extend_schema(request=RestartSerializer, responses=ExecutionDetailSerializer)
+    @documented(request=RestartSerializer, responses=ExecutionDetailSerializer)
     @action(detail=True, methods=["post"])
     def restart(self, request: Request, pk: str) -> Response:
         """Run the execution again from the top, in a new run, with ``input`` if given (else
@@ -191,7 +227,7 @@ class ExecutionViewSet(ApiViewSet):
             raise as_api_error(exc, field=field) from exc
         return Response(ExecutionDetailSerializer(info).data)
 
-    @extend_schema(request=EventSerializer, responses={202: None})
+    @documented(request=EventSerializer, responses={202: None})
     @action(detail=True, methods=["post"], url_path=r"events/(?P<name>[^/]+)")
     def events(self, request: Request, pk: str, name: str) -> Response:
         """Offer event ``name`` with ``payload``. Approvals are decided at /approvals/, not here."""
@@ -219,14 +255,14 @@ class ApprovalViewSet(ApiViewSet):
     lookup_value_regex = "[^/]+"
     schema = AutoSchema()
 
-    @extend_schema(responses=ApprovalRequestSerializer(many=True))
+    @documented(responses=ApprovalRequestSerializer(many=True))
     def list(self, request: Request) -> Response:
         """Open requests the authenticated user may decide, newest first, paginated."""
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(decidable_by(request.user), request, view=self)
         return paginator.get_paginated_response(ApprovalRequestSerializer(page, many=True).data)
 
-    @extend_schema(responses=ApprovalRequestSerializer)
+    @documented(responses=ApprovalRequestSerializer)
     def retrieve(self, request: Request, pk: str) -> Response:
         """The execution's latest approval request and its outcome (for those who may decide it
         or read executions; others get 404)."""
@@ -238,7 +274,7 @@ class ApprovalViewSet(ApiViewSet):
             raise as_api_error(ApprovalNotFound(pk))
         return Response(ApprovalRequestSerializer(found).data)
 
-    @extend_schema(request=DecideSerializer, responses={201: DecisionSerializer})
+    @documented(request=DecideSerializer, responses={201: DecisionSerializer})
     @action(detail=True, methods=["post"])
     def decide(self, request: Request, pk: str) -> Response:
         """Approve or reject as the authenticated user (a ``reviewer`` field is ignored)."""

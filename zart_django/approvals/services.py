@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
 from django.db import IntegrityError
+from django.utils.timesince import timesince
 
 from zart_django import store
 from zart_django.clock import now
 from zart_django.errors import EventExpired, ExecutionFinished
-from zart_django.scheduler import deliver_reserved
+from zart_django.scheduler import DurableScheduler, deliver_reserved
 from zart_django.signals import approval_decided, send
 
 from .decision import ApprovalDecision
@@ -32,6 +34,21 @@ from .waiting import decision_event
 logger = logging.getLogger("zart_django")
 
 VIEW_PERMISSION = "zart_django.view_execution"
+
+
+WORKER_SEEN_WITHIN = timedelta(minutes=2)
+"""A worker seen this recently is taken to be running (they record it about every 30 s)."""
+
+
+def resume_note() -> str:
+    """What a person who just decided is told of the execution going on: a worker will resume it
+    shortly if one was seen within ``WORKER_SEEN_WITHIN``, else how long none has been seen."""
+    seen_ago = DurableScheduler().worker_seen_ago()
+    if seen_ago is not None and seen_ago <= WORKER_SEEN_WITHIN:
+        return "A worker will resume it shortly."
+    if seen_ago is None:
+        return "No worker has been seen yet: it resumes when one runs."
+    return f"No worker has been seen for {timesince(now() - seen_ago, now())}: it resumes when one runs."
 
 
 def can_decide(user: Any, request: ApprovalRequest) -> bool:

@@ -20,7 +20,7 @@ from zart_django.errors import ZartError
 from .errors import ApprovalNotFound
 from .forms import DecisionForm
 from .models import ApprovalRequest, Source
-from .services import can_decide, decidable_by, find_request, may_see, visible_to
+from .services import can_decide, decidable_by, find_request, may_see, resume_note, visible_to
 
 PAGE_SIZE = 50
 
@@ -75,7 +75,7 @@ def decide_view(request: HttpRequest, execution_id: str) -> HttpResponse:
         messages.error(request, f"Not decided: {exc}")
         return redirect("zart_django:detail", execution_id=execution_id)
     verdict = "Approved" if record.approved else "Rejected"
-    messages.success(request, f"{verdict} {execution_id}. The execution resumes now.")
+    messages.success(request, f"{verdict} {execution_id}. {resume_note()}")
     return redirect("zart_django:inbox")
 
 
