@@ -42,7 +42,52 @@ def test_dispatch_must_be_known_and_installed(settings):
     assert ids(check_settings()) == ["zart_django.E003"]
     settings.ZART = {"DISPATCH": "django_q"}
     settings.INSTALLED_APPS = [a for a in settings.INSTALLED_APPS if a != "django_q"]
-    assert ids(check_settings()) == ["zart_django.E004"]
+    (error,) = check_settings()
+    assert error.id == "zart_django.E004"
+    assert '"django_q" to INSTALLED_APPS' in error.hint
+
+
+@pytest.mark.parametrize(
+    "cluster",
+    [None, {}, {"name": "shop", "workers": 2}, {"name": "shop", "redis": {}}, {"orm": ""}],
+    ids=["unset", "empty", "no-broker-key", "empty-redis", "empty-orm"],
+)
+def test_django_q_without_a_broker_is_an_error_saying_what_to_add(settings, cluster):
+    """Issue 9: with no broker django-q2 quietly tries Redis on localhost; say so at check."""
+    settings.ZART = {"DISPATCH": "django_q"}
+    if cluster is None:
+        del settings.Q_CLUSTER
+    else:
+        settings.Q_CLUSTER = cluster
+    (error,) = check_settings()
+    assert error.id == "zart_django.E008"
+    assert "Q_CLUSTER" in error.msg
+    assert '"redis": {"host": "127.0.0.1", "port": 6379, "db": 0}' in error.hint
+    assert '"orm": "default"' in error.hint
+
+
+@pytest.mark.parametrize(
+    "broker",
+    [
+        {"redis": {"host": "127.0.0.1", "port": 6379}},
+        {"redis": "redis://127.0.0.1:6379/0"},
+        {"orm": "default"},
+        {"django_redis": "default"},
+        {"broker_class": "myproject.brokers.Custom"},
+    ],
+)
+def test_django_q_with_a_broker_passes(settings, broker):
+    settings.ZART = {"DISPATCH": "django_q"}
+    settings.Q_CLUSTER = {"name": "shop", **broker}
+    assert check_settings() == []
+
+
+@pytest.mark.filterwarnings("ignore:Overriding setting INSTALLED_APPS")
+def test_the_broker_is_not_asked_for_with_the_plain_worker(settings):
+    settings.ZART = {"DISPATCH": "worker"}
+    settings.INSTALLED_APPS = [a for a in settings.INSTALLED_APPS if a != "django_q"]
+    del settings.Q_CLUSTER
+    assert check_settings() == []
 
 
 @pytest.mark.filterwarnings("ignore:Overriding setting DATABASES")

@@ -63,7 +63,8 @@ def _check_retention() -> list[Any]:
 
 
 def _check_dispatch() -> list[Any]:
-    """E003: DISPATCH is not a known engine; E004: django_q chosen but not installed."""
+    """E003: DISPATCH is not a known engine; with django_q, E004: not installed, E008: no
+    broker."""
     dispatch = conf.get("DISPATCH")
     if dispatch not in ("worker", "django_q"):
         return [
@@ -72,15 +73,43 @@ def _check_dispatch() -> list[Any]:
                 id="zart_django.E003",
             )
         ]
-    if dispatch == "django_q" and "django_q" not in settings.INSTALLED_APPS:
-        return [
+    if dispatch != "django_q":
+        return []
+    errors = []
+    if "django_q" not in settings.INSTALLED_APPS:
+        errors.append(
             Error(
-                "ZART['DISPATCH'] is 'django_q' but django_q is not installed",
-                hint='add "django_q" to INSTALLED_APPS and configure Q_CLUSTER',
+                "ZART['DISPATCH'] is 'django_q' but django_q is not in INSTALLED_APPS",
+                hint='add "django_q" to INSTALLED_APPS and run migrate'
+                ' (pip install "zart-django[django-q]" installs it)',
                 id="zart_django.E004",
             )
-        ]
-    return []
+        )
+    errors.extend(_check_broker())
+    return errors
+
+
+Q_BROKERS = ("redis", "django_redis", "orm", "sqs", "mongo", "iron_mq", "broker_class")
+"""The ``Q_CLUSTER`` keys that name a django-q2 broker."""
+
+
+def _check_broker() -> list[Any]:
+    """E008: ``Q_CLUSTER`` is missing, or names no broker (or an empty one), so django-q2 would
+    quietly try Redis on localhost and every wake-up would go nowhere."""
+    cluster = getattr(settings, "Q_CLUSTER", None)
+    if isinstance(cluster, dict) and any(cluster.get(key) for key in Q_BROKERS):
+        return []
+    what = "is not set" if cluster is None else "names no broker"
+    return [
+        Error(
+            f"ZART['DISPATCH'] is 'django_q' but Q_CLUSTER {what}"
+            f" (one of {', '.join(repr(key) for key in Q_BROKERS)} with a value)",
+            hint='set Q_CLUSTER = {"name": "myproject", "redis": {"host": "127.0.0.1",'
+            ' "port": 6379, "db": 0}}, or "orm": "default" in place of "redis" to use the'
+            " database as the broker",
+            id="zart_django.E008",
+        )
+    ]
 
 
 @register(Tags.compatibility)
