@@ -11,6 +11,7 @@ from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
 from tests.approval_helpers import logged_in, make_user, start_parked
+from tests.conftest import ROOT
 from zart_django.groups import GROUPS
 from zart_django.models import ApprovalRecord, Execution
 
@@ -137,3 +138,14 @@ def test_an_approver_decides_in_the_inbox_and_the_api_and_reads_no_executions():
     assert decided.status_code == 201
     assert decided.json()["reviewer"] == "alma"
     assert [r.approved for r in ApprovalRecord.objects.order_by("execution_id")] == [True, False]
+
+
+def test_the_readme_lists_each_groups_permissions_as_the_command_sets_them():
+    readme = (ROOT / "README.md").read_text()
+    for name, permissions in GROUPS.items():
+        bullet = readme.split(f"- **{name}**: ", 1)[1].split(":", 1)[0]
+        listed = {
+            "zart_django." + codename.strip(" `")
+            for codename in " ".join(bullet.split()).split(",")
+        }
+        assert listed == set(permissions), name
