@@ -451,3 +451,24 @@ class TestSchema:
         assert "pip install drf-spectacular-sidecar" in page
         assert "/api/executions/{id}/cancel/" in page
         assert "swagger-ui-bundle" not in page and "://" not in page
+
+
+class TestQueryValues:
+    """Issue 9: query values the schema types are checked: a bad one is a 400 naming it."""
+
+    @pytest.mark.parametrize(
+        "query, field",
+        [("page_size=false", "page_size"), ("page=0", "page"), ("page_size=501", "page_size")],
+    )
+    @pytest.mark.parametrize("url", ["/api/executions/", "/api/approvals/"])
+    def test_a_page_or_page_size_that_is_not_a_positive_whole_number_is_400(
+        self, operator_client, url, query, field
+    ):
+        response = operator_client.get(f"{url}?{query}")
+        assert response.status_code == 400
+        assert field in response.json()
+
+    def test_a_page_past_the_last_is_404_with_a_detail(self, operator_client):
+        response = operator_client.get("/api/executions/?page=2")
+        assert response.status_code == 404
+        assert "detail" in response.json()

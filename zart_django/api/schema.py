@@ -21,7 +21,7 @@ from django.urls import include, path
 from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.settings import patched_settings
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -47,14 +47,54 @@ SCHEMA_SETTINGS = {
 }
 
 
+ERROR = {
+    "type": "object",
+    "description": "Why the request was refused: ``detail`` says it, or each refused field (or"
+    " ``non_field_errors``) maps to its messages.",
+    "properties": {"detail": {"type": "string"}},
+    "additionalProperties": {"type": "array", "items": {"type": "string"}},
+}
+"""The body of every error answer of the API."""
+
+ERRORS = {
+    400: "the request is malformed, or a value is refused (the body names it)",
+    401: "no credentials, or wrong ones",
+    403: "the user lacks the permission the body names (or the CSRF token is missing)",
+    404: "no such execution, approval request or page",
+    409: "the execution's state does not allow it (the body says why)",
+    415: "the body is in a media type the API does not read",
+}
+"""Every error status the API answers, with what it means."""
+
+COMMON_ERRORS = (400, 401, 403)
+"""The errors any operation may answer."""
+
+
+def errors(*codes: int) -> dict[int, Any]:
+    """The ``responses`` entries of the error answers ``COMMON_ERRORS`` and ``codes``."""
+    return {
+        code: OpenApiResponse(ERROR, description=ERRORS[code])
+        for code in sorted({*COMMON_ERRORS, *codes})
+    }
+
+
+class JsonSchema(AutoSchema):
+    """drf-spectacular's ``AutoSchema`` documenting JSON request bodies only: the API reads forms
+    too, but a form cannot carry every JSON value a body may hold, so a client generator is told
+    JSON."""
+
+    def map_parsers(self) -> list[str]:
+        return ["application/json"]
+
+
 def documented(**options: Any) -> Callable[[F], F]:
-    """``extend_schema(**options)`` built on drf-spectacular's ``AutoSchema`` whatever the
+    """``extend_schema(**options)`` built on ``JsonSchema`` (drf-spectacular's) whatever the
     project's ``DEFAULT_SCHEMA_CLASS``: ``extend_schema`` derives from that setting unless the
     method names its schema, and DRF's own ``AutoSchema`` makes the schema view fail."""
 
     def decorate(method: F) -> F:
         kwargs = getattr(method, "kwargs", {})
-        method.kwargs = {**kwargs, "schema": kwargs.get("schema") or AutoSchema}  # type: ignore[attr-defined]
+        method.kwargs = {**kwargs, "schema": kwargs.get("schema") or JsonSchema}  # type: ignore[attr-defined]
         return extend_schema(**options)(method)
 
     return decorate

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from zart_django.approvals.models import ApprovalRecord, ApprovalRequest
 from zart_django.codec import displayable, encode
 from zart_django.errors import PayloadError
 from zart_django.names import check_name
+from zart_django.registry import default_registry
 
 
 class StoredJSONField(serializers.JSONField):
@@ -36,12 +38,32 @@ class PayloadField(serializers.JSONField):
             raise serializers.ValidationError(f"not valid JSON: {exc}") from None
 
 
-def _valid_execution_id(value: str) -> None:
-    """Validator: ``value`` is in the name alphabet of ``zart_django.names``."""
-    try:
-        check_name(value, "execution id")
-    except PayloadError as exc:
-        raise serializers.ValidationError(str(exc)) from None
+NAME_PATTERN = r"^(?!\.\.?$)[A-Za-z0-9_.:@+-]{1,200}$"
+"""The name alphabet of ``zart_django.names`` as a pattern: execution ids and event names."""
+
+
+@extend_schema_field({"type": "string", "pattern": NAME_PATTERN})
+class NameField(serializers.CharField):
+    """An execution id or event name, in the name alphabet of ``zart_django.names``."""
+
+    def to_internal_value(self, data: Any) -> str:
+        try:
+            return check_name(data, self.field_name.replace("_", " "))
+        except PayloadError as exc:
+            raise serializers.ValidationError(str(exc)) from None
+
+
+class TaskField(serializers.ChoiceField):
+    """A task name, documented as one of the tasks registered in this process; an unknown one is
+    left to the scheduler, whose refusal names the registered tasks."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(choices=default_registry.names(), **kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str) or not data:
+            self.fail("invalid_choice", input=data)
+        return data
 
 
 class StepSerializer(serializers.Serializer):
@@ -107,15 +129,15 @@ class ExecutionDetailSerializer(ExecutionSerializer):
 class StartSerializer(serializers.Serializer):
     """``POST /executions/``: start ``task`` as ``execution_id`` with ``input``."""
 
-    task = serializers.CharField(max_length=200)
-    execution_id = serializers.CharField(trim_whitespace=False, validators=[_valid_execution_id])
+    task = TaskField()
+    execution_id = NameField(trim_whitespace=False)
     input = PayloadField(required=False, allow_null=True, default=None)
 
 
 class RerunSerializer(serializers.Serializer):
     """``POST /executions/{id}/rerun/``: the recorded step to run again from."""
 
-    from_step = serializers.CharField(max_length=200, trim_whitespace=False)
+    from_step = serializers.CharField(min_length=1, max_length=200, trim_whitespace=False)
 
 
 class RestartSerializer(serializers.Serializer):
@@ -130,12 +152,19 @@ class EventSerializer(serializers.Serializer):
     payload = PayloadField(required=False, allow_null=True, default=None)
 
 
+class EventOfferedSerializer(serializers.Serializer):
+    """The answer to an offered event: which execution and event it went to."""
+
+    execution_id = serializers.CharField()
+    event = serializers.CharField()
+
+
 class DecideSerializer(serializers.Serializer):
     """``POST /approvals/{id}/decide/``. The reviewer is the authenticated user, never a field."""
 
     approved = serializers.BooleanField()
     comment = serializers.CharField(required=False, allow_blank=True, default="")
-    event = serializers.CharField(required=False, max_length=200)
+    event = NameField(required=False, trim_whitespace=False)
 
 
 class DecisionSerializer(serializers.ModelSerializer):

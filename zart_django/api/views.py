@@ -6,7 +6,6 @@ from collections.abc import Callable
 from typing import Any
 
 from django.db.models import F, QuerySet
-from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework import status
 from rest_framework.decorators import action
@@ -40,11 +39,13 @@ from zart_django.models import Execution, Status
 
 from .base import ApiViewSet
 from .permissions import ExecutionPermission
-from .schema import documented
+from .schema import JsonSchema, documented, errors
 from .serializers import (
+    NAME_PATTERN,
     ApprovalRequestSerializer,
     DecideSerializer,
     DecisionSerializer,
+    EventOfferedSerializer,
     EventSerializer,
     ExecutionDetailSerializer,
     ExecutionSerializer,
@@ -60,9 +61,44 @@ class Conflict(APIException):
 
 
 class Pagination(PageNumberPagination):
+    """Pages of 50 (``page_size`` up to 500); a ``page`` or ``page_size`` that is not a positive
+    integer (within the bound) is a 400 naming it, a page past the last a 404."""
+
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 500
+
+    def paginate_queryset(self, queryset: Any, request: Request, view: Any = None) -> Any:
+        _positive(request, self.page_query_param, None)
+        _positive(request, self.page_size_query_param, self.max_page_size)
+        return super().paginate_queryset(queryset, request, view)
+
+
+def _positive(request: Request, name: str, most: int | None) -> None:
+    """Refuse (400) query value ``name`` unless it is absent or a whole number from 1 to
+    ``most`` (no bound if None)."""
+    value = request.query_params.get(name)
+    if value is None:
+        return
+    bound = "" if most is None else f" up to {most}"
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= (most or int(value)):
+        raise ValidationError({name: [f"{value!r} is not a whole number from 1{bound}"]})
+
+
+PAGES = [
+    OpenApiParameter("page", {"type": "integer", "minimum": 1}, description="page number"),
+    OpenApiParameter(
+        "page_size",
+        {"type": "integer", "minimum": 1, "maximum": Pagination.max_page_size},
+        description=f"results per page (default {Pagination.page_size})",
+    ),
+]
+ID = OpenApiParameter(
+    "id", {"type": "string", "pattern": NAME_PATTERN}, OpenApiParameter.PATH, required=True
+)
+EVENT = OpenApiParameter(
+    "name", {"type": "string", "pattern": NAME_PATTERN}, OpenApiParameter.PATH, required=True
+)
 
 
 def as_api_error(exc: ZartError, field: str = "payload") -> APIException:
@@ -88,7 +124,7 @@ def as_api_error(exc: ZartError, field: str = "payload") -> APIException:
     if isinstance(exc, ApprovalError):
         answers = {404: NotFound, 403: PermissionDenied, 409: Conflict}
         return answers.get(exc.status_code, ValidationError)(str(exc))
-    return ValidationError(str(exc))
+    return ValidationError({"non_field_errors": [str(exc)]})
 
 
 ORDERINGS = {
@@ -118,11 +154,17 @@ class ExecutionViewSet(ApiViewSet):
     permission_classes = [ExecutionPermission]
     pagination_class = Pagination
     lookup_value_regex = "[^/]+"
-    schema = AutoSchema()
+    schema = JsonSchema()
 
     @documented(
         parameters=[
-            OpenApiParameter("status", str, description="only executions in this status"),
+            *PAGES,
+            OpenApiParameter(
+                "status",
+                str,
+                enum=list(Status.values),
+                description="only executions in this status",
+            ),
             OpenApiParameter("task", str, description="only executions of this task"),
             OpenApiParameter(
                 "ordering",
@@ -132,7 +174,7 @@ class ExecutionViewSet(ApiViewSet):
                 " (default -created_at); executions not finished come last by finished_at",
             ),
         ],
-        responses=ExecutionSerializer(many=True),
+        responses={200: ExecutionSerializer(many=True), **errors(404)},
     )
     def list(self, request: Request) -> Response:
         """Executions, newest first or as ``ordering`` says, filtered by ``status`` and
@@ -152,7 +194,7 @@ class ExecutionViewSet(ApiViewSet):
         page = paginator.paginate_queryset(executions, request, view=self)
         return paginator.get_paginated_response(ExecutionSerializer(page, many=True).data)
 
-    @documented(responses=ExecutionDetailSerializer)
+    @documented(parameters=[ID], responses={200: ExecutionDetailSerializer, **errors(404)})
     def retrieve(self, request: Request, pk: str) -> Response:
         """One execution with its steps."""
         try:
@@ -163,7 +205,11 @@ class ExecutionViewSet(ApiViewSet):
 
     @documented(
         request=StartSerializer,
-        responses={201: ExecutionDetailSerializer, 200: ExecutionDetailSerializer},
+        responses={
+            201: ExecutionDetailSerializer,
+            200: ExecutionDetailSerializer,
+            **errors(409, 415),
+        },
     )
     def create(self, request: Request) -> Response:
         """Start a task: 201 when this request stored the execution; 200 when the same id was
@@ -178,7 +224,11 @@ class ExecutionViewSet(ApiViewSet):
         answer = status.HTTP_201_CREATED if info.created else status.HTTP_200_OK
         return Response(ExecutionDetailSerializer(info).data, status=answer)
 
-    @documented(request=None, responses=ExecutionDetailSerializer)
+    @documented(
+        request=None,
+        parameters=[ID],
+        responses={200: ExecutionDetailSerializer, **errors(404, 409, 415)},
+    )
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str) -> Response:
         """Stop the execution for good."""
@@ -189,14 +239,22 @@ class ExecutionViewSet(ApiViewSet):
             raise as_api_error(exc) from exc
         return Response(ExecutionDetailSerializer(scheduler.get(pk)).data)
 
-    @documented(request=None, responses=ExecutionDetailSerializer)
+    @documented(
+        request=None,
+        parameters=[ID],
+        responses={200: ExecutionDetailSerializer, **errors(404, 409, 415)},
+    )
     @action(detail=True, methods=["post"])
     def retry(self, request: Request, pk: str) -> Response:
         """Continue a failed execution from the step that failed, in a new run (409 unless it
         failed)."""
         return self._begin_run(pk, lambda scheduler: scheduler.retry(pk), "payload")
 
-    @documented(request=RerunSerializer, responses=ExecutionDetailSerializer)
+    @documented(
+        request=RerunSerializer,
+        parameters=[ID],
+        responses={200: ExecutionDetailSerializer, **errors(404, 409, 415)},
+    )
     @action(detail=True, methods=["post"])
     def rerun(self, request: Request, pk: str) -> Response:
         """Run the execution again from the recorded step ``from_step``, in a new run (400 naming
@@ -206,7 +264,11 @@ class ExecutionViewSet(ApiViewSet):
         from_step = form.validated_data["from_step"]
         return self._begin_run(pk, lambda scheduler: scheduler.rerun(pk, from_step), "from_step")
 
-    @documented(request=RestartSerializer, responses=ExecutionDetailSerializer)
+    @documented(
+        request=RestartSerializer,
+        parameters=[ID],
+        responses={200: ExecutionDetailSerializer, **errors(404, 409, 415)},
+    )
     @action(detail=True, methods=["post"])
     def restart(self, request: Request, pk: str) -> Response:
         """Run the execution again from the top, in a new run, with ``input`` if given (else
@@ -227,7 +289,11 @@ class ExecutionViewSet(ApiViewSet):
             raise as_api_error(exc, field=field) from exc
         return Response(ExecutionDetailSerializer(info).data)
 
-    @documented(request=EventSerializer, responses={202: None})
+    @documented(
+        request=EventSerializer,
+        parameters=[ID, EVENT],
+        responses={202: EventOfferedSerializer, **errors(404, 409, 415)},
+    )
     @action(detail=True, methods=["post"], url_path=r"events/(?P<name>[^/]+)")
     def events(self, request: Request, pk: str, name: str) -> Response:
         """Offer event ``name`` with ``payload``. Approvals are decided at /approvals/, not here."""
@@ -253,16 +319,18 @@ class ApprovalViewSet(ApiViewSet):
     permission_classes = [IsAuthenticated]
     pagination_class = Pagination
     lookup_value_regex = "[^/]+"
-    schema = AutoSchema()
+    schema = JsonSchema()
 
-    @documented(responses=ApprovalRequestSerializer(many=True))
+    @documented(
+        parameters=PAGES, responses={200: ApprovalRequestSerializer(many=True), **errors(404)}
+    )
     def list(self, request: Request) -> Response:
         """Open requests the authenticated user may decide, newest first, paginated."""
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(decidable_by(request.user), request, view=self)
         return paginator.get_paginated_response(ApprovalRequestSerializer(page, many=True).data)
 
-    @documented(responses=ApprovalRequestSerializer)
+    @documented(parameters=[ID], responses={200: ApprovalRequestSerializer, **errors(404)})
     def retrieve(self, request: Request, pk: str) -> Response:
         """The execution's latest approval request and its outcome (for those who may decide it
         or read executions; others get 404)."""
@@ -274,7 +342,11 @@ class ApprovalViewSet(ApiViewSet):
             raise as_api_error(ApprovalNotFound(pk))
         return Response(ApprovalRequestSerializer(found).data)
 
-    @documented(request=DecideSerializer, responses={201: DecisionSerializer})
+    @documented(
+        request=DecideSerializer,
+        parameters=[ID],
+        responses={201: DecisionSerializer, **errors(404, 409, 415)},
+    )
     @action(detail=True, methods=["post"])
     def decide(self, request: Request, pk: str) -> Response:
         """Approve or reject as the authenticated user (a ``reviewer`` field is ignored)."""
