@@ -1,9 +1,14 @@
 from __future__ import annotations
 
 from importlib import import_module
+from typing import Any
 
 from django.apps import AppConfig
+from django.core.signals import setting_changed
+from django.db import connection
 from django.utils.module_loading import autodiscover_modules
+
+from . import conf
 
 
 class ZartConfig(AppConfig):
@@ -12,7 +17,7 @@ class ZartConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks, conf, dispatch  # noqa: F401  (registers the system checks)
+        from . import checks  # noqa: F401  (registers the system checks)
         from .approvals.waiting import reserve_decision_events
 
         reserve_decision_events()
@@ -20,9 +25,40 @@ class ZartConfig(AppConfig):
         autodiscover_modules("workflows")
         for module in conf.get("WORKFLOW_MODULES"):
             import_module(module)
-        if dispatch.enabled():
+        register_wakers()
+        setting_changed.connect(_settings_changed, dispatch_uid="zart_django.wakers")
+        if dispatches_to_django_q():
             from django.db.models.signals import post_migrate
             from django_q.signals import post_spawn
 
+            from . import dispatch
+
             post_migrate.connect(dispatch.ensure_schedule, sender=self)
             post_spawn.connect(dispatch.enqueue, dispatch_uid="zart_django.dispatch")
+
+
+def dispatches_to_django_q() -> bool:
+    """Whether ``ZART["DISPATCH"]`` hands due executions to a django-q2 cluster."""
+    return conf.get("DISPATCH") == "django_q"
+
+
+def register_wakers() -> None:
+    """Fill the waker registry for this project: ``NOTIFY`` on PostgreSQL, an enqueue with
+    ``DISPATCH = "django_q"``; only the modules of the wakers used are imported."""
+    from . import wakeups
+
+    wakeups.clear()
+    if connection.vendor == "postgresql":
+        from .notify import notify
+
+        wakeups.register(notify)
+    if dispatches_to_django_q():
+        from .dispatch import on_due
+
+        wakeups.register(on_due)
+
+
+def _settings_changed(*, setting: str, **kwargs: Any) -> None:
+    """Keep the wakers in step with ``ZART`` when a test overrides it."""
+    if setting == "ZART":
+        register_wakers()

@@ -17,16 +17,11 @@ from typing import Any
 
 from django.db import transaction
 
-from . import conf
 from .logs import ensure_output
 
 logger = logging.getLogger("zart_django")
 SCHEDULE_NAME = "zart_django: run due executions"
 TASK = "zart_django.dispatch.run_due"
-
-
-def enabled() -> bool:
-    return conf.get("DISPATCH") == "django_q"
 
 
 def on_due() -> None:

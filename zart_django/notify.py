@@ -13,8 +13,6 @@ from collections.abc import Callable
 
 from django.db import connection
 
-from . import dispatch
-
 logger = logging.getLogger("zart_django")
 
 CHANNEL = "zart_due"
@@ -23,16 +21,9 @@ _MAX_RECONNECT_DELAY = 10.0
 
 
 def notify() -> None:
-    """Tell workers that work is due, when the current transaction commits.
-
-    On PostgreSQL listening workers wake up; with ``DISPATCH = "django_q"`` a cluster task is
-    enqueued.
-    """
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_notify(%s, '')", [CHANNEL])
-    if dispatch.enabled():
-        dispatch.on_due()
+    """The PostgreSQL waker: listening workers wake up when the current transaction commits."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_notify(%s, '')", [CHANNEL])
 
 
 class Listener:

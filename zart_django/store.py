@@ -60,9 +60,9 @@ from .models import (
     StepStatus,
     WorkerSeen,
 )
-from .notify import notify
 from .reserved import reservation
 from .signals import execution_finished, execution_started, send
+from .wakeups import work_is_due
 
 logger = logging.getLogger("zart_django")
 
@@ -241,7 +241,7 @@ def create_execution(
     )
     with atomic():
         created = _insert_unless_taken(candidate)
-        notify()
+        work_is_due()
     stored = Execution.objects.get(pk=execution_id)
     if stored.task_name != task_name:
         raise ExecutionAlreadyExists(execution_id, f"for task {stored.task_name!r}")
@@ -374,7 +374,7 @@ def release(
             updated_at=clock.now(),
         )
         if count:
-            notify()
+            work_is_due()
         return count
 
     return _write(hand_back, reconnect_for=patience)
@@ -559,7 +559,7 @@ def reschedule(claim: Claim, row: StepResult, due_at: datetime) -> None:
     def write() -> None:
         _renew(claim, status=Status.PENDING, scheduled_at=_db_time(delay), lease_token="")
         row.save()
-        notify()
+        work_is_due()
 
     _write(write)
 
@@ -583,7 +583,7 @@ def park(claim: Claim, row: StepResult, waiting_on: str, due_at: datetime | None
         row.save()
         if row.kind == StepKind.EVENT and has_event(claim.execution_id, claim.run, row.name):
             Execution.objects.filter(pk=claim.execution_id).update(scheduled_at=_db_time())
-            notify()
+            work_is_due()
 
     _write(write)
 
@@ -642,7 +642,7 @@ def retry_blocked(tasks: Collection[str], blocked_before: datetime) -> list[str]
             Execution.objects.filter(pk__in=ids).update(
                 status=Status.PENDING, error="", scheduled_at=_db_time(), updated_at=clock.now()
             )
-            notify()
+            work_is_due()
         return ids
 
     return _write(write)
@@ -658,7 +658,7 @@ def resume_blocked(execution_id: str) -> bool:
             status=Status.PENDING, error="", scheduled_at=_db_time(), updated_at=clock.now()
         )
         if resumed:
-            notify()
+            work_is_due()
         return bool(resumed)
 
     return _write(write)
@@ -792,7 +792,7 @@ def _offer_event(
                 scheduled_at=_db_time(), updated_at=now
             )
     if parked_on_it:
-        notify()
+        work_is_due()
     logger.info(
         "execution %s: event %s %s",
         execution_id,
@@ -1024,7 +1024,7 @@ def begin_run(
             updated_at=now,
             finished_at=None,
         )
-        notify()
+        work_is_due()
     return load_execution(execution_id)
 
 
