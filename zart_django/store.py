@@ -117,15 +117,18 @@ def atomic() -> Iterator[None]:
 def _write(statements: Callable[[], T], *, single: bool = False, reconnect_for: float = 0.0) -> T:
     """Run ``statements`` as one transaction of the engine and return what they return.
 
-    ``single``: one statement, run in autocommit on PostgreSQL. A busy SQLite file is waited out
-    for up to ``_BUSY_PATIENCE`` seconds; with ``reconnect_for``, a lost connection is replaced
-    and the statements run again for up to that many seconds (they must be safe to repeat).
+    ``single``: one write statement, run in autocommit, with no BEGIN/COMMIT around it (SQLite
+    takes the write lock when such a statement starts, waiting out a busy file with the
+    connection's timeout, so it cannot fail half way as a read-then-write transaction can).
+    A busy SQLite file is waited out for up to ``_BUSY_PATIENCE`` seconds; with
+    ``reconnect_for``, a lost connection is replaced and the statements run again for up to that
+    many seconds (they must be safe to repeat).
     """
     started = time.monotonic()
     delay = 0.02
     while True:
         try:
-            if single and connection.vendor == "postgresql":
+            if single:
                 return statements()
             with atomic():
                 return statements()
