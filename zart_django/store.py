@@ -641,11 +641,7 @@ def retry_blocked(tasks: Collection[str], blocked_before: datetime) -> list[str]
 
     def write() -> list[str]:
         ids = list(blocked.select_for_update().values_list("pk", flat=True))
-        if ids:
-            Execution.objects.filter(pk__in=ids).update(
-                status=Status.PENDING, error="", scheduled_at=_db_time(), updated_at=clock.now()
-            )
-            work_is_due()
+        _unblock(Execution.objects.filter(pk__in=ids))
         return ids
 
     return _write(write)
@@ -657,14 +653,20 @@ def resume_blocked(execution_id: str) -> bool:
 
     def write() -> bool:
         _locked(execution_id)
-        resumed = Execution.objects.filter(pk=execution_id, status=Status.BLOCKED).update(
-            status=Status.PENDING, error="", scheduled_at=_db_time(), updated_at=clock.now()
-        )
-        if resumed:
-            work_is_due()
-        return bool(resumed)
+        return bool(_unblock(Execution.objects.filter(pk=execution_id, status=Status.BLOCKED)))
 
     return _write(write)
+
+
+def _unblock(executions: QuerySet[Execution]) -> int:
+    """Make ``executions`` pending and due now, their error cleared, and wake the workers if
+    there were any; return how many."""
+    count = executions.update(
+        status=Status.PENDING, error="", scheduled_at=_db_time(), updated_at=clock.now()
+    )
+    if count:
+        work_is_due()
+    return count
 
 
 def database_now() -> datetime:
