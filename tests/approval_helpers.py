@@ -7,6 +7,8 @@ from django.test import Client
 
 from demo_project.approval.workflows import ApprovalRequest, approval_task
 from zart_django import DurableScheduler
+from zart_django.models import ApprovalRecord, Event, Execution, StepResult
+from zart_django.models import ApprovalRequest as RequestRow
 from zart_django.testing import run_until_idle
 
 PASSWORD = "pw-for-tests"
@@ -57,3 +59,14 @@ def park_many(prefix: str, count: int, request: ApprovalRequest = REQUEST) -> li
         scheduler.start_for(approval_task, execution_id, request)
     run_until_idle()
     return ids
+
+
+def snapshot(execution_id: str) -> tuple:
+    """Everything an offer or a decision could change, to prove a refused one changed nothing."""
+    return (
+        Execution.objects.filter(pk=execution_id).values().get(),
+        list(StepResult.objects.filter(execution_id=execution_id).values()),
+        list(RequestRow.objects.filter(execution_id=execution_id).values()),
+        list(ApprovalRecord.objects.filter(execution_id=execution_id).values()),
+        list(Event.objects.filter(execution_id=execution_id).values()),
+    )

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pytest
 
 from demo_project.approval.workflows import ApprovalOutput, approval_task
-from tests.approval_helpers import REQUEST, make_user, start_parked
+from tests.approval_helpers import REQUEST, make_user, snapshot, start_parked
 from zart_django import DurableScheduler, EventTimeout, durable, step
 from zart_django.approvals import (
     ApprovalAlreadyDecided,
@@ -44,16 +44,6 @@ def finance_task(spend: Spend) -> str:
     except EventTimeout:
         return "expired"
     return pay(spend) if decision.approved else f"refused by {decision.reviewer}"
-
-
-def snapshot(execution_id: str) -> tuple:
-    """Everything a decision could change, to prove a refused one changed nothing."""
-    return (
-        Execution.objects.filter(pk=execution_id).values().get(),
-        list(ApprovalRequest.objects.filter(execution_id=execution_id).values()),
-        list(ApprovalRecord.objects.filter(execution_id=execution_id).values()),
-        list(Event.objects.filter(execution_id=execution_id).values()),
-    )
 
 
 class TestRequest:

@@ -18,7 +18,7 @@ import pytest
 from django.db import connections
 from rest_framework.test import APIClient
 
-from tests.approval_helpers import make_user
+from tests.approval_helpers import make_user, snapshot
 from tests.conftest import wait_until
 from tests.workflows import Approval, Job, Quick
 from zart_django import (
@@ -36,17 +36,6 @@ from zart_django.approvals import (
 )
 from zart_django.models import ApprovalRecord, ApprovalRequest, Event, Execution, StepResult
 from zart_django.testing import advance_time, run_until_idle
-
-
-def snapshot(execution_id: str) -> tuple:
-    """Everything an offer or a decision could change."""
-    return (
-        Execution.objects.filter(pk=execution_id).values().get(),
-        list(StepResult.objects.filter(execution_id=execution_id).values()),
-        list(ApprovalRequest.objects.filter(execution_id=execution_id).values()),
-        list(ApprovalRecord.objects.filter(execution_id=execution_id).values()),
-        list(Event.objects.filter(execution_id=execution_id).values()),
-    )
 
 
 def outcome_of(action: Callable[[], Any]) -> str:
