@@ -73,7 +73,6 @@ class Execution(models.Model):
                 condition=Q(status__in=["completed", "failed", "cancelled", "timed_out"]),
             ),
         ]
-        permissions = [("decide_approval", "Can approve or reject executions waiting for a person")]
 
     def __str__(self) -> str:
         return f"{self.id} ({self.task_name}, {self.status})"
@@ -200,6 +199,3 @@ class WorkerSeen(models.Model):
 
     def __str__(self) -> str:
         return f"{self.host} at {self.seen_at:%Y-%m-%d %H:%M:%S}"
-
-
-from .approvals.models import ApprovalRecord, ApprovalRequest  # noqa: E402,F401
