@@ -144,6 +144,7 @@ class ExecutionAdmin(StorableLookups, ReadOnly, admin.ModelAdmin):
         "task_name",
         "status",
         "waiting_on",
+        "started_by",
         "created_at",
         "finished_at",
         "pretty_input",

@@ -56,6 +56,11 @@ class Execution(models.Model):
     updated_at = models.DateTimeField()
     finished_at = models.DateTimeField(null=True, blank=True)
     blocked_at = models.DateTimeField(null=True, blank=True)
+    started_by = models.CharField(
+        max_length=150,
+        blank=True,
+        help_text="The username of who started it; empty when code started it.",
+    )
 
     class Meta:
         ordering = ["-created_at"]

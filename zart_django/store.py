@@ -223,7 +223,11 @@ class Claim:
 
 
 def create_execution(
-    execution_id: str, task_name: str, input_data: Any, deadline: datetime | None
+    execution_id: str,
+    task_name: str,
+    input_data: Any,
+    deadline: datetime | None,
+    started_by: str = "",
 ) -> tuple[Execution, bool]:
     """Insert a pending execution, atomically, and return the stored execution and whether this
     call inserted it.
@@ -241,6 +245,7 @@ def create_execution(
         deadline=deadline,
         created_at=now,
         updated_at=now,
+        started_by=started_by,
     )
     with atomic():
         created = _insert_unless_taken(candidate)

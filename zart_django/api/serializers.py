@@ -89,6 +89,7 @@ class ExecutionSerializer(serializers.Serializer):
     output = StoredJSONField(allow_null=True)
     error = serializers.CharField(allow_blank=True)
     waiting_on = serializers.CharField(allow_blank=True)
+    started_by = serializers.CharField(allow_blank=True)
     created_at = serializers.DateTimeField()
     finished_at = serializers.DateTimeField(allow_null=True)
 

@@ -20,6 +20,11 @@ urlpatterns = [
     path("requests/<zart_execution_id:execution_id>/", views.detail, name="detail"),
     path("requests/<zart_execution_id:execution_id>/decide/", views.decide_view, name="decide"),
     path(
+        "requests/<zart_execution_id:execution_id>/reassign/",
+        views.reassign_view,
+        name="reassign",
+    ),
+    path(
         "login/",
         auth_views.LoginView.as_view(template_name="zart_django/login.html"),
         name="login",

@@ -18,9 +18,17 @@ from django.views.decorators.http import require_POST
 from zart_django.errors import ZartError
 
 from .errors import ApprovalNotFound
-from .forms import DecisionForm
+from .forms import DecisionForm, ReassignForm
 from .models import ApprovalRequest, Source
-from .services import can_decide, decidable_by, find_request, may_see, resume_note, visible_to
+from .services import (
+    can_vote,
+    decidable_by,
+    find_request,
+    may_reassign,
+    may_see,
+    resume_note,
+    visible_to,
+)
 
 PAGE_SIZE = 50
 
@@ -58,14 +66,14 @@ def _render_page(
 def detail(request: HttpRequest, execution_id: str) -> HttpResponse:
     """One request: what is asked, and the form, or the outcome once it is closed."""
     approval = _visible_request(request, execution_id)
-    return _render_detail(request, approval, DecisionForm())
+    return _render_detail(request, approval, DecisionForm(approval=approval))
 
 
 @login_required
 @require_POST
 def decide_view(request: HttpRequest, execution_id: str) -> HttpResponse:
     """Approve or reject as the logged-in user; 404 for no request, 403 without permission."""
-    form = DecisionForm(request.POST)
+    form = DecisionForm(request.POST, approval=_request_or_404(execution_id))
     if not form.is_valid():
         approval = _visible_request(request, execution_id)
         return _render_detail(request, approval, form, status=400)
@@ -79,23 +87,52 @@ def decide_view(request: HttpRequest, execution_id: str) -> HttpResponse:
     return redirect("zart_django:inbox")
 
 
-def _visible_request(request: HttpRequest, execution_id: str) -> ApprovalRequest:
+@login_required
+@require_POST
+def reassign_view(request: HttpRequest, execution_id: str) -> HttpResponse:
+    """Hand the request to another user with a reason; 404 for no request, 403 without right."""
+    form = ReassignForm(request.POST)
+    if not form.is_valid():
+        approval = _visible_request(request, execution_id)
+        decision = DecisionForm(approval=approval)
+        return _render_detail(request, approval, decision, status=400, reassign_form=form)
     try:
-        approval = find_request(execution_id)
+        entry = form.reassign(execution_id, request.user)
+    except ZartError as exc:
+        messages.error(request, f"Not reassigned: {exc}")
+        return redirect("zart_django:detail", execution_id=execution_id)
+    messages.success(request, f"Reassigned {execution_id} to {entry.to.removeprefix('user:')}.")
+    return redirect("zart_django:inbox")
+
+
+def _request_or_404(execution_id: str) -> ApprovalRequest:
+    try:
+        return find_request(execution_id)
     except ApprovalNotFound as exc:
         raise Http404(str(exc)) from exc
+
+
+def _visible_request(request: HttpRequest, execution_id: str) -> ApprovalRequest:
+    approval = _request_or_404(execution_id)
     if not may_see(request.user, approval):
         raise PermissionDenied("you may not see this approval request")
     return approval
 
 
 def _render_detail(
-    request: HttpRequest, approval: ApprovalRequest, form: DecisionForm, status: int = 200
+    request: HttpRequest,
+    approval: ApprovalRequest,
+    form: DecisionForm,
+    status: int = 200,
+    reassign_form: ReassignForm | None = None,
 ) -> HttpResponse:
     context = {
         "approval": approval,
         "form": form,
-        "can_decide": approval.is_open and can_decide(request.user, approval),
+        "can_decide": can_vote(request.user, approval),
         "record": approval.record,
+        "votes": approval.votes,
+        "can_reassign": may_reassign(request.user, approval),
+        "reassign_form": reassign_form or ReassignForm(),
     }
     return render(request, "zart_django/approvals/detail.html", context, status=status)

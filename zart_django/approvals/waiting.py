@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import fields, is_dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from typing import Any
+
+from django.forms import BaseForm, Form
+from django.utils.module_loading import import_string
 
 from zart_django import (
     DurableScheduler,
@@ -14,11 +17,13 @@ from zart_django import (
     wait_for_event,
 )
 from zart_django.clock import now
+from zart_django.codec import decode
 from zart_django.replay import wait_recorded
 from zart_django.reserved import reserve
 from zart_django.signals import send
-from zart_django.store import engine_io, load_execution
+from zart_django.store import atomic, engine_io, load_execution
 
+from .assignees import Assignees, assign, resolve
 from .decision import ApprovalDecision
 from .models import DEFAULT_PERMISSION, ApprovalRequest, RequestStatus
 from .signals import approval_requested
@@ -62,6 +67,10 @@ def wait_for_approval(
     permission: str | None = None,
     title: str | None = None,
     summary: str | None = None,
+    assignees: Assignees | None = None,
+    required: int = 1,
+    allow_requester: bool = False,
+    form: type[Form] | None = None,
 ) -> ApprovalDecision:
     """Ask for a decision and return it once a person with ``permission`` approves or rejects.
 
@@ -73,6 +82,14 @@ def wait_for_approval(
     ``title`` and ``summary`` are shown to the reviewer; by default they name the task and list
     the execution's input. Past ``timeout`` the request expires and ``EventTimeout`` is raised
     here; a decision and the expiry are serialized, so a decision accepted is one this returns.
+
+    ``assignees`` (users, groups, permissions, as objects or ``"alice"``, ``"group:finance"``,
+    ``"perm:expenses.approve"``, or a callable computing them from the execution's input) are
+    who may decide, instead of everyone holding ``permission``; they are resolved once, when the
+    request is made. ``required`` approvals by distinct people approve it; the first rejection
+    rejects it. The person who started the execution may not decide it unless
+    ``allow_requester``. ``form``, an importable Django form class, asks the reviewer for
+    decision data, validated and returned as ``ApprovalDecision.data``.
     """
     execution_id = current_execution_id()
     if execution_id is None:
@@ -81,7 +98,8 @@ def wait_for_approval(
             " (or by zart_django.testing.run_until_idle in tests)"
         )
     if not wait_recorded(decision_event(event)):
-        _ensure_request(execution_id, event, permission, title, summary)
+        rules = Rules(assignees, _checked_required(required), allow_requester, _form_path(form))
+        _ensure_request(execution_id, event, permission, title, summary, rules)
     try:
         return wait_for_event(decision_event(event), timeout=timeout, type=ApprovalDecision)
     except EventTimeout:
@@ -99,9 +117,49 @@ def _expire(execution_id: str, event: str) -> None:
     ).update(status=RequestStatus.EXPIRED, closed_at=now())
 
 
+@dataclass(frozen=True)
+class Rules:
+    """Who may decide a request and how, as ``wait_for_approval`` was told."""
+
+    assignees: Assignees | None
+    required: int
+    allow_requester: bool
+    form: str
+
+
+def _checked_required(required: int) -> int:
+    if isinstance(required, bool) or not isinstance(required, int) or required < 1:
+        raise ValueError(
+            f"wait_for_approval(required=...) is a number of approvals, not {required!r}"
+        )
+    return required
+
+
+def _form_path(form: type[Form] | None) -> str:
+    """The dotted path of ``form``; ``ValueError`` unless it imports back as that form class."""
+    if form is None:
+        return ""
+    path = f"{getattr(form, '__module__', '')}.{getattr(form, '__qualname__', '')}"
+    try:
+        importable = import_string(path) is form
+    except ImportError:
+        importable = False
+    if not (importable and isinstance(form, type) and issubclass(form, BaseForm)):
+        raise ValueError(
+            f"wait_for_approval(form=...) takes a Django form class importable by its dotted"
+            f" path (defined at a module's top level), not {form!r}"
+        )
+    return path
+
+
 @engine_io
 def _ensure_request(
-    execution_id: str, event: str, permission: str | None, title: str | None, summary: str | None
+    execution_id: str,
+    event: str,
+    permission: str | None,
+    title: str | None,
+    summary: str | None,
+    rules: Rules,
 ) -> None:
     """Create the request of this run the first time its wait is reached (a replay after a crash
     that came before the wait was recorded finds it and changes nothing)."""
@@ -120,9 +178,21 @@ def _ensure_request(
         if summary is not None
         else describe(info.input, _field_order(scheduler, info.task)),
         permission=permission or DEFAULT_PERMISSION,
+        required=rules.required,
+        allow_requester=rules.allow_requester,
+        form=rules.form,
         created_at=now(),
     )
-    ApprovalRequest.objects.bulk_create([request], ignore_conflicts=True)
+    specs = None
+    if rules.assignees is not None:
+        specs = resolve(rules.assignees, _typed_input(scheduler, info.task, info.input))
+    with atomic():
+        ApprovalRequest.objects.bulk_create([request], ignore_conflicts=True)
+        if specs is not None:
+            assign(
+                ApprovalRequest.objects.get(execution_id=execution_id, run=info.run, event=event),
+                specs,
+            )
     logger.info(
         "execution %s: approval %s requested (permission %s)",
         execution_id,
@@ -150,6 +220,13 @@ def describe(value: Any, order: list[str] | None = None) -> str:
     if isinstance(value, list):
         return ", ".join(describe(item) for item in value)
     return "" if value is None else str(value)
+
+
+def _typed_input(scheduler: DurableScheduler, task_name: str, data: Any) -> Any:
+    """The execution's input rebuilt into its task's input type, for callable assignees."""
+    if task_name not in scheduler.registry:
+        return data
+    return decode(data, scheduler.registry.get(task_name).input_type, "input")
 
 
 def _field_order(scheduler: DurableScheduler, task_name: str) -> list[str]:
