@@ -5,7 +5,7 @@ from typing import Any
 import django.db.models.deletion
 from django.db import migrations, models
 
-FUNCTION = "zart_refuse_approvalrecord_change"  # made by 0002: refuses any UPDATE or DELETE
+FUNCTION = "zart_refuse_reassignment_change"
 TRIGGER = "zart_reassignment_immutable"
 
 
@@ -19,6 +19,17 @@ def create_trigger(apps: Any, schema_editor: Any) -> None:
     if schema_editor.connection.vendor != "postgresql":
         return
     schema_editor.execute(
+        f"""
+        CREATE OR REPLACE FUNCTION {FUNCTION}() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            RAISE EXCEPTION 'a reassignment is immutable: % refused on %', TG_OP, TG_TABLE_NAME
+                USING HINT = 'reassignments are written once by reassign() and never changed';
+        END;
+        $$
+        """,
+        None,  # no parameters: the % of RAISE are not placeholders
+    )
+    schema_editor.execute(
         f"CREATE TRIGGER {TRIGGER} BEFORE UPDATE OR DELETE ON {_table(apps, schema_editor)}"
         f" FOR EACH ROW EXECUTE FUNCTION {FUNCTION}()"
     )
@@ -28,6 +39,7 @@ def drop_trigger(apps: Any, schema_editor: Any) -> None:
     if schema_editor.connection.vendor != "postgresql":
         return
     schema_editor.execute(f"DROP TRIGGER IF EXISTS {TRIGGER} ON {_table(apps, schema_editor)}")
+    schema_editor.execute(f"DROP FUNCTION IF EXISTS {FUNCTION}()")
 
 
 class Migration(migrations.Migration):
