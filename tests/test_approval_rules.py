@@ -186,6 +186,29 @@ class TestSegregationOfDuties:
         assert decide_through(door, alice, "sod-2").status in (201, 302)
         assert output("sod-2") == "approved by alice [alice+]"
 
+    @pytest.mark.parametrize("door", DOORS)
+    def test_the_requester_may_not_choose_who_decides(self, door):
+        alice = person("alice", DECIDE, "zart_approvals.reassign_approval")
+        person("zoe")
+        parked(plain, "sod-4", started_by="alice")
+        before = snapshot("sod-4")
+        answer = reassign_through(door, alice, "sod-4", "zoe")
+        assert answer.status == 403
+        assert snapshot("sod-4") == before and not Reassignment.objects.exists()
+        page = logged_in(alice).get(reverse("zart_django:detail", args=["sod-4"]))
+        assert page.status_code == 200
+        assert not page.context["can_decide"] and not page.context["can_reassign"]
+
+    def test_the_requester_sees_their_request_without_deciding_it(self):
+        clerk = make_user("clerk")
+        parked(plain, "sod-5", started_by=clerk)
+        assert (
+            logged_in(clerk).get(reverse("zart_django:detail", args=["sod-5"])).status_code == 200
+        )
+        decide("sod-5", person("erin", DECIDE), approved=True)
+        history = logged_in(clerk).get(reverse("zart_django:history")).context["requests"]
+        assert [r.execution_id for r in history] == ["sod-5"]
+
     def test_the_requester_is_not_a_recipient(self):
         person("alice", DECIDE)
         person("bob", DECIDE)

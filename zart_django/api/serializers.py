@@ -52,6 +52,15 @@ class NameField(serializers.CharField):
             raise serializers.ValidationError(str(exc)) from None
 
 
+TEXT_PATTERN = "^[^\\u0000]*$"
+"""Text without a NUL character (which DRF's ``CharField`` refuses, and PostgreSQL cannot store)."""
+
+
+@extend_schema_field({"type": "string", "pattern": TEXT_PATTERN})
+class TextField(serializers.CharField):
+    """Free text, documented as refusing the NUL character, as ``CharField`` does."""
+
+
 class TaskField(serializers.ChoiceField):
     """A task name, documented as one of the tasks registered in this process; an unknown one is
     left to the scheduler, whose refusal names the registered tasks."""
@@ -137,7 +146,7 @@ class StartSerializer(serializers.Serializer):
 class RerunSerializer(serializers.Serializer):
     """``POST /executions/{id}/rerun/``: the recorded step to run again from."""
 
-    from_step = serializers.CharField(min_length=1, max_length=200, trim_whitespace=False)
+    from_step = TextField(min_length=1, max_length=200, trim_whitespace=False)
 
 
 class RestartSerializer(serializers.Serializer):

@@ -15,7 +15,7 @@ from rest_framework.response import Response
 
 from zart_django.api.base import ApiViewSet
 from zart_django.api.schema import JsonSchema, documented, errors
-from zart_django.api.serializers import NameField
+from zart_django.api.serializers import NameField, TextField
 from zart_django.api.views import ID, PAGES, Pagination, as_api_error
 from zart_django.errors import ZartError
 
@@ -28,7 +28,7 @@ class DecideSerializer(serializers.Serializer):
     """``POST /approvals/{id}/decide/``. The reviewer is the authenticated user, never a field."""
 
     approved = serializers.BooleanField()
-    comment = serializers.CharField(required=False, allow_blank=True, default="")
+    comment = TextField(required=False, allow_blank=True, default="")
     event = NameField(required=False, trim_whitespace=False)
     data = serializers.DictField(
         required=False,
@@ -41,13 +41,13 @@ class DecideSerializer(serializers.Serializer):
 class ReassignSerializer(serializers.Serializer):
     """``POST /approvals/{id}/reassign/``: hand the request to the user ``to``, saying why."""
 
-    to = serializers.CharField(
+    to = TextField(
         min_length=1,
         max_length=150,
         trim_whitespace=False,
         help_text='A username (or "user:<username>").',
     )
-    reason = serializers.CharField(min_length=1, trim_whitespace=False)
+    reason = TextField(min_length=1, trim_whitespace=False)
     event = NameField(required=False, trim_whitespace=False)
 
 

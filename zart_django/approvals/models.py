@@ -63,6 +63,12 @@ class ApprovalRequestQuerySet(models.QuerySet["ApprovalRequest"]):
 
         return self.filter(assigned_to(user))
 
+    def started_by(self, user: Any) -> ApprovalRequestQuerySet:
+        """Requests of executions ``user`` started (``Execution.started_by``)."""
+        if not user.is_authenticated:
+            return self.none()
+        return self.filter(execution__started_by=user.get_username())
+
     def decidable_by(self, user: Any) -> ApprovalRequestQuerySet:
         """Requests ``user`` is an assignee of and may vote on: not started by them (unless the
         request allows it) and not voted on by them already."""

@@ -69,13 +69,23 @@ def refusal(user: Any, request: ApprovalRequest) -> str | None:
         if not request.assignees:
             return _no_permission(request)
         return f"execution {request.execution_id!r} is not assigned to you"
-    started_by = request.execution.started_by
-    if started_by and started_by == user.get_username() and not request.allow_requester:
+    if requested_by(user, request):
         return (
             f"you started execution {request.execution_id!r}, so someone else has to decide it"
             " (segregation of duties)"
         )
     return None
+
+
+def requested_by(user: Any, request: ApprovalRequest) -> bool:
+    """Whether ``user`` started the request's execution and the request does not allow them."""
+    started_by = request.execution.started_by
+    return bool(
+        started_by
+        and user.is_authenticated
+        and started_by == user.get_username()
+        and not request.allow_requester
+    )
 
 
 def _no_permission(request: ApprovalRequest) -> str:
@@ -102,8 +112,10 @@ def can_vote(user: Any, request: ApprovalRequest) -> bool:
 
 def may_reassign(user: Any, request: ApprovalRequest) -> bool:
     """Whether ``user`` may reassign ``request`` (see ``reassign``), if it is open."""
-    return request.is_open and (
-        is_assignee(user, request) or (user.is_active and _holds_reassign_permission(user, request))
+    if not request.is_open or requested_by(user, request):
+        return False
+    return can_decide(user, request) or (
+        user.is_active and _holds_reassign_permission(user, request)
     )
 
 
@@ -129,16 +141,18 @@ def decidable_by(user: Any) -> ApprovalRequestQuerySet:
 
 def visible_to(user: Any) -> ApprovalRequestQuerySet:
     """The requests ``user`` may read: all of them with ``zart_django.view_execution``, else
-    those whose permission the user holds (see ``may_see`` for one request)."""
+    those the user is an assignee of or started (see ``may_see`` for one request)."""
     requests = ApprovalRequest.objects.all()
     if not user.has_perm(VIEW_PERMISSION):
-        requests = requests.permitted_to(user)
+        requests = requests.permitted_to(user) | requests.started_by(user)
     return requests.with_decisions().order_by("-created_at", "-pk")
 
 
 def may_see(user: Any, request: ApprovalRequest) -> bool:
-    """Who may read a request: those who may decide it, and those who may view executions."""
-    return can_decide(user, request) or user.has_perm(VIEW_PERMISSION)
+    """Who may read a request: its assignees (its requester too, who may not decide it), and
+    those who may view executions."""
+    started = user.is_authenticated and request.execution.started_by == user.get_username()
+    return is_assignee(user, request) or started or user.has_perm(VIEW_PERMISSION)
 
 
 def reviewer_name(user: Any) -> str:
@@ -382,7 +396,8 @@ def reassign(
     An assignee hands over their own assignment: ``to`` replaces them (they leave the request's
     assignees, whichever spec made them one). A user holding ``zart_approvals.reassign_approval``
     who is no assignee replaces all the request's assignees with ``to``. Refused
-    (``ApprovalPermissionDenied``) for anyone else, and (``ApprovalInvalid``) without a reason,
+    (``ApprovalPermissionDenied``) for anyone else and for the execution's requester (who may
+    not choose who decides it), and (``ApprovalInvalid``) without a reason,
     to a group or permission, to an unknown or inactive user, to the user themselves, or to the
     execution's requester unless the wait allows them. Writes an immutable ``Reassignment``;
     a decision by ``to`` records ``delegated_by``. Sends ``approval_reassigned`` on commit.
@@ -400,7 +415,14 @@ def _reassign(
             f"execution {execution_id!r} can no longer be reassigned: {request.outcome}"
         )
     username = user.get_username()
-    if is_assignee(user, request):
+    if requested_by(user, request):
+        raise ApprovalPermissionDenied(
+            execution_id,
+            REASSIGN_PERMISSION,
+            f"you started execution {execution_id!r}, so you may not choose who decides it"
+            " (segregation of duties)",
+        )
+    if can_decide(user, request):
         before = effective(request)
         target = _delegate(request, to, reason, username)
         after = [spec for spec in before if spec not in (f"user:{username}", EXCLUDED + target[5:])]
