@@ -267,13 +267,15 @@ def _decide(
         data=_cleaned(request, data),
     )
     votes.append(record)
-    if record.approved and sum(vote.approved for vote in votes) < request.required:
+    approvals = sum(vote.approved for vote in votes)
+    if record.approved and approvals < request.required:
+        progress = f"{approvals} of {request.required} approvals"
         logger.info(
             "execution %s: approval %s voted by %s (%s)",
             execution_id,
             record.event,
             record.reviewer,
-            request.progress,
+            progress,
         )
         send(
             approval_voted,
@@ -282,7 +284,7 @@ def _decide(
             event=record.event,
             approved=True,
             reviewer=record.reviewer,
-            progress=f"{sum(vote.approved for vote in votes)} of {request.required} approvals",
+            progress=progress,
         )
         return record
     _deliver(request, record, votes)
