@@ -77,7 +77,7 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
-LOGIN_URL = "zart_django:login"
+LOGIN_URL = "zart_approvals:login"
 LOGIN_REDIRECT_URL = "/approvals/"
 
 REST_FRAMEWORK = {

@@ -28,7 +28,7 @@ PAGE_SIZE = 50
 @login_required
 def inbox(request: HttpRequest) -> HttpResponse:
     """The open requests the user may decide, newest first, a page at a time (``?page=``)."""
-    return _render_page(request, "zart_django/approvals/inbox.html", decidable_by(request.user))
+    return _render_page(request, "zart_approvals/inbox.html", decidable_by(request.user))
 
 
 @login_required
@@ -36,7 +36,7 @@ def history(request: HttpRequest) -> HttpResponse:
     """Requests that were decided, expired or closed, that the user may see, newest first, a
     page at a time (``?page=``)."""
     closed = visible_to(request.user).closed()
-    return _render_page(request, "zart_django/approvals/history.html", closed)
+    return _render_page(request, "zart_approvals/history.html", closed)
 
 
 def _render_page(
@@ -73,10 +73,10 @@ def decide_view(request: HttpRequest, execution_id: str) -> HttpResponse:
         record = form.decide(execution_id, request.user, Source.INBOX)
     except ZartError as exc:
         messages.error(request, f"Not decided: {exc}")
-        return redirect("zart_django:detail", execution_id=execution_id)
+        return redirect("zart_approvals:detail", execution_id=execution_id)
     verdict = "Approved" if record.approved else "Rejected"
     messages.success(request, f"{verdict} {execution_id}. {resume_note()}")
-    return redirect("zart_django:inbox")
+    return redirect("zart_approvals:inbox")
 
 
 def _visible_request(request: HttpRequest, execution_id: str) -> ApprovalRequest:
@@ -98,4 +98,4 @@ def _render_detail(
         "can_decide": approval.is_open and can_decide(request.user, approval),
         "record": approval.record,
     }
-    return render(request, "zart_django/approvals/detail.html", context, status=status)
+    return render(request, "zart_approvals/detail.html", context, status=status)
