@@ -10,6 +10,7 @@ from typing import Any, NoReturn
 from django.db import models
 from django.db.models import CharField, F, Prefetch, Q, Value
 from django.db.models.functions import Concat
+from django.utils.translation import gettext_lazy as _
 
 from zart_django.models import FINISHED_STATUSES, Execution
 
@@ -18,16 +19,16 @@ PREFETCHED_DECISIONS = "prefetched_decisions"
 
 
 class RequestStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
-    DECIDED = "decided", "Decided"
-    EXPIRED = "expired", "Expired"
+    PENDING = "pending", _("Pending")
+    DECIDED = "decided", _("Decided")
+    EXPIRED = "expired", _("Expired")
 
 
 class Source(models.TextChoices):
-    ADMIN = "admin", "Django admin"
-    INBOX = "inbox", "Inbox"
-    API = "api", "REST API"
-    CODE = "code", "Code"
+    ADMIN = "admin", _("Django admin")
+    INBOX = "inbox", _("Inbox")
+    API = "api", _("REST API")
+    CODE = "code", _("Code")
 
 
 class ApprovalRequestQuerySet(models.QuerySet["ApprovalRequest"]):
@@ -99,19 +100,27 @@ class ApprovalRequest(models.Model):
         max_length=16, choices=RequestStatus.choices, default=RequestStatus.PENDING
     )
     created_at = models.DateTimeField()
+    deadline = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
 
     objects = ApprovalRequestQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]
-        permissions = [("decide_approval", "Can approve or reject executions waiting for a person")]
+        verbose_name = _("approval request")
+        verbose_name_plural = _("approval requests")
+        permissions = [
+            ("decide_approval", _("Can approve or reject executions waiting for a person"))
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["execution", "run", "event"], name="zart_approval_run_once"
             )
         ]
-        indexes = [models.Index(fields=["status", "created_at"], name="zart_approval_status")]
+        indexes = [
+            models.Index(fields=["status", "created_at"], name="zart_approval_status"),
+            models.Index(fields=["status", "deadline"], name="zart_approval_deadline"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.title} ({self.execution_id}, {self.status})"
@@ -225,6 +234,8 @@ class ApprovalRecord(models.Model):
     objects = ApprovalRecordQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("approval decision")
+        verbose_name_plural = _("approval decisions")
         ordering = ["-decided_at"]
         constraints = [
             models.UniqueConstraint(fields=["request"], name="zart_decision_once_per_request")

@@ -17,6 +17,7 @@ register_converter(ExecutionIdConverter, "zart_execution_id")
 urlpatterns = [
     path("", views.inbox, name="inbox"),
     path("history/", views.history, name="history"),
+    path("history.csv", views.history_csv, name="history_csv"),
     path("requests/<zart_execution_id:execution_id>/", views.detail, name="detail"),
     path("requests/<zart_execution_id:execution_id>/decide/", views.decide_view, name="decide"),
     path(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import fields, is_dataclass
+from datetime import datetime
 from typing import Any
 
 from zart_django import (
@@ -14,6 +15,7 @@ from zart_django import (
     wait_for_event,
 )
 from zart_django.clock import now
+from zart_django.durations import parse_duration
 from zart_django.replay import wait_recorded
 from zart_django.reserved import reserve
 from zart_django.signals import send
@@ -81,7 +83,8 @@ def wait_for_approval(
             " (or by zart_django.testing.run_until_idle in tests)"
         )
     if not wait_recorded(decision_event(event)):
-        _ensure_request(execution_id, event, permission, title, summary)
+        deadline = now() + parse_duration(timeout) if timeout is not None else None
+        _ensure_request(execution_id, event, permission, title, summary, deadline)
     try:
         return wait_for_event(decision_event(event), timeout=timeout, type=ApprovalDecision)
     except EventTimeout:
@@ -101,10 +104,16 @@ def _expire(execution_id: str, event: str) -> None:
 
 @engine_io
 def _ensure_request(
-    execution_id: str, event: str, permission: str | None, title: str | None, summary: str | None
+    execution_id: str,
+    event: str,
+    permission: str | None,
+    title: str | None,
+    summary: str | None,
+    deadline: datetime | None,
 ) -> None:
     """Create the request of this run the first time its wait is reached (a replay after a crash
-    that came before the wait was recorded finds it and changes nothing)."""
+    that came before the wait was recorded finds it and changes nothing). ``deadline`` is now +
+    the timeout, as the wait computes the deadline it records a moment later."""
     scheduler = DurableScheduler()
     info = scheduler.get(execution_id)
     if ApprovalRequest.objects.filter(
@@ -118,9 +127,10 @@ def _ensure_request(
         title=(title or f"{info.task} {execution_id}")[:300],
         summary=summary
         if summary is not None
-        else describe(info.input, _field_order(scheduler, info.task)),
+        else describe(info.input, field_order(scheduler, info.task)),
         permission=permission or DEFAULT_PERMISSION,
         created_at=now(),
+        deadline=deadline,
     )
     ApprovalRequest.objects.bulk_create([request], ignore_conflicts=True)
     logger.info(
@@ -152,7 +162,7 @@ def describe(value: Any, order: list[str] | None = None) -> str:
     return "" if value is None else str(value)
 
 
-def _field_order(scheduler: DurableScheduler, task_name: str) -> list[str]:
+def field_order(scheduler: DurableScheduler, task_name: str) -> list[str]:
     """The input type's field names in declaration order, if it is a dataclass."""
     if task_name not in scheduler.registry:
         return []
