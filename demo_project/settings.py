@@ -20,6 +20,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular_sidecar",
     "zart_django",
+    "zart_django.approvals",
     "demo_project.approval",
 ]
 

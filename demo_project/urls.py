@@ -9,7 +9,7 @@ from django.views.generic import RedirectView
 urlpatterns = [
     path("", RedirectView.as_view(url="/approvals/", permanent=False)),
     path("admin/", admin.site.urls),
-    path("approvals/", include("zart_django.urls")),
+    path("approvals/", include("zart_django.approvals.urls")),
     path("api/", include("zart_django.api.urls")),
     path("metrics/", include("zart_django.metrics.urls")),
 ]

@@ -7,8 +7,9 @@ from django.test import Client
 
 from demo_project.approval.workflows import ApprovalRequest, approval_task
 from zart_django import DurableScheduler
-from zart_django.models import ApprovalRecord, Event, Execution, StepResult
-from zart_django.models import ApprovalRequest as RequestRow
+from zart_django.approvals.models import ApprovalRecord
+from zart_django.approvals.models import ApprovalRequest as RequestRow
+from zart_django.models import Event, Execution, StepResult
 from zart_django.testing import run_until_idle
 
 PASSWORD = "pw-for-tests"

@@ -49,7 +49,7 @@ def scheduler() -> DurableScheduler:
 @pytest.fixture
 def manager():
     """A user who may decide approvals."""
-    return make_user("alice", "zart_django.decide_approval", full_name="Alice Manager")
+    return make_user("alice", "zart_approvals.decide_approval", full_name="Alice Manager")
 
 
 @pytest.fixture

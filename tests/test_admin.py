@@ -13,7 +13,8 @@ from tests.test_runs import starts as starts_of
 from tests.workflows import Job
 from zart_django import DurableScheduler
 from zart_django.approvals import decide
-from zart_django.models import ApprovalRecord, Event, Execution
+from zart_django.approvals.models import ApprovalRecord
+from zart_django.models import Event, Execution
 from zart_django.testing import run_until_idle
 
 pytestmark = pytest.mark.django_db
@@ -117,17 +118,19 @@ def test_history_is_read_only(manager_client):
     client = superuser_client()
     manager_client.post(DECIDE.format("ad-6"), {"decision": "approve"})
     record = ApprovalRecord.objects.get()
-    page = client.get(f"/admin/zart_django/approvalrecord/{record.pk}/change/").content.decode()
+    page = client.get(f"/admin/zart_approvals/approvalrecord/{record.pk}/change/").content.decode()
     assert 'name="_save"' not in page
-    assert client.get("/admin/zart_django/approvalrecord/add/").status_code == 403
-    assert client.post(f"/admin/zart_django/approvalrecord/{record.pk}/delete/").status_code == 403
+    assert client.get("/admin/zart_approvals/approvalrecord/add/").status_code == 403
+    assert (
+        client.post(f"/admin/zart_approvals/approvalrecord/{record.pk}/delete/").status_code == 403
+    )
     execution_page = client.get(PAGE.format("ad-6")).content.decode()
     assert 'name="_save"' not in execution_page
 
 
 def test_searching_decisions_and_requests_finds_by_execution_id_reviewer_and_comment():
     """Issue 9: searching the Decisions list answered 500 (a text lookup on a foreign key)."""
-    manager = make_user("carol", "zart_django.decide_approval", staff=True)
+    manager = make_user("carol", "zart_approvals.decide_approval", staff=True)
     start_parked("srch-1")
     start_parked("srch-2")
     decide("srch-1", manager, approved=True, comment="budget ok")
@@ -138,10 +141,10 @@ def test_searching_decisions_and_requests_finds_by_execution_id_reviewer_and_com
     admin_user.save()
     assert client.login(username="boss", password=PASSWORD)
     for term, found, missing in [("srch-1", "srch-1", "srch-2"), ("budget", "srch-1", "srch-2")]:
-        page = client.get("/admin/zart_django/approvalrecord/", {"q": term})
+        page = client.get("/admin/zart_approvals/approvalrecord/", {"q": term})
         assert page.status_code == 200, term
         assert found in page.content.decode() and missing not in page.content.decode()
-    page = client.get("/admin/zart_django/approvalrequest/", {"q": "srch-2"})
+    page = client.get("/admin/zart_approvals/approvalrequest/", {"q": "srch-2"})
     assert page.status_code == 200
     assert "srch-2" in page.content.decode() and "srch-1" not in page.content.decode()
 

@@ -12,7 +12,8 @@ from demo_project.approval.workflows import approval_task
 from tests.approval_helpers import REQUEST, make_user, start_parked
 from tests.workflows import lines
 from zart_django import DurableScheduler
-from zart_django.models import ApprovalRecord, Event, Execution
+from zart_django.approvals.models import ApprovalRecord
+from zart_django.models import Event, Execution
 from zart_django.testing import advance_time, run_until_idle
 
 pytestmark = pytest.mark.django_db
@@ -29,7 +30,7 @@ REQUEST_INPUT = {"requester_name": "Bob", "resource": "db", "reason": "tests"}
 @pytest.fixture
 def manager_client() -> APIClient:
     client = APIClient()
-    client.force_authenticate(make_user("alice", "zart_django.decide_approval"))
+    client.force_authenticate(make_user("alice", "zart_approvals.decide_approval"))
     return client
 
 
@@ -77,8 +78,9 @@ class TestAuthentication:
         assert refused.status_code == 403
         detail = refused.json()["detail"]  # issue 9: it said nothing of which permissions exist
         assert "needs the permission zart_django.view_execution" in detail
-        for permission in ("add_execution", "change_execution", "add_event", "decide_approval"):
+        for permission in ("add_execution", "change_execution", "add_event"):
             assert f"zart_django.{permission}" in detail
+        assert "zart_approvals.decide_approval" in detail
         body = {"task": "approval-task", "execution_id": "p-1", "input": REQUEST_INPUT}
         assert manager_client.post("/api/executions/", body, format="json").status_code == 403
         start_parked("p-2")
@@ -337,7 +339,7 @@ class TestErrors:
     )
     def test_malformed_json_is_400(self, operator_client, url):
         operator_client.force_authenticate(
-            make_user("both", *OPERATOR_PERMS, "zart_django.decide_approval")
+            make_user("both", *OPERATOR_PERMS, "zart_approvals.decide_approval")
         )
         start_parked("m-1")
         response = operator_client.post(url, '{"approved": tru', content_type="application/json")

@@ -19,7 +19,8 @@ from zart_django.approvals import (
     decide,
     wait_for_approval,
 )
-from zart_django.models import ApprovalRecord, ApprovalRequest, Event, Execution
+from zart_django.approvals.models import ApprovalRecord, ApprovalRequest
+from zart_django.models import Event, Execution
 from zart_django.testing import advance_time, run_until_idle
 
 pytestmark = pytest.mark.django_db
@@ -58,7 +59,7 @@ class TestRequest:
         assert request.event == "manager-approval"
         assert request.title == "Bob requests staging-environment"
         assert request.summary == "Need to test the new deployment pipeline"
-        assert request.permission == "zart_django.decide_approval"
+        assert request.permission == "zart_approvals.decide_approval"
         assert request.outcome == "pending"
 
     def test_default_title_and_summary_come_from_the_task_and_its_input(self):
@@ -119,7 +120,7 @@ class TestDecide:
     def test_without_the_permission_it_is_refused_and_nothing_changes(self, clerk):
         start_parked("d-3")
         before = snapshot("d-3")
-        with pytest.raises(ApprovalPermissionDenied, match="zart_django.decide_approval"):
+        with pytest.raises(ApprovalPermissionDenied, match="zart_approvals.decide_approval"):
             decide("d-3", clerk, approved=True)
         assert snapshot("d-3") == before
 
@@ -138,7 +139,7 @@ class TestDecide:
     def test_deciding_twice_is_refused_with_who_decided_first(self, manager):
         start_parked("d-5")
         decide("d-5", manager, approved=True)
-        other = make_user("bert", "zart_django.decide_approval")
+        other = make_user("bert", "zart_approvals.decide_approval")
         before = snapshot("d-5")
         with pytest.raises(ApprovalAlreadyDecided, match="already approved by alice"):
             decide("d-5", other, approved=False)

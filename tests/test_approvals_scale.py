@@ -13,12 +13,12 @@ from rest_framework.test import APIClient
 from tests.approval_helpers import PASSWORD, make_user, park_many, start_parked
 from zart_django import DurableScheduler
 from zart_django.approvals import can_decide, decidable_by, decide
+from zart_django.approvals.models import ApprovalRequest
 from zart_django.approvals.views import PAGE_SIZE
-from zart_django.models import ApprovalRequest
 
 pytestmark = pytest.mark.django_db
 
-DECIDE = "zart_django.decide_approval"
+DECIDE = "zart_approvals.decide_approval"
 
 
 def group_member(username: str, *perms: str) -> User:

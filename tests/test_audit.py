@@ -9,7 +9,8 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 
 from tests.approval_helpers import start_parked
 from zart_django.approvals import decide
-from zart_django.models import ApprovalRecord, ApprovalRequest, Execution
+from zart_django.approvals.models import ApprovalRecord, ApprovalRequest
+from zart_django.models import Execution
 
 pytestmark = pytest.mark.django_db
 

@@ -17,7 +17,7 @@ DEMO_ACCENT = "--accent: #7b3fb5"
 
 def inbox_page() -> str:
     start_parked("brand-1")
-    response = logged_in(make_user("alice", "zart_django.decide_approval")).get("/approvals/")
+    response = logged_in(make_user("alice", "zart_approvals.decide_approval")).get("/approvals/")
     assert response.status_code == 200
     return response.content.decode()
 

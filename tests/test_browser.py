@@ -24,8 +24,8 @@ from tests import services
 from tests.approval_helpers import PASSWORD, make_user
 from tests.conftest import ROOT, wait_until
 from zart_django import DurableScheduler
-from zart_django.models import ApprovalRecord
-from zart_django.models import ApprovalRequest as RequestRow
+from zart_django.approvals.models import ApprovalRecord
+from zart_django.approvals.models import ApprovalRequest as RequestRow
 
 CHROMIUM_ARGS = [
     "--headless",

@@ -18,7 +18,8 @@ from tests.approval_helpers import start_parked
 from tests.conftest import ROOT
 from tests.test_runs import starts
 from zart_django.approvals import decide
-from zart_django.models import ApprovalRecord, Execution
+from zart_django.approvals.models import ApprovalRecord
+from zart_django.models import Execution
 from zart_django.testing import advance_time, run_until_idle
 
 pytestmark = pytest.mark.django_db

@@ -34,7 +34,8 @@ from zart_django.approvals import (
     ApprovalNotFound,
     decide,
 )
-from zart_django.models import ApprovalRecord, ApprovalRequest, Event, Execution, StepResult
+from zart_django.approvals.models import ApprovalRecord, ApprovalRequest
+from zart_django.models import Event, Execution, StepResult
 from zart_django.testing import advance_time, run_until_idle
 
 

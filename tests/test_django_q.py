@@ -24,7 +24,8 @@ from tests.services import free_port
 from tests.workflows import Approval, lines
 from zart_django import clock, dispatch
 from zart_django.approvals import decide
-from zart_django.models import ApprovalRecord, Event, Execution, StepResult
+from zart_django.approvals.models import ApprovalRecord
+from zart_django.models import Event, Execution, StepResult
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),

@@ -25,8 +25,9 @@ from zart_django import (
     step,
     wait_for_event,
 )
+from zart_django.approvals.models import ApprovalRecord
 from zart_django.codec import MAX_DEPTH, encode
-from zart_django.models import ApprovalRecord, Event, Execution, StepResult
+from zart_django.models import Event, Execution, StepResult
 from zart_django.testing import run_until_idle
 
 ALL_PERMS = (
@@ -35,9 +36,9 @@ ALL_PERMS = (
     "zart_django.change_execution",
     "zart_django.delete_execution",
     "zart_django.add_event",
-    "zart_django.decide_approval",
-    "zart_django.view_approvalrequest",
-    "zart_django.view_approvalrecord",
+    "zart_approvals.decide_approval",
+    "zart_approvals.view_approvalrequest",
+    "zart_approvals.view_approvalrecord",
 )
 REQUEST = {"requester_name": "Bob", "resource": "db", "reason": "tests"}
 ALPHABET = "ASCII letters, digits and - _ . : @ +"
@@ -383,8 +384,8 @@ class TestInboxAndAdmin:
             "/admin/zart_django/execution/?q=%00",
             "/admin/zart_django/execution/?status=%00",
             "/admin/zart_django/execution/?task_name=a%00",
-            "/admin/zart_django/approvalrequest/?event=%00",
-            "/admin/zart_django/approvalrecord/?q=%00",
+            "/admin/zart_approvals/approvalrequest/?event=%00",
+            "/admin/zart_approvals/approvalrecord/?q=%00",
         ],
     )
     def test_admin_pages_with_a_nul_answer_as_for_anything_not_found(self, client, parked, url):

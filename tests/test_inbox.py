@@ -11,7 +11,8 @@ from django.test import Client
 from tests.approval_helpers import PASSWORD, make_user, start_parked
 from tests.conftest import wait_until
 from zart_django import DurableScheduler
-from zart_django.models import ApprovalRecord, ApprovalRequest, Event, WorkerSeen
+from zart_django.approvals.models import ApprovalRecord, ApprovalRequest
+from zart_django.models import Event, WorkerSeen
 from zart_django.testing import run_until_idle
 
 pytestmark = pytest.mark.django_db

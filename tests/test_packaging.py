@@ -108,8 +108,10 @@ def test_wheel_holds_only_the_zart_django_package(dists: Dists) -> None:
     assert [n for n in names if not n.startswith(("zart_django/", info))] == []
     for expected in (
         "zart_django/py.typed",
-        "zart_django/templates/zart_django/base.html",
+        "zart_django/templates/admin/zart_django/execution/change_form.html",
+        "zart_django/approvals/templates/zart_django/base.html",
         "zart_django/migrations/0001_initial.py",
+        "zart_django/approvals/migrations/0002_approvalrecord_immutable.py",
         f"{info}licenses/LICENSE",
     ):
         assert expected in names

@@ -14,9 +14,10 @@ from tests.approval_helpers import logged_in, make_user, start_parked, superuser
 from tests.conftest import wait_until
 from zart_django import DurableScheduler, PayloadError
 from zart_django.approvals import ApprovalAlreadyDecided, decide, find_request
+from zart_django.approvals.models import ApprovalRecord, ApprovalRequest
 from zart_django.checks import check_settings
 from zart_django.clock import now
-from zart_django.models import ApprovalRecord, ApprovalRequest, Event, Execution, StepResult
+from zart_django.models import Event, Execution, StepResult
 from zart_django.testing import advance_time, run_until_idle
 
 pytestmark = pytest.mark.django_db
@@ -224,9 +225,9 @@ def test_decisions_of_purged_executions_stay_readable(scheduler, manager):
     advance_time("2d")
     scheduler.purge("1d")
     client = superuser_client()
-    listing = client.get("/admin/zart_django/approvalrecord/?q=read-1")
+    listing = client.get("/admin/zart_approvals/approvalrecord/?q=read-1")
     assert listing.status_code == 200 and "read-1" in listing.content.decode()
-    page = client.get(f"/admin/zart_django/approvalrecord/{record.pk}/change/")
+    page = client.get(f"/admin/zart_approvals/approvalrecord/{record.pk}/change/")
     assert page.status_code == 200 and "on read-1" in page.content.decode()
     assert client.get("/approvals/history/").status_code == 200
     assert client.get("/approvals/read-1/").status_code == 404

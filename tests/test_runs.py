@@ -24,14 +24,8 @@ from zart_django import (
 )
 from zart_django.approvals import decidable_by, decide, find_request
 from zart_django.approvals.errors import ApprovalClosed
-from zart_django.models import (
-    ApprovalRecord,
-    ApprovalRequest,
-    Event,
-    Execution,
-    Run,
-    StepResult,
-)
+from zart_django.approvals.models import ApprovalRecord, ApprovalRequest
+from zart_django.models import Event, Execution, Run, StepResult
 from zart_django.testing import advance_time, run_until_idle
 
 pytestmark = pytest.mark.django_db

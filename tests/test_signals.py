@@ -17,6 +17,7 @@ from tests.approval_helpers import REQUEST
 from tests.workflows import Approval, Job
 from zart_django import signals
 from zart_django.approvals import decide
+from zart_django.approvals import signals as approval_signals
 from zart_django.models import Execution
 from zart_django.testing import advance_time, run_until_idle
 
@@ -32,6 +33,11 @@ ALL = (
 )
 
 
+def signal_of(name: str) -> Any:
+    """The engine's signal ``name``, or the approvals' (``zart_django.approvals.signals``)."""
+    return getattr(signals, name, None) or getattr(approval_signals, name)
+
+
 @pytest.fixture
 def heard() -> Iterator[list[tuple[str, dict[str, Any]]]]:
     """Every signal sent during the test, as (name, arguments without the signal itself)."""
@@ -45,10 +51,10 @@ def heard() -> Iterator[list[tuple[str, dict[str, Any]]]]:
             received.append((name, kwargs))
 
         receivers[name] = receiver
-        getattr(signals, name).connect(receiver)
+        signal_of(name).connect(receiver)
     yield received
     for name, receiver in receivers.items():
-        getattr(signals, name).disconnect(receiver)
+        signal_of(name).disconnect(receiver)
 
 
 def names(heard: list[tuple[str, dict[str, Any]]], execution_id: str) -> list[str]:
@@ -131,7 +137,7 @@ def test_an_approval_sends_requested_once_and_decided(scheduler, manager, heard)
     ]
     requested, decided = heard[1][1], heard[2][1]
     assert requested["event"] == "manager-approval"
-    assert requested["permission"] == "zart_django.decide_approval"
+    assert requested["permission"] == "zart_approvals.decide_approval"
     assert requested["task_name"] == "approval-task"
     assert {k: decided[k] for k in ("approved", "reviewer", "comment", "source")} == {
         "approved": False,
@@ -202,7 +208,7 @@ def test_each_state_change_logs_one_line_with_the_execution_id(
         (
             "INFO",
             "execution l-1: approval manager-approval requested (permission"
-            " zart_django.decide_approval)",
+            " zart_approvals.decide_approval)",
         ),
         ("INFO", "execution l-1: waiting for event approval:manager-approval"),
         ("INFO", "execution l-1: event approval:manager-approval received, resuming"),

@@ -1,10 +1,9 @@
-"""Admin for executions and approvals. History is read-only: steps, events and decisions are shown,
-never edited. An execution waiting for a person gets Approve/Reject on its page, and the list gets
-bulk actions; both decide through ``zart_django.approvals.decide``. Users with
+"""Admin for executions. History is read-only: steps and events are shown, never edited. Users with
 ``change_execution`` get Retry, Rerun from a step and Restart on the page (and Retry/Restart as
 bulk actions), through ``DurableScheduler``; the timeline shows every run. A user allowed to
-delete executions may delete finished ones, as ``DurableScheduler.delete`` does: their steps,
-events and approval requests go with them, their decisions are kept."""
+delete executions may delete finished ones, as ``DurableScheduler.delete`` does: the rows that
+cascade from them go with them. ``zart_django.approvals`` registers a subclass of
+``ExecutionAdmin`` in its place, which adds Approve/Reject and the decisions."""
 
 from __future__ import annotations
 
@@ -17,7 +16,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import CASCADE, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
@@ -25,17 +24,6 @@ from django.utils.timesince import timesince
 from django.views.decorators.http import require_POST
 
 from . import clock
-from .approvals import can_decide, decide, find_request
-from .approvals.errors import ApprovalNotFound
-from .approvals.forms import DecisionForm
-from .approvals.models import (
-    DEFAULT_PERMISSION,
-    ApprovalRecord,
-    ApprovalRequest,
-    Source,
-)
-from .approvals.services import resume_note
-from .approvals.waiting import NAMESPACE
 from .codec import check_text, displayable
 from .errors import PayloadError, ZartError
 from .models import (
@@ -56,7 +44,7 @@ _STEP_STATUSES = dict(StepStatus.choices)
 _BEGAN = {"start": "started", "retry": "retry", "rerun": "rerun", "restart": "restart"}
 
 
-class _ReadOnly:
+class ReadOnly:
     """Mixin: the rows are history; they may be looked at, not added, changed or deleted."""
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -69,7 +57,7 @@ class _ReadOnly:
         return False
 
 
-class _StorableLookups:
+class StorableLookups:
     """Mixin: an object id, search or filter value no database can hold (a NUL character) gets
     the admin's own "does not exist" and "invalid lookup" answers, not a database error (500)."""
 
@@ -90,32 +78,11 @@ class _StorableLookups:
         return super().get_changelist_instance(request)
 
 
-class EventInline(_ReadOnly, admin.TabularInline):
+class EventInline(ReadOnly, admin.TabularInline):
     model = Event
     extra = 0
     fields = ("name", "payload", "created_at")
     readonly_fields = fields
-
-
-class DecisionInline(_ReadOnly, admin.TabularInline):
-    model = ApprovalRecord
-    extra = 0
-    verbose_name = "decision"
-    fields = ("event", "approved", "reviewer", "reviewer_name", "comment", "source", "decided_at")
-    readonly_fields = fields
-
-
-class WaitingForApprovalFilter(admin.SimpleListFilter):
-    title = "approval"
-    parameter_name = "approval"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [("waiting", "Waiting for approval")]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Execution]) -> QuerySet[Execution]:
-        if self.value() == "waiting":
-            return queryset.filter(awaiting_approval=True)
-        return queryset
 
 
 class UnclaimedFilter(admin.SimpleListFilter):
@@ -143,7 +110,7 @@ def _json(value: Any) -> str:
     return format_html('<pre style="margin:0;white-space:pre-wrap">{}</pre>', text)
 
 
-def _for_each(
+def for_each(
     modeladmin: ExecutionAdmin,
     request: HttpRequest,
     queryset: QuerySet,
@@ -166,27 +133,10 @@ def _for_each(
         modeladmin.message_user(request, f"{refused_as}: {reason}", messages.ERROR)
 
 
-def _decide_all(
-    modeladmin: ExecutionAdmin, request: HttpRequest, queryset: QuerySet, approved: bool
-) -> None:
-    verdict = "Approved" if approved else "Rejected"
-
-    def act(execution_id: str) -> None:
-        decide(
-            execution_id,
-            request.user,
-            approved=approved,
-            comment=f"{verdict} in bulk from the admin",
-            source=Source.ADMIN,
-        )
-
-    _for_each(modeladmin, request, queryset, act, verdict, "Not decided")
-
-
 @admin.register(Execution)
-class ExecutionAdmin(_StorableLookups, _ReadOnly, admin.ModelAdmin):
+class ExecutionAdmin(StorableLookups, ReadOnly, admin.ModelAdmin):
     list_display = ("id", "task_name", "status", "waiting", "unclaimed", "age", "finished_at")
-    list_filter = ("status", WaitingForApprovalFilter, UnclaimedFilter, "task_name")
+    list_filter = ("status", UnclaimedFilter, "task_name")
     search_fields = ("id", "input")
     date_hierarchy = "created_at"
     fields = (
@@ -202,8 +152,8 @@ class ExecutionAdmin(_StorableLookups, _ReadOnly, admin.ModelAdmin):
         "timeline",
     )
     readonly_fields = fields
-    inlines = (DecisionInline, EventInline)
-    actions = ("approve_selected", "reject_selected", "retry_selected", "restart_selected")
+    inlines = (EventInline,)
+    actions = ("retry_selected", "restart_selected")
     change_form_template = "admin/zart_django/execution/change_form.html"
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -212,11 +162,13 @@ class ExecutionAdmin(_StorableLookups, _ReadOnly, admin.ModelAdmin):
         return allowed and (obj is None or obj.is_finished)
 
     def get_deleted_objects(self, objs: Any, request: HttpRequest) -> tuple[Any, ...]:
-        """Approval requests go with their execution, as its steps and events do, without a
-        permission of their own (their admin is read-only); decisions are not deleted at all.
+        """The rows that cascade from an execution (steps, events, an app's such as approval
+        requests) go with it without a permission of their own (their admins are read-only).
         A selection with unfinished executions is refused, naming them."""
         deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
-        perms_needed.discard(ApprovalRequest._meta.verbose_name)
+        for relation in Execution._meta.related_objects:
+            if relation.on_delete is CASCADE:
+                perms_needed.discard(relation.related_model._meta.verbose_name)
         unfinished = [str(obj.pk) for obj in objs if not obj.is_finished]
         if unfinished and admin.ModelAdmin.has_delete_permission(self, request):
             perms_needed.discard(Execution._meta.verbose_name)
@@ -238,31 +190,12 @@ class ExecutionAdmin(_StorableLookups, _ReadOnly, admin.ModelAdmin):
                 messages.WARNING,
             )
 
-    def get_formset_kwargs(
-        self, request: HttpRequest, obj: Any, inline: Any, prefix: str
-    ) -> dict[str, Any]:
-        """The decisions shown are this execution's, not those of an earlier one with its id."""
-        kwargs = super().get_formset_kwargs(request, obj, inline, prefix)
-        if isinstance(inline, DecisionInline) and obj is not None:
-            kwargs["queryset"] = kwargs["queryset"].filter(decided_at__gte=obj.created_at)
-        return kwargs
-
-    def has_decide_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm(DEFAULT_PERMISSION)
-
     def has_run_permission(self, request: HttpRequest) -> bool:
         """Who may retry, rerun or restart: users with ``change_execution``."""
         return request.user.has_perm(RUN_PERMISSION)
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Execution]:
-        pending = ApprovalRequest.objects.open().filter(execution=OuterRef("pk"))
-        return super().get_queryset(request).annotate(awaiting_approval=Exists(pending))
-
     @admin.display(description="waiting on")
     def waiting(self, execution: Execution) -> str:
-        if getattr(execution, "awaiting_approval", False):
-            event = execution.waiting_on.removeprefix(NAMESPACE)
-            return format_html("<strong>approval</strong> ({})", event or "—")
         return execution.waiting_on or "—"
 
     @admin.display(description="not claimed for")
@@ -297,34 +230,21 @@ class ExecutionAdmin(_StorableLookups, _ReadOnly, admin.ModelAdmin):
             ((_run_heading(run, len(runs)), _steps_table(run.steps)) for run in reversed(runs)),
         )
 
-    @admin.action(description="Approve selected executions", permissions=["decide"])
-    def approve_selected(self, request: HttpRequest, queryset: QuerySet[Execution]) -> None:
-        _decide_all(self, request, queryset, approved=True)
-
-    @admin.action(description="Reject selected executions", permissions=["decide"])
-    def reject_selected(self, request: HttpRequest, queryset: QuerySet[Execution]) -> None:
-        _decide_all(self, request, queryset, approved=False)
-
     @admin.action(description="Retry selected failed executions", permissions=["run"])
     def retry_selected(self, request: HttpRequest, queryset: QuerySet[Execution]) -> None:
-        _for_each(self, request, queryset, DurableScheduler().retry, "Retrying", "Not done")
+        for_each(self, request, queryset, DurableScheduler().retry, "Retrying", "Not done")
 
     @admin.action(description="Restart selected executions", permissions=["run"])
     def restart_selected(self, request: HttpRequest, queryset: QuerySet[Execution]) -> None:
-        _for_each(self, request, queryset, DurableScheduler().restart, "Restarted", "Not done")
+        for_each(self, request, queryset, DurableScheduler().restart, "Restarted", "Not done")
 
     def get_urls(self) -> list[URLPattern]:
-        decide_url = path(
-            "<path:object_id>/decide/",
-            self.admin_site.admin_view(require_POST(self.decide_view)),
-            name="zart_django_execution_decide",
-        )
         run_url = path(
             "<path:object_id>/run/",
             self.admin_site.admin_view(require_POST(self.run_view)),
             name="zart_django_execution_run",
         )
-        return [decide_url, run_url, *super().get_urls()]
+        return [run_url, *super().get_urls()]
 
     def change_view(
         self,
@@ -335,37 +255,7 @@ class ExecutionAdmin(_StorableLookups, _ReadOnly, admin.ModelAdmin):
     ) -> HttpResponse:
         context = dict(extra_context or {})
         context.update(self._run_buttons(request, object_id))
-        try:
-            approval = find_request(check_text(unquote(object_id), "execution id"))
-        except (ApprovalNotFound, PayloadError):
-            approval = None
-        if approval is not None:
-            context.update(
-                approval=approval,
-                approval_record=approval.record,
-                approval_can_decide=approval.is_open and can_decide(request.user, approval),
-                decision_form=DecisionForm(),
-            )
         return super().change_view(request, object_id, form_url, context)
-
-    def decide_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        """POST Approve/Reject with a comment from the execution's page."""
-        if not self.has_view_permission(request):
-            raise PermissionDenied
-        form = DecisionForm(request.POST)
-        page = reverse("admin:zart_django_execution_change", args=[object_id])
-        if not form.is_valid():
-            self.message_user(request, "Choose Approve or Reject.", messages.ERROR)
-            return HttpResponseRedirect(page)
-        try:
-            execution_id = check_text(unquote(object_id), "execution id")
-            record = form.decide(execution_id, request.user, Source.ADMIN)
-        except ZartError as exc:
-            self.message_user(request, f"Not decided: {exc}", messages.ERROR)
-            return HttpResponseRedirect(page)
-        verdict = "Approved" if record.approved else "Rejected"
-        self.message_user(request, f"{verdict} {execution_id}. {resume_note()}")
-        return HttpResponseRedirect(page)
 
     def _run_buttons(self, request: HttpRequest, object_id: str) -> dict[str, Any]:
         """What the page offers a user with ``change_execution``: Retry if the execution may be
@@ -451,39 +341,3 @@ def _duration(step: Any) -> str:
         return "—"
     seconds = (step.finished_at - step.started_at).total_seconds()
     return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
-
-
-@admin.register(ApprovalRequest)
-class ApprovalRequestAdmin(_StorableLookups, _ReadOnly, admin.ModelAdmin):
-    list_display = ("title", "execution", "event", "status", "permission", "created_at")
-    list_filter = ("status", "event")
-    search_fields = ("execution__id", "title", "summary")
-    readonly_fields = (
-        "execution",
-        "event",
-        "title",
-        "summary",
-        "permission",
-        "status",
-        "created_at",
-        "closed_at",
-    )
-
-
-@admin.register(ApprovalRecord)
-class ApprovalRecordAdmin(_StorableLookups, _ReadOnly, admin.ModelAdmin):
-    list_display = ("execution_id", "event", "approved", "reviewer", "source", "decided_at")
-    list_filter = ("approved", "source")
-    search_fields = ("execution__id", "reviewer", "comment")  # the record's own column: no join
-    readonly_fields = (
-        "execution_id",
-        "task_name",
-        "event",
-        "approved",
-        "reviewer",
-        "reviewer_name",
-        "comment",
-        "source",
-        "decided_at",
-    )
-    fields = readonly_fields

@@ -18,9 +18,6 @@ class ZartConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers the system checks)
-        from .approvals.waiting import reserve_decision_events
-
-        reserve_decision_events()
 
         autodiscover_modules("workflows")
         for module in conf.get("WORKFLOW_MODULES"):

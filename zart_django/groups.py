@@ -1,6 +1,7 @@
 """Ready-made groups for the permissions zart-django checks (``manage.py zart_setup_groups``):
-"zart operators" look after executions, "zart approvers" decide approvals. Setting them up only
-adds what is missing, so it can run on every deploy."""
+"zart operators" look after executions; apps built on the engine add their own permissions and
+groups with ``grant`` (``zart_django.approvals`` adds "zart approvers", who decide approvals).
+Setting them up only adds what is missing, so it can run on every deploy."""
 
 from __future__ import annotations
 
@@ -15,13 +16,17 @@ GROUPS: dict[str, tuple[str, ...]] = {
         "zart_django.change_execution",
         "zart_django.add_event",
         "zart_django.view_event",
-        "zart_django.view_approvalrequest",
-        "zart_django.view_approvalrecord",
     ),
-    "zart approvers": ("zart_django.decide_approval",),
 }
 """Each group's permissions, as ``app_label.codename`` (the README's "Permissions" says what
 each one allows)."""
+
+
+def grant(group: str, permissions: tuple[str, ...]) -> None:
+    """Add ``permissions`` to the ready-made ``group`` (a new group if there is none by that
+    name); for an app's ``AppConfig.ready()``."""
+    held = GROUPS.get(group, ())
+    GROUPS[group] = (*held, *(p for p in permissions if p not in held))
 
 
 class PermissionMissing(ZartError):

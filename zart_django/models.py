@@ -99,7 +99,6 @@ class Execution(EngineModel):
                 condition=Q(status__in=["completed", "failed", "cancelled", "timed_out"]),
             ),
         ]
-        permissions = [("decide_approval", "Can approve or reject executions waiting for a person")]
 
     def __str__(self) -> str:
         return f"{self.id} ({self.task_name}, {self.status})"
@@ -226,6 +225,3 @@ class WorkerSeen(EngineModel):
 
     def __str__(self) -> str:
         return f"{self.host} at {self.seen_at:%Y-%m-%d %H:%M:%S}"
-
-
-from .approvals.models import ApprovalRecord, ApprovalRequest  # noqa: E402,F401

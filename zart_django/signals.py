@@ -4,7 +4,8 @@ happen commits (at once when there is none), so a receiver never hears of a roll
 The sender is always ``zart_django.models.Execution``; filter on the ``task_name`` argument. A
 receiver that raises is logged (ERROR, on the ``zart_django`` logger with the execution's id and
 on ``django.dispatch`` with the traceback) and never reaches the engine or the caller: the change
-it was told about is committed already.
+it was told about is committed already. Apps built on the engine send theirs with ``send`` too
+(``zart_django.approvals.signals``).
 
 ```python
 from django.dispatch import receiver
@@ -41,14 +42,6 @@ execution_blocked = Signal()
 step_failed = Signal()
 """A step's body raised: ``execution_id``, ``task_name``, ``step`` (its key, ``name`` or
 ``name#2``), ``error``, ``attempt`` (1 for the first) and ``will_retry``."""
-
-approval_requested = Signal()
-"""A durable function asked for a decision: ``execution_id``, ``task_name``, ``event``,
-``permission``, ``title``."""
-
-approval_decided = Signal()
-"""A person decided: ``execution_id``, ``task_name``, ``event``, ``approved``, ``reviewer``
-(username), ``comment``, ``source`` (admin, inbox, api, code)."""
 
 
 def send(signal: Signal, **arguments: Any) -> None:

@@ -7,12 +7,12 @@ from django.contrib.auth.models import Permission, User
 MANAGER_USERNAME = "alice"
 MANAGER_PASSWORD = "alice-approves"
 MANAGER_PERMISSIONS = (
-    "decide_approval",
-    "view_execution",
-    "view_stepresult",
-    "view_event",
-    "view_approvalrequest",
-    "view_approvalrecord",
+    "zart_approvals.decide_approval",
+    "zart_django.view_execution",
+    "zart_django.view_stepresult",
+    "zart_django.view_event",
+    "zart_approvals.view_approvalrequest",
+    "zart_approvals.view_approvalrecord",
 )
 
 
@@ -25,8 +25,7 @@ def ensure_manager() -> User:
     user.set_password(MANAGER_PASSWORD)
     user.save()
     user.user_permissions.set(
-        Permission.objects.filter(
-            content_type__app_label="zart_django", codename__in=MANAGER_PERMISSIONS
-        )
+        Permission.objects.get(content_type__app_label=app_label, codename=codename)
+        for app_label, codename in (name.split(".") for name in MANAGER_PERMISSIONS)
     )
     return User.objects.get(pk=user.pk)

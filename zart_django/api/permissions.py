@@ -7,6 +7,8 @@ from typing import Any
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
+from . import extensions
+
 _NEEDED = {
     "list": "zart_django.view_execution",
     "retrieve": "zart_django.view_execution",
@@ -23,15 +25,16 @@ PERMISSIONS = {
     "zart_django.add_execution": "start them",
     "zart_django.change_execution": "cancel, retry, rerun and restart them",
     "zart_django.add_event": "offer events to them",
-    "zart_django.decide_approval": "decide approvals at /api/approvals/",
 }
-"""Every permission the API asks for, with what it allows."""
+"""Every permission the engine's API asks for, with what it allows (apps built on it add theirs
+through ``zart_django.api.extensions``)."""
 
 
 def refusal(needed: str) -> str:
     """The 403 message for a user lacking ``needed``: what is needed, and every permission there
     is, so whoever grants it knows which to give."""
-    choices = "; ".join(f"{name} ({what})" for name, what in PERMISSIONS.items())
+    known = {**PERMISSIONS, **extensions.permissions}
+    choices = "; ".join(f"{name} ({what})" for name, what in known.items())
     return f"this needs the permission {needed}. The API's permissions: {choices}."
 
 

@@ -1,4 +1,4 @@
-"""What the API reads and writes: executions with their steps, approval requests, decisions."""
+"""What the API reads and writes: executions with their steps, and events."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from zart_django.approvals.models import ApprovalRecord, ApprovalRequest
 from zart_django.codec import displayable, encode
 from zart_django.errors import PayloadError
 from zart_django.names import check_name
@@ -157,53 +156,3 @@ class EventOfferedSerializer(serializers.Serializer):
 
     execution_id = serializers.CharField()
     event = serializers.CharField()
-
-
-class DecideSerializer(serializers.Serializer):
-    """``POST /approvals/{id}/decide/``. The reviewer is the authenticated user, never a field."""
-
-    approved = serializers.BooleanField()
-    comment = serializers.CharField(required=False, allow_blank=True, default="")
-    event = NameField(required=False, trim_whitespace=False)
-
-
-class DecisionSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = ApprovalRecord
-        fields = [
-            "execution_id",
-            "run",
-            "event",
-            "approved",
-            "reviewer",
-            "reviewer_name",
-            "comment",
-            "source",
-            "decided_at",
-        ]
-
-
-class ApprovalRequestSerializer(serializers.ModelSerializer):
-    task = serializers.CharField(source="execution.task_name")
-    outcome = serializers.CharField()
-    decision = serializers.SerializerMethodField()
-
-    class Meta:
-        model = ApprovalRequest
-        fields = [
-            "execution_id",
-            "run",
-            "task",
-            "event",
-            "title",
-            "summary",
-            "permission",
-            "outcome",
-            "created_at",
-            "closed_at",
-            "decision",
-        ]
-
-    def get_decision(self, request: ApprovalRequest) -> dict[str, Any] | None:
-        record = request.record
-        return DecisionSerializer(record).data if record is not None else None

@@ -1,4 +1,4 @@
-"""API views. Engine and approval errors become 4xx answers; bad input never causes a 500."""
+"""API views. Engine errors become 4xx answers; bad input never causes a 500."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from rest_framework import status
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, NotFound, PermissionDenied, ValidationError
 from rest_framework.pagination import PageNumberPagination
-from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -31,20 +30,14 @@ from zart_django import (
     TaskNotFound,
     ZartError,
 )
-from zart_django.approvals import decidable_by, decide, find_request
-from zart_django.approvals.errors import ApprovalError, ApprovalNotFound
-from zart_django.approvals.models import ApprovalRequest, Source
-from zart_django.approvals.services import may_see
 from zart_django.models import Execution, Status
 
+from . import extensions
 from .base import ApiViewSet
 from .permissions import ExecutionPermission
 from .schema import JsonSchema, documented, errors
 from .serializers import (
     NAME_PATTERN,
-    ApprovalRequestSerializer,
-    DecideSerializer,
-    DecisionSerializer,
     EventOfferedSerializer,
     EventSerializer,
     ExecutionDetailSerializer,
@@ -102,7 +95,8 @@ EVENT = OpenApiParameter(
 
 
 def as_api_error(exc: ZartError, field: str = "payload") -> APIException:
-    """The HTTP answer to an engine or approval error: 404, 409, 403 or 400 naming ``field``."""
+    """The HTTP answer to an engine error, or an app's error with a ``status_code`` (404, 403,
+    409): 404, 409, 403 or 400 naming ``field``."""
     if isinstance(exc, ExecutionNotFound):
         return NotFound(str(exc))
     if isinstance(
@@ -121,9 +115,10 @@ def as_api_error(exc: ZartError, field: str = "payload") -> APIException:
         return ValidationError({"from_step": [str(exc)]})
     if isinstance(exc, PayloadError):
         return ValidationError({field: [str(exc)]})
-    if isinstance(exc, ApprovalError):
-        answers = {404: NotFound, 403: PermissionDenied, 409: Conflict}
-        return answers.get(exc.status_code, ValidationError)(str(exc))
+    answers = {404: NotFound, 403: PermissionDenied, 409: Conflict}
+    code = getattr(exc, "status_code", None)
+    if code in answers:
+        return answers[code](str(exc))
     return ValidationError({"non_field_errors": [str(exc)]})
 
 
@@ -296,72 +291,17 @@ class ExecutionViewSet(ApiViewSet):
     )
     @action(detail=True, methods=["post"], url_path=r"events/(?P<name>[^/]+)")
     def events(self, request: Request, pk: str, name: str) -> Response:
-        """Offer event ``name`` with ``payload``. Approvals are decided at /approvals/, not here."""
+        """Offer event ``name`` with ``payload``. A name an installed app delivers itself (an
+        approval's, decided at /api/approvals/) is refused with the path to use."""
         form = EventSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        decide_at = f"decide it with POST /api/approvals/{pk}/decide/"
-        if ApprovalRequest.objects.filter(execution_id=pk, event=name).exists():
-            raise PermissionDenied(
-                f"event {name!r} of execution {pk!r} is an approval: {decide_at}"
-            )
+        refusal = extensions.event_refusal(pk, name)
+        if refusal is not None:
+            raise PermissionDenied(refusal)
         try:
             DurableScheduler().offer_event(pk, name, form.validated_data["payload"])
         except EventReserved as exc:
-            raise PermissionDenied(f"{exc}; {decide_at}") from exc
+            raise PermissionDenied(str(exc)) from exc
         except ZartError as exc:
             raise as_api_error(exc) from exc
         return Response({"execution_id": pk, "event": name}, status=status.HTTP_202_ACCEPTED)
-
-
-class ApprovalViewSet(ApiViewSet):
-    """Approval requests: the ones waiting for me, one by execution id, and deciding one."""
-
-    permission_classes = [IsAuthenticated]
-    pagination_class = Pagination
-    lookup_value_regex = "[^/]+"
-    schema = JsonSchema()
-
-    @documented(
-        parameters=PAGES, responses={200: ApprovalRequestSerializer(many=True), **errors(404)}
-    )
-    def list(self, request: Request) -> Response:
-        """Open requests the authenticated user may decide, newest first, paginated."""
-        paginator = self.pagination_class()
-        page = paginator.paginate_queryset(decidable_by(request.user), request, view=self)
-        return paginator.get_paginated_response(ApprovalRequestSerializer(page, many=True).data)
-
-    @documented(parameters=[ID], responses={200: ApprovalRequestSerializer, **errors(404)})
-    def retrieve(self, request: Request, pk: str) -> Response:
-        """The execution's latest approval request and its outcome (for those who may decide it
-        or read executions; others get 404)."""
-        try:
-            found = find_request(pk)
-        except ZartError as exc:
-            raise as_api_error(exc) from exc
-        if not may_see(request.user, found):
-            raise as_api_error(ApprovalNotFound(pk))
-        return Response(ApprovalRequestSerializer(found).data)
-
-    @documented(
-        request=DecideSerializer,
-        parameters=[ID],
-        responses={201: DecisionSerializer, **errors(404, 409, 415)},
-    )
-    @action(detail=True, methods=["post"])
-    def decide(self, request: Request, pk: str) -> Response:
-        """Approve or reject as the authenticated user (a ``reviewer`` field is ignored)."""
-        form = DecideSerializer(data=request.data)
-        form.is_valid(raise_exception=True)
-        data: dict[str, Any] = form.validated_data
-        try:
-            record = decide(
-                pk,
-                request.user,
-                approved=data["approved"],
-                comment=data["comment"],
-                source=Source.API,
-                event=data.get("event"),
-            )
-        except ZartError as exc:
-            raise as_api_error(exc) from exc
-        return Response(DecisionSerializer(record).data, status=status.HTTP_201_CREATED)

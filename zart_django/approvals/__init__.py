@@ -10,7 +10,7 @@ def expense(claim: Claim) -> str:
 
 decide("expense-42", request.user, approved=True, comment="ok", source="inbox")
 ```
-The admin, the inbox (``zart_django.urls``) and the REST API (``zart_django.api.urls``) all decide
+The admin, the inbox (``zart_django.approvals.urls``) and the REST API (``zart_django.api.urls``) all decide
 through ``decide``. Names are imported lazily, so importing this package never touches the models
 before Django is set up.
 """

@@ -1,6 +1,6 @@
 """What approvals store: the requests executions make for a decision, and the immutable decisions.
 
-Both models live in the ``zart_django`` app (imported by ``zart_django.models``).
+Both models live in the ``zart_approvals`` app, on top of the core's ``Execution``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from django.db.models.functions import Concat
 
 from zart_django.models import FINISHED_STATUSES, Execution
 
-DEFAULT_PERMISSION = "zart_django.decide_approval"
+DEFAULT_PERMISSION = "zart_approvals.decide_approval"
 PREFETCHED_DECISIONS = "prefetched_decisions"
 
 
@@ -104,8 +104,8 @@ class ApprovalRequest(models.Model):
     objects = ApprovalRequestQuerySet.as_manager()
 
     class Meta:
-        app_label = "zart_django"
         ordering = ["-created_at"]
+        permissions = [("decide_approval", "Can approve or reject executions waiting for a person")]
         constraints = [
             models.UniqueConstraint(
                 fields=["execution", "run", "event"], name="zart_approval_run_once"
@@ -225,7 +225,6 @@ class ApprovalRecord(models.Model):
     objects = ApprovalRecordQuerySet.as_manager()
 
     class Meta:
-        app_label = "zart_django"
         ordering = ["-decided_at"]
         constraints = [
             models.UniqueConstraint(fields=["request"], name="zart_decision_once_per_request")

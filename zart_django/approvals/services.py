@@ -13,7 +13,7 @@ from zart_django import store
 from zart_django.clock import now
 from zart_django.errors import EventExpired, ExecutionFinished
 from zart_django.scheduler import DurableScheduler, deliver_reserved
-from zart_django.signals import approval_decided, send
+from zart_django.signals import send
 
 from .decision import ApprovalDecision
 from .errors import (
@@ -29,6 +29,7 @@ from .models import (
     RequestStatus,
     Source,
 )
+from .signals import approval_decided
 from .waiting import decision_event
 
 logger = logging.getLogger("zart_django")

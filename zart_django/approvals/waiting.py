@@ -16,11 +16,12 @@ from zart_django import (
 from zart_django.clock import now
 from zart_django.replay import wait_recorded
 from zart_django.reserved import reserve
-from zart_django.signals import approval_requested, send
+from zart_django.signals import send
 from zart_django.store import engine_io, load_execution
 
 from .decision import ApprovalDecision
 from .models import DEFAULT_PERMISSION, ApprovalRequest, RequestStatus
+from .signals import approval_requested
 
 logger = logging.getLogger("zart_django")
 
@@ -33,13 +34,26 @@ def decision_event(event: str) -> str:
     return NAMESPACE + event
 
 
+RESERVED = (
+    "it is an approval: decide it with zart_django.approvals.decide"
+    " (POST /api/approvals/<execution id>/decide/, the inbox or the admin)"
+)
+
+
 def reserve_decision_events() -> None:
     """Make ``offer_event`` refuse every approval's event name, whoever sends it and whenever."""
-    reserve(
-        NAMESPACE,
-        "it is an approval: decide it with zart_django.approvals.decide"
-        " (POST /api/approvals/<execution id>/decide/, the inbox or the admin)",
-    )
+    reserve(NAMESPACE, RESERVED)
+
+
+def api_refusal(execution_id: str, name: str) -> str | None:
+    """Why the API's events endpoint refuses ``name``, naming the decide endpoint: it is an
+    approval's reserved name, or the event of one of the execution's approval requests."""
+    decide_at = f"decide it with POST /api/approvals/{execution_id}/decide/"
+    if name.startswith(NAMESPACE):
+        return f"event {name!r} cannot be offered: {RESERVED}; {decide_at}"
+    if ApprovalRequest.objects.filter(execution_id=execution_id, event=name).exists():
+        return f"event {name!r} of execution {execution_id!r} is an approval: {decide_at}"
+    return None
 
 
 def wait_for_approval(
@@ -54,7 +68,7 @@ def wait_for_approval(
     Inside a durable function: records an approval request for this execution and ``event``
     when the wait is first reached in a run (replays, and a retry or rerun that keeps the decided
     wait, ask nothing; a rerun from before it asks again), which puts it in the inbox of every user holding ``permission``
-    (default ``zart_django.decide_approval``), then waits for the decision on the reserved event
+    (default ``zart_approvals.decide_approval``), then waits for the decision on the reserved event
     name ``approval:<event>``, to which only ``decide`` can deliver (``offer_event`` refuses it).
     ``title`` and ``summary`` are shown to the reviewer; by default they name the task and list
     the execution's input. Past ``timeout`` the request expires and ``EventTimeout`` is raised

@@ -1,17 +1,38 @@
-"""What the management commands share: argument types, and text for people (tables, times, ages)."""
+"""What the management commands share: argument types, text for people (tables, times, ages), and
+the sections apps built on the engine add to ``manage.py zart show``."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from zart_django.codec import displayable
 
 CELL_WIDTH = 60
+
+
+@dataclass(frozen=True)
+class ShowSection:
+    """What an app adds to ``manage.py zart show``: ``rows(execution_id)`` (JSON-ready dicts,
+    under the section's key with ``--json``) and, when there are rows, ``text(rows)`` for people,
+    under ``title``."""
+
+    title: str
+    rows: Callable[[str], list[dict[str, Any]]]
+    text: Callable[[list[dict[str, Any]]], str]
+
+
+show_sections: dict[str, ShowSection] = {}
+
+
+def add_show_section(key: str, section: ShowSection) -> None:
+    """Show ``section`` for every execution, under ``key`` in ``--json`` (from ``ready()``)."""
+    show_sections[key] = section
 
 
 def at_least_one(text: str) -> int:

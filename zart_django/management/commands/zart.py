@@ -3,7 +3,7 @@ executions from a shell.
 
 Every subcommand prints a table for people, or with ``--json`` one JSON document for scripts, and
 goes through ``DurableScheduler`` for anything it changes. Exit codes: ``0`` done; ``1`` refused
-(the execution is finished, the event was delivered or expired or is an approval's, the id is
+(the execution is finished, the event was delivered or expired or is reserved, the id is
 taken with another task or input, a retry/rerun/restart its status does not allow); ``2`` usage (bad arguments, malformed JSON, an id or name
 outside the name alphabet, a value that does not fit the task's type); ``3`` not found (no such
 execution, task or recorded step). Errors go to stderr.
@@ -22,9 +22,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from zart_django import DurableScheduler, ExecutionInfo, PayloadError, ZartError, conf, store
-from zart_django.approvals.services import requests_of
 from zart_django.clock import now
-from zart_django.management.cli import age, at_least_one, cell, table, when
+from zart_django.management.cli import age, at_least_one, cell, show_sections, table, when
 from zart_django.models import FINISHED_STATUSES, UNCLAIMED_SHOWN_AFTER, Status
 
 EXIT_REFUSED = 1
@@ -150,42 +149,19 @@ def list_executions(options: dict[str, Any]) -> Output:
     return Output(rows, text)
 
 
-@subcommand("show", "one execution: its steps, events, approval requests and decisions", _id)
+@subcommand("show", "one execution: its steps and events (and approvals, if installed)", _id)
 def show(options: dict[str, Any]) -> Output:
     info = DurableScheduler().get(options["id"])
     events = [
         {"name": e.name, "payload": e.payload, "created_at": e.created_at}
         for e in store.load_events(info.id)
     ]
-    approvals = [_approval(request) for request in requests_of(info.id)]
-    data = {**asdict(info), "events": events, "approvals": approvals}
-    return Output(data, _show_text(info, events, approvals))
+    sections = {key: section.rows(info.id) for key, section in show_sections.items()}
+    data = {**asdict(info), "events": events, **sections}
+    return Output(data, _show_text(info, events, sections))
 
 
-def _approval(request: Any) -> dict[str, Any]:
-    record = request.record
-    decision = None
-    if record is not None:
-        decision = {
-            "approved": record.approved,
-            "reviewer": record.reviewer,
-            "reviewer_name": record.reviewer_name,
-            "comment": record.comment,
-            "source": record.source,
-            "decided_at": record.decided_at,
-        }
-    return {
-        "event": request.event,
-        "title": request.title,
-        "outcome": request.outcome,
-        "permission": request.permission,
-        "created_at": request.created_at,
-        "closed_at": request.closed_at,
-        "decision": decision,
-    }
-
-
-def _show_text(info: ExecutionInfo, events: list[dict], approvals: list[dict]) -> str:
+def _show_text(info: ExecutionInfo, events: list[dict], sections: dict[str, list[dict]]) -> str:
     fields = [
         ("Execution", info.id),
         ("Task", info.task),
@@ -207,21 +183,11 @@ def _show_text(info: ExecutionInfo, events: list[dict], approvals: list[dict]) -
     if events:
         rows = [(e["name"], e["payload"], e["created_at"]) for e in events]
         parts.append("Events:\n" + table(("EVENT", "PAYLOAD", "OFFERED"), rows))
-    if approvals:
-        rows = [
-            (a["event"], a["title"], a["outcome"], *_decided(a["decision"]), a["created_at"])
-            for a in approvals
-        ]
-        headers = ("APPROVAL", "TITLE", "OUTCOME", "DECIDED BY", "COMMENT", "ASKED")
-        parts.append("Approvals:\n" + table(headers, rows))
+    for key, rows in sections.items():
+        if rows:
+            section = show_sections[key]
+            parts.append(f"{section.title}:\n{section.text(rows)}")
     return "\n\n".join(parts)
-
-
-def _decided(decision: dict | None) -> tuple[str, str]:
-    if decision is None:
-        return "", ""
-    who = f"{decision['reviewer']} ({decision['source']}, {when(decision['decided_at'])})"
-    return who, decision["comment"]
 
 
 def _start_arguments(parser: ArgumentParser) -> None:

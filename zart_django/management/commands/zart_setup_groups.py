@@ -1,4 +1,4 @@
-"""``manage.py zart_setup_groups``: create the "zart operators" and "zart approvers" groups."""
+"""``manage.py zart_setup_groups``: create the ready-made groups of ``zart_django.groups``."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from zart_django.groups import PermissionMissing, setup_groups
 class Command(BaseCommand):
     help = (
         'Create the groups "zart operators" (read, cancel, retry, rerun and restart executions;'
-        ' offer events) and "zart approvers" (decide approvals), or add the permissions they lack.'
+        ' offer events) and those of installed apps ("zart approvers", who decide approvals,'
+        " with zart_django.approvals), or add the permissions they lack."
         " Safe to run again: nothing is removed."
     )
 

@@ -13,7 +13,7 @@ TRIGGER = "zart_approvalrecord_immutable"
 
 
 def _table(apps: Any, schema_editor: Any) -> str:
-    model = apps.get_model("zart_django", "ApprovalRecord")
+    model = apps.get_model("zart_approvals", "ApprovalRecord")
     return schema_editor.quote_name(model._meta.db_table)
 
 
@@ -46,7 +46,7 @@ def drop_trigger(apps: Any, schema_editor: Any) -> None:
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("zart_django", "0002_approvalrecord_approvalrequest"),
+        ("zart_approvals", "0001_initial"),
     ]
 
     operations = [

@@ -1,12 +1,15 @@
-"""The manager's inbox. Include it with ``path("approvals/", include("zart_django.urls"))``."""
+"""The manager's inbox, with its login page. Include it with
+``path("approvals/", include("zart_django.approvals.urls"))``; its URL names keep the
+``zart_django`` namespace (``zart_django:inbox``, ``zart_django:login``)."""
 
 from __future__ import annotations
 
 from django.contrib.auth import views as auth_views
 from django.urls import path, register_converter
 
-from .approvals import views
-from .converters import ExecutionIdConverter
+from zart_django.converters import ExecutionIdConverter
+
+from . import views
 
 app_name = "zart_django"
 register_converter(ExecutionIdConverter, "zart_execution_id")

@@ -1,0 +1,199 @@
+"""Admin for approvals: requests and decisions (read-only), and what an execution's admin gains.
+
+The core registers ``ExecutionAdmin``; this module registers ``ApprovalExecutionAdmin``, its
+subclass, in its place: an execution waiting for a person gets Approve/Reject on its page and the
+list gets bulk actions and a "waiting for approval" filter, all deciding through ``decide``; the
+page lists the execution's decisions. Deleting an execution takes its requests with it (they
+cascade) and keeps its decisions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.db.models import Exists, OuterRef, QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
+from django.views.decorators.http import require_POST
+
+from zart_django.admin import ExecutionAdmin, ReadOnly, StorableLookups, for_each
+from zart_django.codec import check_text
+from zart_django.errors import PayloadError, ZartError
+from zart_django.models import Execution
+
+from .errors import ApprovalNotFound
+from .forms import DecisionForm
+from .models import DEFAULT_PERMISSION, ApprovalRecord, ApprovalRequest, Source
+from .services import can_decide, decide, find_request, resume_note
+from .waiting import NAMESPACE
+
+
+class DecisionInline(ReadOnly, admin.TabularInline):
+    model = ApprovalRecord
+    extra = 0
+    verbose_name = "decision"
+    fields = ("event", "approved", "reviewer", "reviewer_name", "comment", "source", "decided_at")
+    readonly_fields = fields
+
+
+class WaitingForApprovalFilter(admin.SimpleListFilter):
+    title = "approval"
+    parameter_name = "approval"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("waiting", "Waiting for approval")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Execution]) -> QuerySet[Execution]:
+        if self.value() == "waiting":
+            return queryset.filter(awaiting_approval=True)
+        return queryset
+
+
+def _decide_all(
+    modeladmin: ExecutionAdmin, request: HttpRequest, queryset: QuerySet, approved: bool
+) -> None:
+    verdict = "Approved" if approved else "Rejected"
+
+    def act(execution_id: str) -> None:
+        decide(
+            execution_id,
+            request.user,
+            approved=approved,
+            comment=f"{verdict} in bulk from the admin",
+            source=Source.ADMIN,
+        )
+
+    for_each(modeladmin, request, queryset, act, verdict, "Not decided")
+
+
+class ApprovalExecutionAdmin(ExecutionAdmin):
+    """``ExecutionAdmin`` with the approvals: Approve/Reject on the page and in bulk, the
+    decisions inline, and the list's "waiting for approval" filter and column."""
+
+    list_filter = ("status", WaitingForApprovalFilter, *ExecutionAdmin.list_filter[1:])
+    inlines = (DecisionInline, *ExecutionAdmin.inlines)
+    actions = ("approve_selected", "reject_selected", *ExecutionAdmin.actions)
+    change_form_template = "admin/zart_approvals/execution/change_form.html"
+
+    def get_formset_kwargs(
+        self, request: HttpRequest, obj: Any, inline: Any, prefix: str
+    ) -> dict[str, Any]:
+        """The decisions shown are this execution's, not those of an earlier one with its id."""
+        kwargs = super().get_formset_kwargs(request, obj, inline, prefix)
+        if isinstance(inline, DecisionInline) and obj is not None:
+            kwargs["queryset"] = kwargs["queryset"].filter(decided_at__gte=obj.created_at)
+        return kwargs
+
+    def has_decide_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(DEFAULT_PERMISSION)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Execution]:
+        pending = ApprovalRequest.objects.open().filter(execution=OuterRef("pk"))
+        return super().get_queryset(request).annotate(awaiting_approval=Exists(pending))
+
+    @admin.display(description="waiting on")
+    def waiting(self, execution: Execution) -> str:
+        if getattr(execution, "awaiting_approval", False):
+            event = execution.waiting_on.removeprefix(NAMESPACE)
+            return format_html("<strong>approval</strong> ({})", event or "—")
+        return super().waiting(execution)
+
+    @admin.action(description="Approve selected executions", permissions=["decide"])
+    def approve_selected(self, request: HttpRequest, queryset: QuerySet[Execution]) -> None:
+        _decide_all(self, request, queryset, approved=True)
+
+    @admin.action(description="Reject selected executions", permissions=["decide"])
+    def reject_selected(self, request: HttpRequest, queryset: QuerySet[Execution]) -> None:
+        _decide_all(self, request, queryset, approved=False)
+
+    def get_urls(self) -> list[URLPattern]:
+        decide_url = path(
+            "<path:object_id>/decide/",
+            self.admin_site.admin_view(require_POST(self.decide_view)),
+            name="zart_django_execution_decide",
+        )
+        return [decide_url, *super().get_urls()]
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        context = dict(extra_context or {})
+        try:
+            approval = find_request(check_text(unquote(object_id), "execution id"))
+        except (ApprovalNotFound, PayloadError):
+            approval = None
+        if approval is not None:
+            context.update(
+                approval=approval,
+                approval_record=approval.record,
+                approval_can_decide=approval.is_open and can_decide(request.user, approval),
+                decision_form=DecisionForm(),
+            )
+        return super().change_view(request, object_id, form_url, context)
+
+    def decide_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """POST Approve/Reject with a comment from the execution's page."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        form = DecisionForm(request.POST)
+        page = reverse("admin:zart_django_execution_change", args=[object_id])
+        if not form.is_valid():
+            self.message_user(request, "Choose Approve or Reject.", messages.ERROR)
+            return HttpResponseRedirect(page)
+        try:
+            execution_id = check_text(unquote(object_id), "execution id")
+            record = form.decide(execution_id, request.user, Source.ADMIN)
+        except ZartError as exc:
+            self.message_user(request, f"Not decided: {exc}", messages.ERROR)
+            return HttpResponseRedirect(page)
+        verdict = "Approved" if record.approved else "Rejected"
+        self.message_user(request, f"{verdict} {execution_id}. {resume_note()}")
+        return HttpResponseRedirect(page)
+
+
+admin.site.unregister(Execution)  # registered by zart_django.admin, imported above
+admin.site.register(Execution, ApprovalExecutionAdmin)
+
+
+@admin.register(ApprovalRequest)
+class ApprovalRequestAdmin(StorableLookups, ReadOnly, admin.ModelAdmin):
+    list_display = ("title", "execution", "event", "status", "permission", "created_at")
+    list_filter = ("status", "event")
+    search_fields = ("execution__id", "title", "summary")
+    readonly_fields = (
+        "execution",
+        "event",
+        "title",
+        "summary",
+        "permission",
+        "status",
+        "created_at",
+        "closed_at",
+    )
+
+
+@admin.register(ApprovalRecord)
+class ApprovalRecordAdmin(StorableLookups, ReadOnly, admin.ModelAdmin):
+    list_display = ("execution_id", "event", "approved", "reviewer", "source", "decided_at")
+    list_filter = ("approved", "source")
+    search_fields = ("execution__id", "reviewer", "comment")  # the record's own column: no join
+    readonly_fields = (
+        "execution_id",
+        "task_name",
+        "event",
+        "approved",
+        "reviewer",
+        "reviewer_name",
+        "comment",
+        "source",
+        "decided_at",
+    )
+    fields = readonly_fields

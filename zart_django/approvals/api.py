@@ -1,0 +1,127 @@
+"""The approvals' REST API, served at ``<api>/approvals/`` by ``include("zart_django.api.urls")``
+once this app is installed (``ApprovalsConfig.ready`` registers it): the open requests a user may
+decide, one request by execution id, and deciding it through ``decide``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers, status
+from rest_framework.decorators import action
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from zart_django.api.base import ApiViewSet
+from zart_django.api.schema import JsonSchema, documented, errors
+from zart_django.api.serializers import NameField
+from zart_django.api.views import ID, PAGES, Pagination, as_api_error
+from zart_django.errors import ZartError
+
+from .errors import ApprovalNotFound
+from .models import ApprovalRecord, ApprovalRequest, Source
+from .services import decidable_by, decide, find_request, may_see
+
+
+class DecideSerializer(serializers.Serializer):
+    """``POST /approvals/{id}/decide/``. The reviewer is the authenticated user, never a field."""
+
+    approved = serializers.BooleanField()
+    comment = serializers.CharField(required=False, allow_blank=True, default="")
+    event = NameField(required=False, trim_whitespace=False)
+
+
+class DecisionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ApprovalRecord
+        fields = [
+            "execution_id",
+            "run",
+            "event",
+            "approved",
+            "reviewer",
+            "reviewer_name",
+            "comment",
+            "source",
+            "decided_at",
+        ]
+
+
+class ApprovalRequestSerializer(serializers.ModelSerializer):
+    task = serializers.CharField(source="execution.task_name")
+    outcome = serializers.CharField()
+    decision = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ApprovalRequest
+        fields = [
+            "execution_id",
+            "run",
+            "task",
+            "event",
+            "title",
+            "summary",
+            "permission",
+            "outcome",
+            "created_at",
+            "closed_at",
+            "decision",
+        ]
+
+    def get_decision(self, request: ApprovalRequest) -> dict[str, Any] | None:
+        record = request.record
+        return DecisionSerializer(record).data if record is not None else None
+
+
+class ApprovalViewSet(ApiViewSet):
+    """Approval requests: the ones waiting for me, one by execution id, and deciding one."""
+
+    permission_classes = [IsAuthenticated]
+    pagination_class = Pagination
+    lookup_value_regex = "[^/]+"
+    schema = JsonSchema()
+
+    @documented(
+        parameters=PAGES, responses={200: ApprovalRequestSerializer(many=True), **errors(404)}
+    )
+    def list(self, request: Request) -> Response:
+        """Open requests the authenticated user may decide, newest first, paginated."""
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(decidable_by(request.user), request, view=self)
+        return paginator.get_paginated_response(ApprovalRequestSerializer(page, many=True).data)
+
+    @documented(parameters=[ID], responses={200: ApprovalRequestSerializer, **errors(404)})
+    def retrieve(self, request: Request, pk: str) -> Response:
+        """The execution's latest approval request and its outcome (for those who may decide it
+        or read executions; others get 404)."""
+        try:
+            found = find_request(pk)
+        except ZartError as exc:
+            raise as_api_error(exc) from exc
+        if not may_see(request.user, found):
+            raise as_api_error(ApprovalNotFound(pk))
+        return Response(ApprovalRequestSerializer(found).data)
+
+    @documented(
+        request=DecideSerializer,
+        parameters=[ID],
+        responses={201: DecisionSerializer, **errors(404, 409, 415)},
+    )
+    @action(detail=True, methods=["post"])
+    def decide(self, request: Request, pk: str) -> Response:
+        """Approve or reject as the authenticated user (a ``reviewer`` field is ignored)."""
+        form = DecideSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data: dict[str, Any] = form.validated_data
+        try:
+            record = decide(
+                pk,
+                request.user,
+                approved=data["approved"],
+                comment=data["comment"],
+                source=Source.API,
+                event=data.get("event"),
+            )
+        except ZartError as exc:
+            raise as_api_error(exc) from exc
+        return Response(DecisionSerializer(record).data, status=status.HTTP_201_CREATED)
