@@ -124,6 +124,14 @@ def _write(statements: Callable[[], T], *, single: bool = False, reconnect_for: 
             delay = min(delay * 2, 1.0)
 
 
+def transaction(statements: Callable[[], T]) -> T:
+    """Run ``statements`` as one transaction on the engine's database, as the engine's own
+    writes run: on SQLite it begins IMMEDIATE and a busy file is waited out. For writes that
+    must commit together with the engine's (the approvals' ``decide``); they must be safe to
+    run again after a rollback."""
+    return _write(statements)
+
+
 def _is_busy(exc: BaseException) -> bool:
     """Whether ``exc`` is SQLite's "database is locked" (SQLITE_BUSY or SQLITE_LOCKED)."""
     code = getattr(exc.__cause__, "sqlite_errorcode", None)
