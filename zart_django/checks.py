@@ -18,7 +18,8 @@ _POSITIVE = ("POLL_INTERVAL", "LEASE", "CONCURRENCY", "BATCH_SIZE")
 
 @register(Tags.compatibility)
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
-    """E001: unknown ZART key; E002: a setting that must be a positive number is not."""
+    """E001: unknown ZART key; E002: a setting that must be a positive number is not; E003-E005,
+    E008: see below; E009: DATABASE is not a connection alias."""
     errors: list[Any] = []
     given = getattr(settings, "ZART", {})
     if not isinstance(given, dict):
@@ -41,7 +42,23 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
             )
     errors.extend(_check_dispatch())
     errors.extend(_check_retention())
+    errors.extend(_check_database())
     return errors
+
+
+def _check_database() -> list[Any]:
+    """E009: DATABASE names no connection in ``DATABASES``."""
+    alias = conf.database()
+    if isinstance(alias, str) and alias in settings.DATABASES:
+        return []
+    return [
+        Error(
+            f"ZART['DATABASE'] is {alias!r}, which is not an alias in DATABASES",
+            hint=f"use one of {', '.join(sorted(settings.DATABASES))}, or leave it out"
+            " for 'default'",
+            id="zart_django.E009",
+        )
+    ]
 
 
 def _check_retention() -> list[Any]:

@@ -134,8 +134,9 @@ def decide(
     path that can complete an approval wait. Any error leaves nothing stored. Returns the record.
     """
     try:
-        with store.atomic():  # on SQLite: IMMEDIATE, so it never meets "database is locked"
-            return _decide(execution_id, user, approved, comment, source, event)
+        return store.transaction(
+            lambda: _decide(execution_id, user, approved, comment, source, event)
+        )
     except IntegrityError:
         raise ApprovalAlreadyDecided(
             f"execution {execution_id!r} was decided by someone else a moment ago"
