@@ -4,8 +4,8 @@
 A manager logs in, approves one request and rejects another from the inbox, and both executions
 complete with the decision; a user without the permission sees no buttons and a forged POST is 403.
 On a phone (390 × 844) the inbox, a request and the history fit the screen's width. Screenshots
-of the inbox (desktop and phone) go to ``docs/screenshots/`` for the README, the others to
-``test-output/browser/``.
+go to ``test-output/browser/``; with ZART_README_SCREENSHOTS=1 those of the inbox (desktop and
+phone) replace the README's in ``docs/screenshots/`` (a plain run leaves the checkout unchanged).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 OUTPUT = ROOT / "test-output" / "browser"
-SCREENSHOTS = ROOT / "docs" / "screenshots"
+SCREENSHOTS = ROOT / "docs" / "screenshots" if os.environ.get("ZART_README_SCREENSHOTS") else OUTPUT
 DESKTOP = {"width": 1200, "height": 800}
 PHONE = {"width": 390, "height": 844}
 
