@@ -10,6 +10,7 @@ ZART = {
     "WORKFLOW_MODULES": [],    # extra modules to import so their durable tasks register
     "DISPATCH": "worker",      # "worker": run_zart_worker runs executions; "django_q": qcluster does
     "RETENTION": None,         # e.g. "30d": workers delete executions finished longer ago
+    "DATABASE": "default",     # the connection alias every query of the engine uses
 }
 ```
 Each installed app's ``workflows`` module is imported at start-up too.
@@ -33,6 +34,7 @@ DEFAULTS: dict[str, Any] = {
     "WORKFLOW_MODULES": [],
     "DISPATCH": "worker",
     "RETENTION": None,
+    "DATABASE": "default",
 }
 
 
@@ -45,3 +47,8 @@ def retention() -> timedelta | None:
     """``ZART["RETENTION"]`` as a ``timedelta``, or None when retention is off."""
     value = get("RETENTION")
     return None if value is None else parse_duration(value)
+
+
+def database() -> str:
+    """``ZART["DATABASE"]``: the alias of the connection the engine's queries use."""
+    return get("DATABASE")

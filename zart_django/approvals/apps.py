@@ -15,15 +15,19 @@ class ApprovalsConfig(AppConfig):
 
     def ready(self) -> None:
         """Reserve the ``approval:`` event names, and add the approvals to the engine's REST
-        API, ``manage.py zart show`` and ready-made groups (the admin's part is in ``admin``)."""
+        API, ``manage.py zart show``, ready-made groups and the inbox's checks (the admin's part is in ``admin``)."""
+        from django.core import checks
+
         from zart_django import groups
         from zart_django.api import extensions
         from zart_django.management.cli import add_show_section
 
+        from .checks import check_login_urls
         from .cli import SECTION
         from .waiting import api_refusal, reserve_decision_events
 
         reserve_decision_events()
+        checks.register(check_login_urls, checks.Tags.urls)
         extensions.add_route("approvals", "zart_django.approvals.api.ApprovalViewSet", "approval")
         extensions.add_permission(
             "zart_approvals.decide_approval", "decide approvals at /api/approvals/"

@@ -155,23 +155,26 @@ def assigned_to(user: Any) -> Q:
         mine |= Q(spec__startswith="perm:")
     elif hasattr(user, "user_permissions"):
         held = _permissions(user)
-        mine |= Q(
-            spec__in=held.annotate(spec=Concat(Value("perm:"), "dotted", output_field=TEXT)).values(
-                "spec"
-            )
-        )
-        held_permission = Q(permission__in=held.values("dotted"))
+        perm_specs = held.annotate(spec=Concat(Value("perm:"), "dotted", output_field=TEXT))
+        mine |= Q(spec__in=_beside_requests(perm_specs.values_list("spec", flat=True)))
+        held_permission = Q(permission__in=_beside_requests(held.values_list("dotted", flat=True)))
     else:
         held_permission = Q(pk__in=[])
     if hasattr(user, "groups"):
         groups = user.groups.annotate(spec=Concat(Value("group:"), "name", output_field=TEXT))
-        mine |= Q(spec__in=groups.values("spec"))
+        mine |= Q(spec__in=_beside_requests(groups.values_list("spec", flat=True)))
     unassigned = ~Exists(rows) & held_permission
     excluded = Exists(rows.filter(spec=EXCLUDED + username))
     return (unassigned | Exists(rows.filter(mine))) & ~excluded
 
 
 TEXT = CharField()
+
+
+def _beside_requests(values: QuerySet[Any]) -> Any:
+    """``values`` as a subquery when the auth tables share the requests' database, else read
+    now: Django cannot join across databases (``ZART["DATABASE"]`` apart from ``default``)."""
+    return values if values.db == ApprovalAssignee.objects.db else list(values)
 
 
 def _permissions(user: Any) -> QuerySet[Any]:

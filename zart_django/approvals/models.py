@@ -9,8 +9,9 @@ from typing import Any, NoReturn
 
 from django.db import models
 from django.db.models import Exists, F, OuterRef, Prefetch, Q
+from django.utils.translation import gettext_lazy as _
 
-from zart_django.models import FINISHED_STATUSES, Execution
+from zart_django.models import FINISHED_STATUSES, EngineManager, EngineModel, Execution
 
 DEFAULT_PERMISSION = "zart_approvals.decide_approval"
 REASSIGN_PERMISSION = "zart_approvals.reassign_approval"
@@ -18,16 +19,16 @@ PREFETCHED_DECISIONS = "prefetched_decisions"
 
 
 class RequestStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
-    DECIDED = "decided", "Decided"
-    EXPIRED = "expired", "Expired"
+    PENDING = "pending", _("Pending")
+    DECIDED = "decided", _("Decided")
+    EXPIRED = "expired", _("Expired")
 
 
 class Source(models.TextChoices):
-    ADMIN = "admin", "Django admin"
-    INBOX = "inbox", "Inbox"
-    API = "api", "REST API"
-    CODE = "code", "Code"
+    ADMIN = "admin", _("Django admin")
+    INBOX = "inbox", _("Inbox")
+    API = "api", _("REST API")
+    CODE = "code", _("Code")
 
 
 class ApprovalRequestQuerySet(models.QuerySet["ApprovalRequest"]):
@@ -89,7 +90,7 @@ class ApprovalRequestQuerySet(models.QuerySet["ApprovalRequest"]):
         return self.select_related("execution").prefetch_related(decisions)
 
 
-class ApprovalRequest(models.Model):
+class ApprovalRequest(EngineModel):
     """An execution asks a person to decide; written by ``wait_for_approval``, once per event and
     run (a rerun from before the wait asks again; a run that replays the decided wait does not)."""
 
@@ -120,22 +121,28 @@ class ApprovalRequest(models.Model):
         max_length=16, choices=RequestStatus.choices, default=RequestStatus.PENDING
     )
     created_at = models.DateTimeField()
+    deadline = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
 
-    objects = ApprovalRequestQuerySet.as_manager()
+    objects = EngineManager.from_queryset(ApprovalRequestQuerySet)()
 
     class Meta:
         ordering = ["-created_at"]
+        verbose_name = _("approval request")
+        verbose_name_plural = _("approval requests")
         permissions = [
-            ("decide_approval", "Can approve or reject executions waiting for a person"),
-            ("reassign_approval", "Can reassign anyone's approval requests"),
+            ("decide_approval", _("Can approve or reject executions waiting for a person")),
+            ("reassign_approval", _("Can reassign anyone's approval requests")),
         ]
         constraints = [
             models.UniqueConstraint(
                 fields=["execution", "run", "event"], name="zart_approval_run_once"
             )
         ]
-        indexes = [models.Index(fields=["status", "created_at"], name="zart_approval_status")]
+        indexes = [
+            models.Index(fields=["status", "created_at"], name="zart_approval_status"),
+            models.Index(fields=["status", "deadline"], name="zart_approval_deadline"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.title} ({self.execution_id}, {self.status})"
@@ -233,11 +240,11 @@ def _refuse(model: type[models.Model], change: str) -> NoReturn:
     raise ValueError(f"{article} {name} is immutable: it cannot be {change}")
 
 
-class Immutable(models.Model):
+class Immutable(EngineModel):
     """An audit row: inserted once, never updated or deleted (the instance, its queryset and,
     on PostgreSQL, a trigger refuse it)."""
 
-    objects = ImmutableQuerySet.as_manager()
+    objects = EngineManager.from_queryset(ImmutableQuerySet)()
 
     class Meta:
         abstract = True
@@ -294,6 +301,8 @@ class ApprovalRecord(Immutable):
     )
 
     class Meta:
+        verbose_name = _("approval decision")
+        verbose_name_plural = _("approval decisions")
         ordering = ["-decided_at"]
         constraints = [
             models.UniqueConstraint(

@@ -11,6 +11,7 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError
 from django.utils.module_loading import import_string
 from django.utils.timesince import timesince
+from django.utils.translation import gettext as _
 
 from zart_django import store
 from zart_django.clock import now
@@ -55,10 +56,12 @@ def resume_note() -> str:
     shortly if one was seen within ``WORKER_SEEN_WITHIN``, else how long none has been seen."""
     seen_ago = DurableScheduler().worker_seen_ago()
     if seen_ago is not None and seen_ago <= WORKER_SEEN_WITHIN:
-        return "A worker will resume it shortly."
+        return _("A worker will resume it shortly.")
     if seen_ago is None:
-        return "No worker has been seen yet: it resumes when one runs."
-    return f"No worker has been seen for {timesince(now() - seen_ago, now())}: it resumes when one runs."
+        return _("No worker has been seen yet: it resumes when one runs.")
+    return _("No worker has been seen for %(time)s: it resumes when one runs.") % {
+        "time": timesince(now() - seen_ago, now())
+    }
 
 
 def refusal(user: Any, request: ApprovalRequest) -> str | None:
@@ -205,8 +208,9 @@ def decide(
     stored. Returns the record.
     """
     try:
-        with store.atomic():  # on SQLite: IMMEDIATE, so it never meets "database is locked"
-            return _decide(execution_id, user, approved, comment, source, event, data)
+        return store.transaction(
+            lambda: _decide(execution_id, user, approved, comment, source, event, data)
+        )
     except IntegrityError:
         raise ApprovalAlreadyDecided(
             f"execution {execution_id!r} was decided by someone else a moment ago"
@@ -251,6 +255,9 @@ def _decide(
             f"you voted on execution {execution_id!r} already ({request.progress})"
         )
     decided_at = now()
+    if request.deadline is not None and decided_at >= request.deadline:
+        # Checked here, not only by the engine: a wait between reminders has no deadline.
+        raise ApprovalClosed(f"execution {execution_id!r} can no longer be decided: expired")
     record = ApprovalRecord.objects.create(
         execution_id=execution_id,
         request=request,
@@ -404,8 +411,7 @@ def reassign(
     execution's requester unless the wait allows them. Writes an immutable ``Reassignment``;
     a decision by ``to`` records ``delegated_by``. Sends ``approval_reassigned`` on commit.
     """
-    with store.atomic():
-        return _reassign(execution_id, user, to, reason, event)
+    return store.transaction(lambda: _reassign(execution_id, user, to, reason, event))
 
 
 def _reassign(

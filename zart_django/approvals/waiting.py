@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, fields, is_dataclass
+from datetime import datetime
 from typing import Any
 
 from django.forms import BaseForm, Form
@@ -18,6 +19,7 @@ from zart_django import (
 )
 from zart_django.clock import now
 from zart_django.codec import decode
+from zart_django.durations import parse_duration
 from zart_django.replay import wait_recorded
 from zart_django.reserved import reserve
 from zart_django.signals import send
@@ -98,8 +100,9 @@ def wait_for_approval(
             " (or by zart_django.testing.run_until_idle in tests)"
         )
     if not wait_recorded(decision_event(event)):
+        deadline = now() + parse_duration(timeout) if timeout is not None else None
         rules = Rules(assignees, _checked_required(required), allow_requester, _form_path(form))
-        _ensure_request(execution_id, event, permission, title, summary, rules)
+        _ensure_request(execution_id, event, permission, title, summary, rules, deadline)
     try:
         return wait_for_event(decision_event(event), timeout=timeout, type=ApprovalDecision)
     except EventTimeout:
@@ -160,9 +163,11 @@ def _ensure_request(
     title: str | None,
     summary: str | None,
     rules: Rules,
+    deadline: datetime | None,
 ) -> None:
     """Create the request of this run the first time its wait is reached (a replay after a crash
-    that came before the wait was recorded finds it and changes nothing)."""
+    that came before the wait was recorded finds it and changes nothing). ``deadline`` is now +
+    the timeout, as the wait computes the deadline it records a moment later."""
     scheduler = DurableScheduler()
     info = scheduler.get(execution_id)
     if ApprovalRequest.objects.filter(
@@ -176,12 +181,13 @@ def _ensure_request(
         title=(title or f"{info.task} {execution_id}")[:300],
         summary=summary
         if summary is not None
-        else describe(info.input, _field_order(scheduler, info.task)),
+        else describe(info.input, field_order(scheduler, info.task)),
         permission=permission or DEFAULT_PERMISSION,
         required=rules.required,
         allow_requester=rules.allow_requester,
         form=rules.form,
         created_at=now(),
+        deadline=deadline,
     )
     specs = None
     if rules.assignees is not None:
@@ -229,7 +235,7 @@ def _typed_input(scheduler: DurableScheduler, task_name: str, data: Any) -> Any:
     return decode(data, scheduler.registry.get(task_name).input_type, "input")
 
 
-def _field_order(scheduler: DurableScheduler, task_name: str) -> list[str]:
+def field_order(scheduler: DurableScheduler, task_name: str) -> list[str]:
     """The input type's field names in declaration order, if it is a dataclass."""
     if task_name not in scheduler.registry:
         return []

@@ -44,7 +44,7 @@ def drop_trigger(apps: Any, schema_editor: Any) -> None:
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("zart_approvals", "0002_approvalrecord_immutable"),
+        ("zart_approvals", "0003_deadline"),
         ("zart_django", "0002_execution_started_by"),
     ]
 
