@@ -135,6 +135,31 @@ def two_levels(data: Quick) -> str:
     return f"{first.reviewer} then {second.reviewer}: {second.approved}"
 
 
+@dataclass
+class Reminded:
+    timeout: str | None = None
+    remind_every: str | None = None
+    escalate_after: str | None = None
+    escalate_to: list[str] = field(default_factory=list)
+
+
+@durable("reminded-approval")
+def reminded_approval(data: Reminded) -> str:
+    """An approval with reminders and escalation, as ``data`` sets them."""
+    try:
+        decision = wait_for_approval(
+            "ok",
+            timeout=data.timeout,
+            title="Deploy <prod> & more",
+            remind_every=data.remind_every,
+            escalate_after=data.escalate_after,
+            escalate_to=data.escalate_to,
+        )
+    except EventTimeout:
+        return "expired"
+    return "approved" if decision.approved else "rejected"
+
+
 def attempt(job: Job, step_name: str) -> int:
     """Log the start of an attempt of ``step_name``'s body and return its number (1, 2, ...)."""
     record(job, f"start {step_name}")

@@ -10,6 +10,8 @@ ZART = {
     "WORKFLOW_MODULES": [],    # extra modules to import so their durable tasks register
     "DISPATCH": "worker",      # "worker": run_zart_worker runs executions; "django_q": qcluster does
     "RETENTION": None,         # e.g. "30d": workers delete executions finished longer ago
+    "APPROVALS_EMAIL": True,   # email approval requests to those who may decide them
+    "APPROVALS_BASE_URL": "",  # e.g. "https://ops.example.com": makes the emails' links absolute
 }
 ```
 Each installed app's ``workflows`` module is imported at start-up too.
@@ -33,6 +35,8 @@ DEFAULTS: dict[str, Any] = {
     "WORKFLOW_MODULES": [],
     "DISPATCH": "worker",
     "RETENTION": None,
+    "APPROVALS_EMAIL": True,
+    "APPROVALS_BASE_URL": "",
 }
 
 

@@ -100,6 +100,12 @@ class ApprovalRequest(models.Model):
     )
     created_at = models.DateTimeField()
     closed_at = models.DateTimeField(null=True, blank=True)
+    deadline = models.DateTimeField(
+        null=True, blank=True, help_text="When it expires undecided (created_at + its timeout)."
+    )
+    escalated_to = models.JSONField(
+        default=list, blank=True, help_text="Usernames the request was escalated to."
+    )
 
     objects = ApprovalRequestQuerySet.as_manager()
 
