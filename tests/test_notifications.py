@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 from django.contrib.auth.models import Group, Permission
 from django.core import mail
+from rest_framework.test import APIClient
 
 from tests.approval_helpers import make_user
 from tests.conftest import wait_until
 from tests.workflows import Reminded, reminded_approval
-from zart_django.approvals import decide
-from zart_django.approvals.models import ApprovalRequest, RequestStatus
+from zart_django.approvals import ApprovalClosed, decide
+from zart_django.approvals.models import ApprovalRecord, ApprovalRequest, RequestStatus
 from zart_django.approvals.notifications import notify_reassigned, recipients
 from zart_django.approvals.waiting import Timers
 from zart_django.models import StepResult
@@ -147,6 +148,41 @@ class TestTimers:
         decide("n-after", people["alice"], approved=True)
         run_until_idle()
         assert scheduler.get("n-after").output == "approved"
+
+    def test_a_decision_while_a_reminder_is_retried_is_taken_by_the_next_wait(
+        self, scheduler, people, settings
+    ):
+        start(scheduler, "n-gap", timeout="1d", remind_every="1h")
+        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+        settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", 9, 1
+        advance_time("1h1m")
+        run_until_idle()  # the reminder's wait ended, its mail failed: no wait until the retry
+        reminder = StepResult.objects.get(execution_id="n-gap", name="approval-reminder-1")
+        assert reminder.status == "retrying"
+        decide("n-gap", people["alice"], approved=True)
+        settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+        advance_time("1m")
+        run_until_idle()
+        assert scheduler.get("n-gap").output == "approved"
+
+    def test_a_decision_after_the_final_timeout_is_refused_with_no_worker_awake(
+        self, scheduler, people
+    ):
+        start(scheduler, "n-late", timeout="3h", remind_every="1h")
+        advance_time("1h1m")
+        run_until_idle()  # reminder 1; the execution parks until reminder 2
+        advance_time("2h")  # past the final timeout, no worker woke for reminder 2
+        with pytest.raises(ApprovalClosed, match="expired"):
+            decide("n-late", people["alice"], approved=True)
+        client = APIClient()
+        client.force_authenticate(people["alice"])
+        response = client.post("/api/approvals/n-late/decide/", {"approved": True}, format="json")
+        assert response.status_code == 409
+        assert "expired" in response.json()["detail"]
+        assert not ApprovalRecord.objects.filter(execution_id="n-late").exists()
+        run_until_idle()
+        assert scheduler.get("n-late").output == "expired"
+        assert ApprovalRequest.objects.get(execution_id="n-late").status == RequestStatus.EXPIRED
 
     def test_escalation_adds_recipients_and_does_not_expire(self, scheduler, people):
         dave = make_user("dave", PERM)

@@ -215,6 +215,17 @@ def waits_with_timeout(job: Job) -> str:
     return f"approved={approval.approved}"
 
 
+@durable("waits-then-sleeps")
+def waits_then_sleeps(job: Job) -> str:
+    """A wait with a timeout whose execution lives on after it times out."""
+    try:
+        wait_for_event("go", timeout="120s", type=Approval)
+    except EventTimeout:
+        sleep("after", "1h")
+        return "timed out"
+    return "received"
+
+
 @durable("sleeper")
 def sleeper(job: Job) -> str:
     first(job)

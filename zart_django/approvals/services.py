@@ -125,7 +125,7 @@ def decide(
 
     Checks, in one transaction: the request exists (``ApprovalNotFound``), ``user`` holds its
     permission (``ApprovalPermissionDenied``), it is not decided yet (``ApprovalAlreadyDecided``)
-    and can still be decided (``ApprovalClosed``, also when its wait's deadline passed: the
+    and can still be decided (``ApprovalClosed``, also when its deadline passed: the
     decision and the expiry are serialized). Then writes the audit record (reviewer = the user's
     username) and delivers the ``ApprovalDecision`` to the wait's reserved event name, the only
     path that can complete an approval wait. Any error leaves nothing stored. Returns the record.
@@ -165,6 +165,9 @@ def _decide(
             f"execution {execution_id!r} can no longer be decided: {request.outcome}"
         )
     decided_at = now()
+    if request.deadline is not None and decided_at >= request.deadline:
+        # Checked here, not only by the engine: a wait between reminders has no deadline.
+        raise ApprovalClosed(f"execution {execution_id!r} can no longer be decided: expired")
     record = ApprovalRecord.objects.create(
         execution_id=execution_id,
         request=request,
