@@ -78,7 +78,8 @@ def wait_for_approval(
     Inside a durable function: records an approval request for this execution and ``event``
     when the wait is first reached in a run (replays, and a retry or rerun that keeps the decided
     wait, ask nothing; a rerun from before it asks again), which puts it in the inbox of every user holding ``permission``
-    (default ``zart_approvals.decide_approval``) and emails them (step ``approval-opened``), then
+    (default ``zart_approvals.decide_approval``) and emails them (step ``approval-opened``; a
+    rerun from the wait itself keeps that step, so it asks again without a mail), then
     waits for the decision on the reserved event name ``approval:<event>``, to which only
     ``decide`` can deliver (``offer_event`` refuses it).
     ``title`` and ``summary`` are shown to the reviewer; by default they name the task and list
@@ -100,6 +101,8 @@ def wait_for_approval(
     if not wait_recorded(decision_event(event)):
         expires = None if timeout is None else parse_duration(timeout).total_seconds()
         _notify("approval-opened", _open, execution_id, event, permission, title, summary, expires)
+        if not wait_recorded(decision_event(event)):  # a rerun from the wait kept that step
+            _ensure_request(execution_id, event, permission, title, summary, expires)
     request = _latest_request(execution_id, event)
     if request is not None and request.deadline is not None:
         timeout = request.deadline - now()
