@@ -133,10 +133,15 @@ class StartSerializer(serializers.Serializer):
     input = PayloadField(required=False, allow_null=True, default=None)
 
 
+@extend_schema_field({"type": "string", "pattern": r"^[^\u0000]{1,200}$"})
+class StepKeyField(serializers.CharField):
+    """A recorded step's key (``square``, ``square#2``, ``approval:ok``): any text but NUL."""
+
+
 class RerunSerializer(serializers.Serializer):
     """``POST /executions/{id}/rerun/``: the recorded step to run again from."""
 
-    from_step = serializers.CharField(min_length=1, max_length=200, trim_whitespace=False)
+    from_step = StepKeyField(min_length=1, max_length=200, trim_whitespace=False)
 
 
 class RestartSerializer(serializers.Serializer):
