@@ -299,6 +299,8 @@ def wait_for_event(
     ``wake_at`` (an absolute time, instead of ``timeout``) ends the wait without expiring its
     event: ``EventTimeout`` is raised here (and on every replay), the event is still accepted and
     a later wait on ``name`` receives it; for timers inside a longer wait, such as reminders.
+    Such a wait has no deadline, so while it is the latest wait ``offer_event`` accepts the event:
+    a caller with an overall deadline refuses late events itself (as ``decide`` does).
     """
     ctx = _require_context("wait_for_event")
     check_name(name, "event name")
