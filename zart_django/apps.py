@@ -4,8 +4,8 @@ from importlib import import_module
 from typing import Any
 
 from django.apps import AppConfig
+from django.conf import settings
 from django.core.signals import setting_changed
-from django.db import connection
 from django.utils.module_loading import autodiscover_modules
 
 from . import conf
@@ -42,10 +42,11 @@ def dispatches_to_django_q() -> bool:
 def register_wakers() -> None:
     """Fill the waker registry for this project: ``NOTIFY`` on PostgreSQL, an enqueue with
     ``DISPATCH = "django_q"``; only the modules of the wakers used are imported."""
-    from . import wakeups
+    from . import backends, wakeups
 
     wakeups.clear()
-    if connection.vendor == "postgresql":
+    known = conf.database() in settings.DATABASES  # an unknown alias is E009's to report
+    if known and backends.current().listens:
         from .notify import notify
 
         wakeups.register(notify)

@@ -12,6 +12,7 @@ ZART = {
     "RETENTION": None,         # e.g. "30d": workers delete executions finished longer ago
     "APPROVALS_EMAIL": True,   # email approval requests to those who may decide them
     "APPROVALS_BASE_URL": "",  # e.g. "https://ops.example.com": makes the emails' links absolute
+    "DATABASE": "default",     # the connection alias every query of the engine uses
 }
 ```
 Each installed app's ``workflows`` module is imported at start-up too.
@@ -37,6 +38,7 @@ DEFAULTS: dict[str, Any] = {
     "RETENTION": None,
     "APPROVALS_EMAIL": True,
     "APPROVALS_BASE_URL": "",
+    "DATABASE": "default",
 }
 
 
@@ -49,3 +51,8 @@ def retention() -> timedelta | None:
     """``ZART["RETENTION"]`` as a ``timedelta``, or None when retention is off."""
     value = get("RETENTION")
     return None if value is None else parse_duration(value)
+
+
+def database() -> str:
+    """``ZART["DATABASE"]``: the alias of the connection the engine's queries use."""
+    return get("DATABASE")

@@ -4,9 +4,12 @@ the runs of an execution that was retried, rerun or restarted (see ``zart_django
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import models
 from django.db.models import Q
+
+from . import conf
 
 
 class Status(models.TextChoices):
@@ -29,7 +32,30 @@ RERUNNABLE_STATUSES = tuple(status for status in Status if status != Status.RUNN
 """The statuses ``rerun`` and ``restart`` begin a new run from: any but running (a worker owns it)."""
 
 
-class Execution(models.Model):
+class EngineManager(models.Manager):
+    """The default manager of the engine's models: its queries go to ``ZART["DATABASE"]`` (or to
+    the alias a caller chose with ``using``/``db_manager``). Related managers derive from it."""
+
+    def get_queryset(self) -> models.QuerySet:
+        return self._queryset_class(
+            model=self.model, using=self._db or conf.database(), hints=self._hints
+        )
+
+
+class EngineModel(models.Model):
+    """A model of the engine: read and written on ``ZART["DATABASE"]``, by its manager and by
+    ``save`` (a row loaded elsewhere is saved where it was loaded)."""
+
+    objects = EngineManager()
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args: Any, using: str | None = None, **kwargs: Any) -> None:
+        super().save(*args, using=using or self._state.db or conf.database(), **kwargs)
+
+
+class Execution(EngineModel):
     """One run of a durable task.
 
     ``scheduled_at`` is when a worker should next look at it: the due time while pending or waiting
@@ -109,7 +135,7 @@ class StepStatus(models.TextChoices):
     TIMED_OUT = "timed_out", "Timed out"
 
 
-class StepResult(models.Model):
+class StepResult(EngineModel):
     """The checkpoint of one step, wait or sleep, at its position in one run of the execution."""
 
     execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="steps")
@@ -138,7 +164,7 @@ class StepResult(models.Model):
         return f"{self.execution_id} #{self.position} {self.name} ({self.status})"
 
 
-class Event(models.Model):
+class Event(EngineModel):
     """A payload offered to one run of an execution under a name; that run's wait consumes it."""
 
     execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="events")
@@ -164,7 +190,7 @@ class RunStart(models.TextChoices):
     RESTART = "restart", "Restart"
 
 
-class Run(models.Model):
+class Run(EngineModel):
     """One run of an execution that was retried, rerun or restarted: how it began, and how it ended
     once a later run replaced it (``status`` is empty while it is the current run). Written when
     the next run begins; an execution that ran once has none."""
@@ -190,7 +216,7 @@ class Run(models.Model):
         return f"{self.execution_id} run {self.number} ({self.began})"
 
 
-class WorkerSeen(models.Model):
+class WorkerSeen(EngineModel):
     """When a worker (or django-q2 cluster) on ``host`` last looked for work: at most one write
     a host per ``store.SEEN_EVERY`` seconds, so the inbox can say whether one runs at all."""
 

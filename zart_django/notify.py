@@ -11,7 +11,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from django.db import connection
+from . import backends
 
 logger = logging.getLogger("zart_django")
 
@@ -22,14 +22,14 @@ _MAX_RECONNECT_DELAY = 10.0
 
 def notify() -> None:
     """The PostgreSQL waker: listening workers wake up when the current transaction commits."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_notify(%s, '')", [CHANNEL])
+    backends.current().notify(CHANNEL)
 
 
 class Listener:
     """A thread that calls ``on_wake`` for every notification, until ``stop``.
 
-    It holds its own connection (Django's are per thread and used for queries); when that
+    It holds its own session-level connection to ``ZART["DATABASE"]`` (Django's are per thread
+    and used for queries; a transaction-pooled one would not keep a LISTEN); when that
     connection is lost it reconnects at once (then with a growing delay while the database stays
     away) and calls ``on_wake`` once, in case something was missed meanwhile.
     """
@@ -41,7 +41,8 @@ class Listener:
 
     @staticmethod
     def available() -> bool:
-        return connection.vendor == "postgresql"
+        """Whether the engine's database sends notifications (PostgreSQL)."""
+        return backends.current().listens
 
     def start(self) -> None:
         self._thread.start()
@@ -53,7 +54,7 @@ class Listener:
     def _run(self) -> None:
         import psycopg  # only PostgreSQL projects listen, and only they need psycopg
 
-        params = connection.get_connection_params()
+        params = backends.current().connection.get_connection_params()
         failures = 0
         while not self._stopped.is_set():
             try:

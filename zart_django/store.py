@@ -8,6 +8,13 @@ The engine's writes run through ``_write``: on SQLite they begin IMMEDIATE and w
 file; a checkpoint is retried on a new connection when the old one was lost. The functions a
 worker calls while a durable function runs raise ``DatabaseUnavailable`` (a ``BaseException``)
 when the database fails them, so the function's own ``except Exception`` cannot swallow it.
+
+Every query goes to the connection ``ZART["DATABASE"]`` names: raw statements and transactions
+here through ``_connection()`` and ``atomic()``, ORM queries through the models' default manager.
+The statements that differ by vendor (the claim, the checkpoint, the delivery of an event, the
+database's clock, SQLite's IMMEDIATE transactions, ``NOTIFY``) are built once per alias by a
+backend in ``zart_django.backends``: ``base`` for what every vendor shares, ``postgresql`` and
+``sqlite`` for the rest. This module calls them and stays the only one that writes.
 """
 
 from __future__ import annotations
@@ -15,27 +22,21 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import select
 import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, ParamSpec, TypeVar
 
-from django.db import (
-    DatabaseError,
-    IntegrityError,
-    InterfaceError,
-    OperationalError,
-    connection,
-    transaction,
-)
+from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import CASCADE, Count, Exists, Max, Min, Model, OuterRef, QuerySet, Subquery
 from django.db.models.expressions import RawSQL
 
-from . import clock
+from . import backends, clock
+from .backends.base import STEP_COLUMNS
 from .errors import (
     DatabaseUnavailable,
     EventAlreadyDelivered,
@@ -74,44 +75,21 @@ _BUSY_PATIENCE = 30.0  # seconds an engine write waits out a SQLite file another
 
 
 def _db_time(seconds: float = 0.0) -> RawSQL:
-    """The database's clock plus ``seconds`` (and the engine clock's test shift), as SQL.
-
-    PostgreSQL: ``statement_timestamp()``, the start of the statement (``now()`` would be the start
-    of the transaction); stable, unlike ``clock_timestamp()``, so the due index still serves it.
-
-    SQLite keeps Django's datetimes as UTC text, ``YYYY-MM-DD HH:MM:SS.ffffff``; ``strftime`` with
-    ``%f`` writes the same layout to the millisecond, so the two compare correctly as text. Its
-    clock counts whole milliseconds, so it is rounded up: a time written this millisecond is past.
-    """
-    shift = seconds + clock.offset().total_seconds()
-    if connection.vendor == "postgresql":
-        return RawSQL("(statement_timestamp() + %s * interval '1 second')", [shift])
-    modifier = f"{shift + 0.001:+.3f} seconds"
-    return RawSQL("strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now', %s)", [modifier])
+    """The database's clock plus ``seconds`` (and the engine clock's test shift), as SQL."""
+    return backends.current().db_time(seconds)
 
 
-def _sql(expression: RawSQL) -> tuple[str, list[Any]]:
-    return expression.sql, list(expression.params)
+def _connection() -> BaseDatabaseWrapper:
+    """This thread's connection to ``ZART["DATABASE"]``."""
+    return backends.current().connection
 
 
 @contextlib.contextmanager
 def atomic() -> Iterator[None]:
-    """``transaction.atomic`` for the engine's writes. On SQLite the transaction begins IMMEDIATE:
-    it takes the write lock (waiting up to the connection's timeout) before it reads, so it never
-    fails half way with "database is locked", whatever the project's ``OPTIONS``."""
-    if connection.vendor != "sqlite" or connection.in_atomic_block:
-        with transaction.atomic():
-            yield
-        return
-    connection.ensure_connection()
-    mode = connection.transaction_mode
-    connection.transaction_mode = "IMMEDIATE"
-    try:
-        with transaction.atomic():
-            connection.transaction_mode = mode
-            yield
-    finally:
-        connection.transaction_mode = mode
+    """``transaction.atomic`` on ``ZART["DATABASE"]`` for the engine's writes. On SQLite the
+    transaction begins IMMEDIATE, so it never fails half way with "database is locked"."""
+    with backends.current().atomic():
+        yield
 
 
 def _write(statements: Callable[[], T], *, single: bool = False, reconnect_for: float = 0.0) -> T:
@@ -135,7 +113,7 @@ def _write(statements: Callable[[], T], *, single: bool = False, reconnect_for: 
         except CONNECTION_ERRORS as exc:
             busy = _is_busy(exc)
             patience = _BUSY_PATIENCE if busy else reconnect_for
-            if connection.in_atomic_block or time.monotonic() - started + delay > patience:
+            if _connection().in_atomic_block or time.monotonic() - started + delay > patience:
                 raise
             logger.warning(
                 "database %s, retrying: %s", "busy" if busy else "connection lost", first_line(exc)
@@ -144,6 +122,14 @@ def _write(statements: Callable[[], T], *, single: bool = False, reconnect_for: 
                 close_connection()
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
+
+
+def transaction(statements: Callable[[], T]) -> T:
+    """Run ``statements`` as one transaction on the engine's database, as the engine's own
+    writes run: on SQLite it begins IMMEDIATE and a busy file is waited out. For writes that
+    must commit together with the engine's (the approvals' ``decide``); they must be safe to
+    run again after a rollback."""
+    return _write(statements)
 
 
 def _is_busy(exc: BaseException) -> bool:
@@ -160,18 +146,19 @@ def first_line(exc: BaseException) -> str:
 def close_connection() -> None:
     """Drop this thread's connection (broken, or closed by the server); the next query reconnects."""
     with contextlib.suppress(DatabaseError):
-        connection.close()
+        _connection().close()
 
 
 def drop_dead_connection() -> str:
     """Close this thread's connection if the server closed it or an error left it unusable, so
     the next query opens a new one; return why ("" if it was kept). Call it before each unit of
     work: it costs no query unless an error happened."""
+    connection = _connection()
     raw = connection.connection
     if raw is None or connection.in_atomic_block:
         return ""
     reason = ""
-    if connection.vendor == "postgresql" and (raw.closed or _hung_up(raw)):
+    if backends.current().server_hung_up(raw):
         reason = "the server closed it"
     elif connection.errors_occurred:
         if connection.is_usable():
@@ -181,16 +168,6 @@ def drop_dead_connection() -> str:
     if reason:
         close_connection()
     return reason
-
-
-def _hung_up(raw: Any) -> bool:
-    """Whether an idle PostgreSQL connection has something to read: the server's goodbye
-    (terminated, restarted) or the end of the stream."""
-    try:
-        readable, _, _ = select.select([raw.pgconn.socket], [], [], 0)
-    except Exception:  # the connection is closed already: psycopg refuses to give a socket
-        return True
-    return bool(readable)
 
 
 def engine_io(fn: Callable[P, T]) -> Callable[P, T]:
@@ -256,24 +233,15 @@ def create_execution(
     return stored, created
 
 
-def _insert_unless_taken(row: Model) -> bool:
+def _insert_unless_taken(row: Execution) -> bool:
     """``INSERT ... ON CONFLICT (pk) DO NOTHING`` of ``row``; True when the statement stored it.
 
     The row count of that statement (``changes()`` on SQLite) is the database's own answer, exact
     whatever the clocks say: a repeated start in the same clock tick still counts as repeated.
     """
-    meta = row._meta
-    quote = connection.ops.quote_name
-    fields = meta.concrete_fields
-    columns = ", ".join(quote(field.column) for field in fields)
-    marks = ", ".join(["%s"] * len(fields))
-    values = [field.get_db_prep_save(getattr(row, field.attname), connection) for field in fields]
-    sql = (
-        f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({marks})"
-        f" ON CONFLICT ({quote(meta.pk.column)}) DO NOTHING"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, values)
+    sql, params = backends.current().insert_execution(row)
+    with _connection().cursor() as cursor:
+        cursor.execute(sql, params)
         return cursor.rowcount == 1
 
 
@@ -327,24 +295,7 @@ def claim_due(
     if not names:
         return []
     token = token or new_token()
-    table = Execution._meta.db_table
-    active = ", ".join(f"'{status}'" for status in ACTIVE_STATUSES)
-    if connection.vendor == "postgresql":
-        source, lock = table, " FOR UPDATE SKIP LOCKED"
-    else:
-        source, lock = f"{table} INDEXED BY zart_execution_due", ""
-    expiry, expiry_params = _sql(_db_time(lease))
-    now, now_params = _sql(_db_time())
-    sql = (
-        f"UPDATE {table} SET status = '{Status.RUNNING}', lease_token = %s, lease_owner = %s,"
-        f" scheduled_at = {expiry}, updated_at = {now},"
-        f" recoveries = recoveries + (CASE WHEN status = '{Status.RUNNING}' THEN 1 ELSE 0 END)"
-        f" WHERE id IN (SELECT id FROM {source} WHERE status IN ({active})"
-        f" AND scheduled_at <= {now} AND task_name IN ({', '.join('%s' for _ in names)})"
-        f" ORDER BY scheduled_at LIMIT %s{lock})"
-        " RETURNING id, recoveries, task_name, input, deadline, run"
-    )
-    params = [token, owner[:200], *expiry_params, *now_params, *now_params, *names, limit]
+    sql, params = backends.current().claim(token, owner[:200], names, limit, lease)
     return _write(
         lambda: [
             Claim(e.pk, token, e.recoveries, e.task_name, e.input, e.deadline, e.run)
@@ -462,23 +413,6 @@ def _renew(claim: Claim, **fields: Any) -> None:
         raise LeaseLost(claim.execution_id)
 
 
-_STEP_COLUMNS = (
-    "execution",
-    "run",
-    "position",
-    "name",
-    "kind",
-    "status",
-    "result",
-    "error",
-    "attempts",
-    "deadline",
-    "type_ref",
-    "started_at",
-    "finished_at",
-)
-
-
 @engine_io
 def checkpoint(claim: Claim, row: StepResult, lease: float) -> None:
     """Store a step's outcome if ``claim`` still owns the execution: one statement, one commit.
@@ -488,48 +422,10 @@ def checkpoint(claim: Claim, row: StepResult, lease: float) -> None:
     seconds, the outcome kept in memory meanwhile; if the first attempt committed and only its
     answer was lost, the row it stored is taken as this checkpoint.
     """
-    fields = [StepResult._meta.get_field(name) for name in _STEP_COLUMNS]
-    values = [f.get_db_prep_save(getattr(row, f.attname), connection) for f in fields]
-    columns = [connection.ops.quote_name(f.column) for f in fields]
-    steps = StepResult._meta.db_table
-    executions = Execution._meta.db_table
-    owned = f"id = %s AND lease_token = %s AND status = '{Status.RUNNING}'"
-    owner = [claim.execution_id, claim.token]
-    once = " ON CONFLICT (execution_id, run, position) DO NOTHING"
-    if connection.vendor == "postgresql":
-        expiry, expiry_params = _sql(_db_time(lease))
-        now, now_params = _sql(_db_time())
-        prefix = (
-            f"WITH owned AS (UPDATE {executions} SET scheduled_at = {expiry}, updated_at = {now}"
-            f" WHERE {owned} RETURNING id) "
-        )
-        params = [*expiry_params, *now_params, *owner]
-        if row.pk is None:
-            casts = ", ".join(f"CAST(%s AS {f.db_type(connection)})" for f in fields)
-            sql = f"INSERT INTO {steps} ({', '.join(columns)}) SELECT {casts} FROM owned{once}"
-            params += values
-        else:
-            sets = ", ".join(f"{c} = %s" for c in columns)
-            sql = f"UPDATE {steps} SET {sets} FROM owned WHERE {steps}.id = %s"
-            params += [*values, row.pk]
-        sql = prefix + sql + f" RETURNING {steps}.id"
-    elif row.pk is None:
-        marks = ", ".join("%s" for _ in fields)
-        sql = (
-            f"INSERT INTO {steps} ({', '.join(columns)}) SELECT {marks}"
-            f" WHERE EXISTS (SELECT 1 FROM {executions} WHERE {owned}){once} RETURNING id"
-        )
-        params = [*values, *owner]
-    else:
-        sets = ", ".join(f"{c} = %s" for c in columns)
-        sql = (
-            f"UPDATE {steps} SET {sets} WHERE id = %s"
-            f" AND EXISTS (SELECT 1 FROM {executions} WHERE {owned}) RETURNING id"
-        )
-        params = [*values, row.pk, *owner]
+    sql, params = backends.current().checkpoint(row, claim.execution_id, claim.token, lease)
 
     def write() -> tuple[int] | None:
-        with connection.cursor() as cursor:
+        with _connection().cursor() as cursor:
             cursor.execute(sql, params)
             written = cursor.fetchone()
         return written if written is not None or row.pk is not None else _landed(claim, row)
@@ -672,13 +568,7 @@ def _unblock(executions: QuerySet[Execution]) -> int:
 def database_now() -> datetime:
     """The database's clock (plus the engine clock's test shift), to compare with times the
     engine wrote with it."""
-    sql, params = _sql(_db_time())
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {sql}", params)
-        (value,) = cursor.fetchone()
-    if isinstance(value, str):  # SQLite: UTC as text
-        return datetime.fromisoformat(value).replace(tzinfo=UTC)
-    return value
+    return backends.current().now()
 
 
 def heartbeat(claims: Iterable[Claim], lease: float) -> None:
@@ -781,8 +671,10 @@ def _offer_event(
     parked_on_it = execution.status == Status.WAITING and execution.waiting_on == name
     validate(execution.task_name, execution.wait_type if parked_on_it else "")
     run = execution.run
-    if parked_on_it and connection.vendor == "postgresql":
-        _deliver_and_wake(execution_id, run, name, payload, now)
+    backend = backends.current()
+    if parked_on_it and backend.delivers_in_one_statement:
+        with _connection().cursor() as cursor:
+            cursor.execute(*backend.deliver_and_wake(execution_id, run, name, payload, now))
     else:
         Event.objects.create(
             execution_id=execution_id, run=run, name=name, payload=payload, created_at=now
@@ -807,26 +699,6 @@ def _offer_event(
         "received, resuming" if parked_on_it else "kept in its inbox until its wait",
     )
     return execution
-
-
-def _deliver_and_wake(execution_id: str, run: int, name: str, payload: Any, now: datetime) -> None:
-    """PostgreSQL: store the event, close the parked wait and make the execution due, in one
-    statement (the writes of ``offer_event`` sit on the path from a click to the next step)."""
-    json = Event._meta.get_field("payload").get_db_prep_save(payload, connection)
-    due, due_params = _sql(_db_time())
-    sql = (
-        f"WITH event AS (INSERT INTO {Event._meta.db_table} (execution_id, run, name, payload,"
-        " created_at) VALUES (%s, %s, %s, %s, %s)),"
-        f" wait AS (UPDATE {StepResult._meta.db_table} SET status = '{StepStatus.COMPLETED}',"
-        " result = %s, finished_at = %s WHERE execution_id = %s AND run = %s AND name = %s"
-        f" AND kind = '{StepKind.EVENT}' AND status = '{StepStatus.WAITING}')"
-        f" UPDATE {Execution._meta.db_table} SET scheduled_at = {due}, updated_at = %s"
-        " WHERE id = %s"
-    )
-    params = [execution_id, run, name, json, now, json, now, execution_id, run, name]
-    params += [*due_params, now, execution_id]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
 
 
 def cancel(execution_id: str) -> None:
@@ -946,7 +818,7 @@ def count_purgeable(cutoff: datetime, statuses: Iterable[str]) -> dict[str, int]
     counts = {count_name(Execution): chosen.count()}
     for relation in Execution._meta.related_objects:
         if relation.on_delete is CASCADE:
-            related = relation.related_model._base_manager.filter(
+            related = relation.related_model._base_manager.using(backends.current().alias).filter(
                 **{f"{relation.field.name}__in": chosen}
             )
             if found := related.count():
@@ -1058,4 +930,4 @@ def _close_run(execution: Execution, now: datetime) -> None:
 
 def _copied(row: StepResult) -> dict[str, Any]:
     """A step's stored fields, but its execution and run: what a new run keeps of it."""
-    return {name: getattr(row, name) for name in _STEP_COLUMNS if name not in ("execution", "run")}
+    return {name: getattr(row, name) for name in STEP_COLUMNS if name not in ("execution", "run")}

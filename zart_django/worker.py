@@ -20,7 +20,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 
-from django.db import DatabaseError, InterfaceError, connection
+from django.db import DatabaseError, InterfaceError
 
 from . import clock, conf, metrics, store
 from .models import FINISHED_STATUSES
@@ -232,7 +232,7 @@ class Worker:
             except _DB_ERRORS as exc:
                 logger.warning("worker %s: heartbeat failed: %s", self.name, store.first_line(exc))
                 store.close_connection()
-        connection.close()
+        store.close_connection()
 
     def _check_connection(self, who: str) -> None:
         """Replace this thread's database connection if the server closed it."""

@@ -52,6 +52,18 @@ class NameField(serializers.CharField):
             raise serializers.ValidationError(str(exc)) from None
 
 
+STEP_NAME_PATTERN = r"^[^\x00]{1,200}$"
+"""What a step name may hold, as the field reads it: any text but NUL (which it refuses)."""
+
+
+@extend_schema_field({"type": "string", "pattern": STEP_NAME_PATTERN})
+class StepNameField(serializers.CharField):
+    """A recorded step's name: 1 to 200 characters, no NUL, whitespace kept."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(min_length=1, max_length=200, trim_whitespace=False, **kwargs)
+
+
 class TaskField(serializers.ChoiceField):
     """A task name, documented as one of the tasks registered in this process; an unknown one is
     left to the scheduler, whose refusal names the registered tasks."""
@@ -133,15 +145,10 @@ class StartSerializer(serializers.Serializer):
     input = PayloadField(required=False, allow_null=True, default=None)
 
 
-@extend_schema_field({"type": "string", "pattern": r"^[^\u0000]{1,200}$"})
-class StepKeyField(serializers.CharField):
-    """A recorded step's key (``square``, ``square#2``, ``approval:ok``): any text but NUL."""
-
-
 class RerunSerializer(serializers.Serializer):
     """``POST /executions/{id}/rerun/``: the recorded step to run again from."""
 
-    from_step = StepKeyField(min_length=1, max_length=200, trim_whitespace=False)
+    from_step = StepNameField()
 
 
 class RestartSerializer(serializers.Serializer):

@@ -133,7 +133,7 @@ def link(request: ApprovalRequest) -> str:
     """The request's page in the inbox, absolute with ``ZART["APPROVALS_BASE_URL"]``; empty when
     the project does not include ``zart_django.approvals.urls``."""
     try:
-        path = reverse("zart_django:detail", args=[request.execution_id])
+        path = reverse("zart_approvals:detail", args=[request.execution_id])
     except NoReverseMatch:
         return ""
     return str(conf.get("APPROVALS_BASE_URL")).rstrip("/") + path

@@ -8,6 +8,7 @@ from typing import Any
 
 from django.db import IntegrityError
 from django.utils.timesince import timesince
+from django.utils.translation import gettext as _
 
 from zart_django import store
 from zart_django.clock import now
@@ -46,10 +47,12 @@ def resume_note() -> str:
     shortly if one was seen within ``WORKER_SEEN_WITHIN``, else how long none has been seen."""
     seen_ago = DurableScheduler().worker_seen_ago()
     if seen_ago is not None and seen_ago <= WORKER_SEEN_WITHIN:
-        return "A worker will resume it shortly."
+        return _("A worker will resume it shortly.")
     if seen_ago is None:
-        return "No worker has been seen yet: it resumes when one runs."
-    return f"No worker has been seen for {timesince(now() - seen_ago, now())}: it resumes when one runs."
+        return _("No worker has been seen yet: it resumes when one runs.")
+    return _("No worker has been seen for %(time)s: it resumes when one runs.") % {
+        "time": timesince(now() - seen_ago, now())
+    }
 
 
 def can_decide(user: Any, request: ApprovalRequest) -> bool:
@@ -131,8 +134,9 @@ def decide(
     path that can complete an approval wait. Any error leaves nothing stored. Returns the record.
     """
     try:
-        with store.atomic():  # on SQLite: IMMEDIATE, so it never meets "database is locked"
-            return _decide(execution_id, user, approved, comment, source, event)
+        return store.transaction(
+            lambda: _decide(execution_id, user, approved, comment, source, event)
+        )
     except IntegrityError:
         raise ApprovalAlreadyDecided(
             f"execution {execution_id!r} was decided by someone else a moment ago"

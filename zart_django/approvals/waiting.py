@@ -263,7 +263,7 @@ def _ensure_request(
         title=(title or f"{info.task} {execution_id}")[:300],
         summary=summary
         if summary is not None
-        else describe(info.input, _field_order(scheduler, info.task)),
+        else describe(info.input, field_order(scheduler, info.task)),
         permission=permission or DEFAULT_PERMISSION,
         created_at=created_at,
         deadline=None if expires is None else created_at + timedelta(seconds=expires),
@@ -299,7 +299,7 @@ def describe(value: Any, order: list[str] | None = None) -> str:
     return "" if value is None else str(value)
 
 
-def _field_order(scheduler: DurableScheduler, task_name: str) -> list[str]:
+def field_order(scheduler: DurableScheduler, task_name: str) -> list[str]:
     """The input type's field names in declaration order, if it is a dataclass."""
     if task_name not in scheduler.registry:
         return []

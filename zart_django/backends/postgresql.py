@@ -1,0 +1,99 @@
+"""PostgreSQL: claims lock with ``FOR UPDATE SKIP LOCKED``, a checkpoint extends the lease in the
+same statement, a delivery is one statement, and wake-ups go by ``NOTIFY``."""
+
+from __future__ import annotations
+
+import select
+from datetime import datetime
+from typing import Any
+
+from ..models import Event, StepKind, StepResult, StepStatus
+from .base import Backend, Statement
+
+
+class PostgreSQLBackend(Backend):
+    vendor = "postgresql"
+    CLOCK = "(statement_timestamp() + %s * interval '1 second')"
+    """``statement_timestamp()``: the start of the statement (``now()`` would be the start of the
+    transaction); stable, unlike ``clock_timestamp()``, so the due index still serves it."""
+    listens = True
+    delivers_in_one_statement = True
+
+    def __init__(self, alias: str) -> None:
+        super().__init__(alias)
+        ex = self._execution_column
+        renew = (
+            f"WITH owned AS (UPDATE {self.executions} SET {ex('scheduled_at')} = {self.CLOCK},"
+            f" {ex('updated_at')} = {self.CLOCK} WHERE {self.owned} RETURNING {ex('id')}) "
+        )
+        connection = self.connection
+        casts = ", ".join(f"CAST(%s AS {f.db_type(connection)})" for f in self.step_fields)
+        step_id = f"{self.steps}.{self.column(StepResult, 'id')}"
+        self._checkpoint_insert = (
+            f"{renew}INSERT INTO {self.steps} ({self.step_columns}) SELECT {casts} FROM owned"
+            f"{self.step_conflict} RETURNING {step_id}"
+        )
+        self._checkpoint_update = (
+            f"{renew}UPDATE {self.steps} SET {self.step_sets} FROM owned WHERE {step_id} = %s"
+            f" RETURNING {step_id}"
+        )
+        self._deliver_and_wake = self._deliver_and_wake_sql()
+
+    def clock_param(self, shift: float) -> Any:
+        return shift
+
+    def claim_lock(self) -> str:
+        return " FOR UPDATE SKIP LOCKED"
+
+    def checkpoint(self, row: StepResult, execution_id: str, token: str, lease: float) -> Statement:
+        """The step's write joined to the lease's renewal (the lease extended by ``lease``)."""
+        params = [*self.clock_params(lease), *self.clock_params(), execution_id, token]
+        params += self.step_values(row)
+        if row.pk is None:
+            return self._checkpoint_insert, params
+        return self._checkpoint_update, [*params, row.pk]
+
+    def _deliver_and_wake_sql(self) -> str:
+        ex = self._execution_column
+
+        def ev(name: str) -> str:
+            return self.column(Event, name)
+
+        def st(name: str) -> str:
+            return self.column(StepResult, name)
+
+        event_columns = ", ".join(ev(name) for name in ("execution", "run", "name", "payload"))
+        return (
+            f"WITH event AS (INSERT INTO {self.quote(Event._meta.db_table)}"
+            f" ({event_columns}, {ev('created_at')}) VALUES (%s, %s, %s, %s, %s)),"
+            f" wait AS (UPDATE {self.steps} SET {st('status')} = '{StepStatus.COMPLETED.value}',"
+            f" {st('result')} = %s, {st('finished_at')} = %s WHERE {st('execution')} = %s"
+            f" AND {st('run')} = %s AND {st('name')} = %s"
+            f" AND {st('kind')} = '{StepKind.EVENT.value}'"
+            f" AND {st('status')} = '{StepStatus.WAITING.value}')"
+            f" UPDATE {self.executions} SET {ex('scheduled_at')} = {self.CLOCK},"
+            f" {ex('updated_at')} = %s WHERE {ex('id')} = %s"
+        )
+
+    def deliver_and_wake(
+        self, execution_id: str, run: int, name: str, payload: Any, now: datetime
+    ) -> Statement:
+        json = Event._meta.get_field("payload").get_db_prep_save(payload, self.connection)
+        params = [execution_id, run, name, json, now, json, now, execution_id, run, name]
+        return self._deliver_and_wake, [*params, *self.clock_params(), now, execution_id]
+
+    def server_hung_up(self, raw: Any) -> bool:
+        """Closed, or something to read on an idle connection: the server's goodbye (terminated,
+        restarted) or the end of the stream."""
+        if raw.closed:
+            return True
+        try:
+            readable, _, _ = select.select([raw.pgconn.socket], [], [], 0)
+        except Exception:  # the connection is closed already: psycopg refuses to give a socket
+            return True
+        return bool(readable)
+
+    def notify(self, channel: str) -> None:
+        """``pg_notify`` is transactional: the listeners hear it when the transaction commits."""
+        with self.connection.cursor() as cursor:
+            cursor.execute("SELECT pg_notify(%s, '')", [channel])

@@ -1,0 +1,75 @@
+"""SQLite: one writer at a time, so transactions begin IMMEDIATE and a claim needs no row locks;
+its clock is text to the millisecond; there are no notifications (workers poll)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from django.db import transaction
+
+from ..models import StepResult
+from .base import Backend, Statement
+
+
+class SQLiteBackend(Backend):
+    vendor = "sqlite"
+    CLOCK = "strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now', %s)"
+    """SQLite keeps Django's datetimes as UTC text, ``YYYY-MM-DD HH:MM:SS.ffffff``; ``strftime``
+    with ``%f`` writes the same layout to the millisecond, so the two compare correctly as text."""
+
+    def __init__(self, alias: str) -> None:
+        super().__init__(alias)
+        owned = f" EXISTS (SELECT 1 FROM {self.executions} WHERE {self.owned})"
+        step_id = self.column(StepResult, "id")
+        marks = ", ".join("%s" for _ in self.step_fields)
+        self._checkpoint_insert = (
+            f"INSERT INTO {self.steps} ({self.step_columns}) SELECT {marks} WHERE{owned}"
+            f"{self.step_conflict} RETURNING {step_id}"
+        )
+        self._checkpoint_update = (
+            f"UPDATE {self.steps} SET {self.step_sets} WHERE {step_id} = %s AND{owned}"
+            f" RETURNING {step_id}"
+        )
+
+    def clock_param(self, shift: float) -> Any:
+        """Its clock counts whole milliseconds, so it is rounded up: a time written this
+        millisecond is past."""
+        return f"{shift + 0.001:+.3f} seconds"
+
+    def read_time(self, value: Any) -> datetime:
+        """SQLite's clock is UTC as text."""
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+
+    def claim_source(self) -> str:
+        """Through the due index, named, so due work is found by it however many executions are
+        parked or finished."""
+        return f"{self.executions} INDEXED BY {self.quote('zart_execution_due')}"
+
+    def checkpoint(self, row: StepResult, execution_id: str, token: str, lease: float) -> Statement:
+        """The step's write if the claim owns the execution (the heartbeat extends the lease)."""
+        if row.pk is None:
+            return self._checkpoint_insert, [*self.step_values(row), execution_id, token]
+        return self._checkpoint_update, [*self.step_values(row), row.pk, execution_id, token]
+
+    @contextlib.contextmanager
+    def atomic(self) -> Iterator[None]:
+        """The transaction begins IMMEDIATE: it takes the write lock (waiting up to the
+        connection's timeout) before it reads, so it never fails half way with "database is
+        locked", whatever the project's ``OPTIONS``."""
+        connection = self.connection
+        if connection.in_atomic_block:
+            with transaction.atomic(using=self.alias):
+                yield
+            return
+        connection.ensure_connection()
+        mode = connection.transaction_mode
+        connection.transaction_mode = "IMMEDIATE"
+        try:
+            with transaction.atomic(using=self.alias):
+                connection.transaction_mode = mode
+                yield
+        finally:
+            connection.transaction_mode = mode
