@@ -91,4 +91,6 @@ REST_FRAMEWORK = {
 
 ZART = {
     "POLL_INTERVAL": 0.2,
+    "APPROVALS_BASE_URL": "http://127.0.0.1:8000",
 }
+EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"  # approval mails to the console

@@ -193,6 +193,7 @@ def test_a_manager_approves_and_rejects_in_the_inbox(
     )
     assert (rejected.decision, rejected.comment) == ("rejected", "Use the shared cache instead")
     assert [s.name for s in scheduler.get("web-approve").steps] == [
+        "approval-opened",
         "approval:manager-approval",
         "grant-access",
     ]

@@ -7,12 +7,13 @@ import subprocess
 import sys
 
 import pytest
+from django.core.checks import run_checks
 from django.template import TemplateDoesNotExist
 from rest_framework.test import APIClient
 
 from tests.approval_helpers import make_user
 from tests.conftest import ROOT
-from zart_django.approvals.checks import check_login_urls
+from zart_django.approvals.checks import check_email_links, check_login_urls
 from zart_django.checks import check_settings, check_sqlite_transactions, check_url_integration
 
 
@@ -175,3 +176,15 @@ def test_nothing_is_checked_for_urls_the_project_does_not_include(settings):
     settings.LOGIN_URL = "/accounts/login/"
     settings.INSTALLED_APPS = [a for a in settings.INSTALLED_APPS if a != "rest_framework"]
     assert url_checks() == []
+
+
+def test_approval_mail_without_a_base_url_is_warned_with_the_setting_to_add(settings):
+    settings.ZART = {**settings.ZART, "APPROVALS_BASE_URL": ""}
+    (warning,) = check_email_links()
+    assert warning.id == "zart_approvals.W003"
+    assert 'ZART["APPROVALS_BASE_URL"]' in warning.hint
+    assert warning in run_checks()  # registered by the approvals app
+    settings.ZART = {**settings.ZART, "APPROVALS_EMAIL": False}
+    assert check_email_links() == []
+    settings.ZART = {**settings.ZART, "APPROVALS_EMAIL": True, "APPROVALS_BASE_URL": "https://x"}
+    assert check_email_links() == []

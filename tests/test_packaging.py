@@ -112,7 +112,7 @@ def test_wheel_holds_only_the_zart_django_package(dists: Dists) -> None:
         "zart_django/approvals/templates/zart_approvals/base.html",
         "zart_django/migrations/0001_initial.py",
         "zart_django/approvals/migrations/0002_approvalrecord_immutable.py",
-        "zart_django/approvals/migrations/0003_deadline.py",
+        "zart_django/approvals/migrations/0003_rules_deadlines_reminders.py",
         "zart_django/approvals/templatetags/zart_approvals.py",
         "zart_django/approvals/locale/de/LC_MESSAGES/django.po",
         "zart_django/approvals/locale/de/LC_MESSAGES/django.mo",

@@ -666,10 +666,12 @@ def _offer_event(
     if execution.delivered:
         raise EventAlreadyDelivered(execution_id, name)
     now = clock.now()
-    if execution.wait_status == StepStatus.TIMED_OUT or any(
-        deadline is not None and now >= deadline
-        for deadline in (execution.wait_deadline, execution.deadline)
-    ):
+    # A wait with no deadline that timed out was woken by its timer (``wake_at``): its event is
+    # still awaited by a later wait on the same name.
+    expired_wait = execution.wait_deadline is not None and (
+        execution.wait_status == StepStatus.TIMED_OUT or now >= execution.wait_deadline
+    )
+    if expired_wait or (execution.deadline is not None and now >= execution.deadline):
         raise EventExpired(execution_id, name)
     parked_on_it = execution.status == Status.WAITING and execution.waiting_on == name
     validate(execution.task_name, execution.wait_type if parked_on_it else "")

@@ -1,5 +1,5 @@
-"""System checks for a project that includes the inbox (``zart_django.approvals.urls``): its
-login settings must lead somewhere, or people who are not logged in end on a 404."""
+"""System checks for the approvals app: the inbox's login settings must lead somewhere (else
+people who are not logged in end on a 404), and approval mail needs absolute links."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.core.checks import Warning
 
+from zart_django import conf
 from zart_django.checks import _mounted_apps, _reaches_a_page
 
 INBOX_APP = "zart_approvals"
@@ -41,3 +42,19 @@ def check_login_urls(app_configs: Any = None, **kwargs: Any) -> list[Any]:
             )
         )
     return found
+
+
+def check_email_links(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    """W003: approval mail is on but ``APPROVALS_BASE_URL`` is empty, so its links are bare
+    paths that a mail reader cannot open."""
+    if not conf.get("APPROVALS_EMAIL") or str(conf.get("APPROVALS_BASE_URL")).strip():
+        return []
+    return [
+        Warning(
+            "ZART['APPROVALS_EMAIL'] is on but ZART['APPROVALS_BASE_URL'] is empty, so the links"
+            " in approval emails are paths without a host",
+            hint='set ZART["APPROVALS_BASE_URL"] to where people reach the site, e.g.'
+            ' "https://ops.example.com", or ZART["APPROVALS_EMAIL"] = False',
+            id="zart_approvals.W003",
+        )
+    ]

@@ -121,8 +121,13 @@ class ApprovalRequest(EngineModel):
         max_length=16, choices=RequestStatus.choices, default=RequestStatus.PENDING
     )
     created_at = models.DateTimeField()
-    deadline = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
+    deadline = models.DateTimeField(
+        null=True, blank=True, help_text="When it expires undecided (created_at + its timeout)."
+    )
+    escalated_to = models.JSONField(
+        default=list, blank=True, help_text="Usernames the request was escalated to."
+    )
 
     objects = EngineManager.from_queryset(ApprovalRequestQuerySet)()
 
