@@ -108,7 +108,7 @@ def through(door: str, user: User, execution_id: str, action: str, form: dict[st
     if door == "admin":
         url = reverse(f"admin:zart_django_execution_{action}", args=[execution_id])
     else:
-        url = reverse(f"zart_django:{action}", args=[execution_id])
+        url = reverse(f"zart_approvals:{action}", args=[execution_id])
     response = logged_in(user).post(url, fields)
     text = " ".join(str(m) for m in get_messages(response.wsgi_request))
     if response.status_code == 400:

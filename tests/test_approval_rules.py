@@ -123,7 +123,7 @@ def output(execution_id: str) -> Any:
 
 def inbox_ids(user: User) -> dict[str, list[str]]:
     """The execution ids in ``user``'s inbox, as the inbox page and the API list them."""
-    page = logged_in(user).get(reverse("zart_django:inbox")).context["requests"]
+    page = logged_in(user).get(reverse("zart_approvals:inbox")).context["requests"]
     client = APIClient()
     client.force_authenticate(user)
     listed = client.get("/api/approvals/").json()["results"]
@@ -195,7 +195,7 @@ class TestSegregationOfDuties:
         answer = reassign_through(door, alice, "sod-4", "zoe")
         assert answer.status == 403
         assert snapshot("sod-4") == before and not Reassignment.objects.exists()
-        page = logged_in(alice).get(reverse("zart_django:detail", args=["sod-4"]))
+        page = logged_in(alice).get(reverse("zart_approvals:detail", args=["sod-4"]))
         assert page.status_code == 200
         assert not page.context["can_decide"] and not page.context["can_reassign"]
 
@@ -203,10 +203,10 @@ class TestSegregationOfDuties:
         clerk = make_user("clerk")
         parked(plain, "sod-5", started_by=clerk)
         assert (
-            logged_in(clerk).get(reverse("zart_django:detail", args=["sod-5"])).status_code == 200
+            logged_in(clerk).get(reverse("zart_approvals:detail", args=["sod-5"])).status_code == 200
         )
         decide("sod-5", person("erin", DECIDE), approved=True)
-        history = logged_in(clerk).get(reverse("zart_django:history")).context["requests"]
+        history = logged_in(clerk).get(reverse("zart_approvals:history")).context["requests"]
         assert [r.execution_id for r in history] == ["sod-5"]
 
     def test_the_requester_is_not_a_recipient(self):
@@ -569,7 +569,7 @@ class TestDecisionData:
         parked(with_form, "f-1")
         request = ApprovalRequest.objects.get(execution_id="f-1")
         assert request.form == "tests.test_approval_rules.PaymentForm"
-        page = logged_in(alice).get(reverse("zart_django:detail", args=["f-1"]))
+        page = logged_in(alice).get(reverse("zart_approvals:detail", args=["f-1"]))
         assert b'name="data-amount"' in page.content and b'name="data-pay_on"' in page.content
         admin_page = logged_in(alice).get(
             reverse("admin:zart_django_execution_change", args=["f-1"])
@@ -606,7 +606,7 @@ class TestDecisionData:
         assert answer.status == 409 and "can no longer be imported" in answer.text
         with pytest.raises(ApprovalFormMissing, match="tests.gone.PaymentForm"):
             decide("f-4", alice, approved=True)
-        page = logged_in(alice).get(reverse("zart_django:detail", args=["f-4"]))
+        page = logged_in(alice).get(reverse("zart_approvals:detail", args=["f-4"]))
         assert page.status_code == 200 and b"can no longer be imported" in page.content
         admin_page = logged_in(alice).get(
             reverse("admin:zart_django_execution_change", args=["f-4"])

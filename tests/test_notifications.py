@@ -9,14 +9,14 @@ from email import message_from_string
 from pathlib import Path
 
 import pytest
-from django.contrib.auth.models import Group, Permission
+from django.contrib.auth.models import Group, Permission, User
 from django.core import mail
 from rest_framework.test import APIClient
 
 from tests.approval_helpers import make_user
 from tests.conftest import wait_until
 from tests.workflows import Reminded, reminded_approval
-from zart_django.approvals import ApprovalClosed, decide
+from zart_django.approvals import ApprovalClosed, can_decide, decide
 from zart_django.approvals.models import ApprovalRecord, ApprovalRequest, RequestStatus
 from zart_django.approvals.notifications import notify_reassigned, recipients
 from zart_django.approvals.waiting import Timers
@@ -202,7 +202,9 @@ class TestTimers:
         assert request.escalated_to == ["clerk", "dave"]
         assert request.status == RequestStatus.PENDING
         escalated = [to for n, to in notices("n-esc") if n == "escalated"]
-        assert escalated == ["alice@example.com", "dave@example.com"]  # clerk may not decide
+        # escalation makes them assignees: clerk, without the permission, may decide it now
+        assert escalated == ["alice@example.com", "clerk@example.com", "dave@example.com"]
+        assert can_decide(User.objects.get(username="clerk"), request)
         assert "escalated to clerk, dave" in mail.outbox[-1].body
         assert scheduler.get("n-esc").status == "waiting"
 
