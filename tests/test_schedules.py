@@ -339,3 +339,16 @@ def run_then_close(worker: Worker) -> None:
         worker.run()
     finally:
         connection.close()
+
+
+def test_the_demo_nightly_digest_runs_at_two_in_berlin():
+    from demo_project.approval.scheduled import nightly_digest
+
+    registry = TaskRegistry()
+    registry.register(nightly_digest.name, nightly_digest)
+    sync_at(registry, BASE)
+    pin(BASE + timedelta(hours=1, minutes=1))
+    assert schedules.tick(registry) == ["nightly-digest@2030-01-01T01:00:00"]
+    run_until_idle(registry)
+    output = DurableScheduler(registry).get("nightly-digest@2030-01-01T01:00:00").output
+    assert output == {"day": "2029-12-31", "approved": 0, "rejected": 0}

@@ -1046,7 +1046,14 @@ def _tick(
             .exclude(status__in=FINISHED_STATUSES)
             .exists()
         )
-        if not previous_runs:
+        if previous_runs:
+            logger.info(
+                "schedule %s: tick %s skipped, %s is unfinished (overlap skip)",
+                row.task_name,
+                occurrence.execution_id,
+                row.last_occurrence,
+            )
+        else:
             execution = _pending(
                 occurrence.execution_id, row.task_name, occurrence.input, occurrence.deadline, now
             )
