@@ -118,7 +118,7 @@ def durable(
 
     def decorate(fn: Callable[..., Any]) -> DurableTask:
         limit = parse_duration(timeout) if timeout is not None else None
-        task = DurableTask(name, fn, limit, dict(events or {}), spec)
+        task = DurableTask(name, fn, limit, dict(events or {}), schedule=spec)
         if spec is not None:
             from .schedules import check_scheduled_task
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
@@ -28,9 +28,7 @@ from . import store
 from .durations import Duration, parse_duration
 from .models import Overlap, Schedule
 from .names import check_name
-
-if TYPE_CHECKING:
-    from .registry import DurableTask, TaskRegistry
+from .registry import DurableTask, TaskRegistry, default_registry
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 """Where ``every`` counts its ticks from: ``every="15m"`` ticks at :00, :15, :30 and :45."""
@@ -145,11 +143,12 @@ def _next_after(row: Schedule, now: datetime) -> datetime:
     return spec_of(row).after(now)
 
 
-def sync(registry: TaskRegistry) -> None:
-    """Store the schedules of ``registry``'s tasks (a new or changed one is next due at its first
+def sync(registry: TaskRegistry | None = None) -> None:
+    """Store the schedules of ``registry``'s tasks (the default registry's if not given) (a new or changed one is next due at its first
     tick after now; an unchanged one keeps its due time), and mark inactive the stored schedules
     of tasks ``registry`` has without one (the code no longer schedules them). Schedules of tasks
     it does not know are left to the workers that have them."""
+    registry = registry or default_registry
     wanted = []
     unscheduled = []
     for name in registry.names():
@@ -169,9 +168,11 @@ def sync(registry: TaskRegistry) -> None:
     store.sync_schedules(wanted, unscheduled, _next_after)
 
 
-def tick(registry: TaskRegistry) -> list[str]:
+def tick(registry: TaskRegistry | None = None) -> list[str]:
     """Start the occurrences of ``registry``'s schedules that are due (see the module's
-    docstring); return the ids of the executions this call stored."""
+    docstring); return the ids of the executions this call stored. A worker calls it on every
+    pass; a test calls it after ``advance_time``, then ``run_until_idle``."""
+    registry = registry or default_registry
     scheduled = [name for name in registry.names() if registry.get(name).schedule is not None]
     if not scheduled:
         return []
