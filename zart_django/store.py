@@ -138,6 +138,14 @@ def _write(statements: Callable[[], T], *, single: bool = False, reconnect_for: 
             delay = min(delay * 2, 1.0)
 
 
+def transaction(statements: Callable[[], T]) -> T:
+    """Run ``statements`` as one transaction on the engine's database, as the engine's own
+    writes run: on SQLite it begins IMMEDIATE and a busy file is waited out. For writes that
+    must commit together with the engine's (the approvals' ``decide``); they must be safe to
+    run again after a rollback."""
+    return _write(statements)
+
+
 def _is_busy(exc: BaseException) -> bool:
     """Whether ``exc`` is SQLite's "database is locked" (SQLITE_BUSY or SQLITE_LOCKED)."""
     code = getattr(exc.__cause__, "sqlite_errorcode", None)
@@ -673,10 +681,12 @@ def _offer_event(
     if execution.delivered:
         raise EventAlreadyDelivered(execution_id, name)
     now = clock.now()
-    if execution.wait_status == StepStatus.TIMED_OUT or any(
-        deadline is not None and now >= deadline
-        for deadline in (execution.wait_deadline, execution.deadline)
-    ):
+    # A wait with no deadline that timed out was woken by its timer (``wake_at``): its event is
+    # still awaited by a later wait on the same name.
+    expired_wait = execution.wait_deadline is not None and (
+        execution.wait_status == StepStatus.TIMED_OUT or now >= execution.wait_deadline
+    )
+    if expired_wait or (execution.deadline is not None and now >= execution.deadline):
         raise EventExpired(execution_id, name)
     parked_on_it = execution.status == Status.WAITING and execution.waiting_on == name
     validate(execution.task_name, execution.wait_type if parked_on_it else "")

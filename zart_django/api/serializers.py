@@ -52,6 +52,18 @@ class NameField(serializers.CharField):
             raise serializers.ValidationError(str(exc)) from None
 
 
+STEP_NAME_PATTERN = r"^[^\x00]{1,200}$"
+"""What a step name may hold, as the field reads it: any text but NUL (which it refuses)."""
+
+
+@extend_schema_field({"type": "string", "pattern": STEP_NAME_PATTERN})
+class StepNameField(serializers.CharField):
+    """A recorded step's name: 1 to 200 characters, no NUL, whitespace kept."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(min_length=1, max_length=200, trim_whitespace=False, **kwargs)
+
+
 class TaskField(serializers.ChoiceField):
     """A task name, documented as one of the tasks registered in this process; an unknown one is
     left to the scheduler, whose refusal names the registered tasks."""
@@ -136,7 +148,7 @@ class StartSerializer(serializers.Serializer):
 class RerunSerializer(serializers.Serializer):
     """``POST /executions/{id}/rerun/``: the recorded step to run again from."""
 
-    from_step = serializers.CharField(min_length=1, max_length=200, trim_whitespace=False)
+    from_step = StepNameField()
 
 
 class RestartSerializer(serializers.Serializer):

@@ -8,6 +8,7 @@ from typing import Any
 from django import forms
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
+from django.utils.translation import gettext_lazy as _
 
 from .errors import ApprovalNotFound, ApprovalPermissionDenied
 from .models import ApprovalRecord
@@ -15,11 +16,14 @@ from .services import decide
 
 
 class DecisionForm(forms.Form):
-    decision = forms.ChoiceField(choices=[("approve", "Approve"), ("reject", "Reject")])
+    decision = forms.ChoiceField(
+        label=_("Decision"), choices=[("approve", _("Approve")), ("reject", _("Reject"))]
+    )
     comment = forms.CharField(
+        label=_("Comment"),
         required=False,
         max_length=2000,
-        widget=forms.Textarea(attrs={"rows": 3, "placeholder": "Comment (optional)"}),
+        widget=forms.Textarea(attrs={"rows": 3, "placeholder": _("Comment (optional)")}),
     )
 
     @property

@@ -10,24 +10,25 @@ from typing import Any, NoReturn
 from django.db import models
 from django.db.models import CharField, F, Prefetch, Q, Value
 from django.db.models.functions import Concat
+from django.utils.translation import gettext_lazy as _
 
-from zart_django.models import FINISHED_STATUSES, Execution
+from zart_django.models import FINISHED_STATUSES, EngineManager, EngineModel, Execution
 
 DEFAULT_PERMISSION = "zart_approvals.decide_approval"
 PREFETCHED_DECISIONS = "prefetched_decisions"
 
 
 class RequestStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
-    DECIDED = "decided", "Decided"
-    EXPIRED = "expired", "Expired"
+    PENDING = "pending", _("Pending")
+    DECIDED = "decided", _("Decided")
+    EXPIRED = "expired", _("Expired")
 
 
 class Source(models.TextChoices):
-    ADMIN = "admin", "Django admin"
-    INBOX = "inbox", "Inbox"
-    API = "api", "REST API"
-    CODE = "code", "Code"
+    ADMIN = "admin", _("Django admin")
+    INBOX = "inbox", _("Inbox")
+    API = "api", _("REST API")
+    CODE = "code", _("Code")
 
 
 class ApprovalRequestQuerySet(models.QuerySet["ApprovalRequest"]):
@@ -66,9 +67,15 @@ class ApprovalRequestQuerySet(models.QuerySet["ApprovalRequest"]):
         direct = user.user_permissions.all()
         via_groups = Permission.objects.filter(group__in=user.groups.all())
         return self.filter(
-            Q(permission__in=_permission_names(direct))
-            | Q(permission__in=_permission_names(via_groups))
+            Q(permission__in=self._names(direct)) | Q(permission__in=self._names(via_groups))
         )
+
+    def _names(self, permissions: models.QuerySet[Any]) -> Any:
+        """The permissions as "app_label.codename" strings: a subquery when the auth tables are
+        on this query's database, else a list read from theirs (``ZART["DATABASE"]`` elsewhere)."""
+        dotted = Concat("content_type__app_label", Value("."), "codename", output_field=CharField())
+        names = permissions.annotate(dotted=dotted).values_list("dotted", flat=True)
+        return names if names.db == self.db else list(names)
 
     def with_decisions(self) -> ApprovalRequestQuerySet:
         """Load each request's execution and decision with the page (two queries in all), for
@@ -77,13 +84,7 @@ class ApprovalRequestQuerySet(models.QuerySet["ApprovalRequest"]):
         return self.select_related("execution").prefetch_related(decisions)
 
 
-def _permission_names(permissions: models.QuerySet[Any]) -> models.QuerySet[Any]:
-    """The permissions as "app_label.codename" strings, as a subquery."""
-    dotted = Concat("content_type__app_label", Value("."), "codename", output_field=CharField())
-    return permissions.annotate(dotted=dotted).values("dotted")
-
-
-class ApprovalRequest(models.Model):
+class ApprovalRequest(EngineModel):
     """An execution asks a person to decide; written by ``wait_for_approval``, once per event and
     run (a rerun from before the wait asks again; a run that replays the decided wait does not)."""
 
@@ -100,18 +101,31 @@ class ApprovalRequest(models.Model):
     )
     created_at = models.DateTimeField()
     closed_at = models.DateTimeField(null=True, blank=True)
+    deadline = models.DateTimeField(
+        null=True, blank=True, help_text="When it expires undecided (created_at + its timeout)."
+    )
+    escalated_to = models.JSONField(
+        default=list, blank=True, help_text="Usernames the request was escalated to."
+    )
 
-    objects = ApprovalRequestQuerySet.as_manager()
+    objects = EngineManager.from_queryset(ApprovalRequestQuerySet)()
 
     class Meta:
         ordering = ["-created_at"]
-        permissions = [("decide_approval", "Can approve or reject executions waiting for a person")]
+        verbose_name = _("approval request")
+        verbose_name_plural = _("approval requests")
+        permissions = [
+            ("decide_approval", _("Can approve or reject executions waiting for a person"))
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["execution", "run", "event"], name="zart_approval_run_once"
             )
         ]
-        indexes = [models.Index(fields=["status", "created_at"], name="zart_approval_status")]
+        indexes = [
+            models.Index(fields=["status", "created_at"], name="zart_approval_status"),
+            models.Index(fields=["status", "deadline"], name="zart_approval_deadline"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.title} ({self.execution_id}, {self.status})"
@@ -188,7 +202,7 @@ def _refuse(change: str) -> NoReturn:
     raise ValueError(f"an approval record is immutable: it cannot be {change}")
 
 
-class ApprovalRecord(models.Model):
+class ApprovalRecord(EngineModel):
     """The audit record of one decision. Written once by ``decide`` and never changed.
 
     It keeps the execution's id and its request's id even once they are deleted (no database
@@ -222,9 +236,11 @@ class ApprovalRecord(models.Model):
     source = models.CharField(max_length=8, choices=Source.choices)
     decided_at = models.DateTimeField()
 
-    objects = ApprovalRecordQuerySet.as_manager()
+    objects = EngineManager.from_queryset(ApprovalRecordQuerySet)()
 
     class Meta:
+        verbose_name = _("approval decision")
+        verbose_name_plural = _("approval decisions")
         ordering = ["-decided_at"]
         constraints = [
             models.UniqueConstraint(fields=["request"], name="zart_decision_once_per_request")

@@ -8,6 +8,7 @@ from typing import Any
 
 from django.db import IntegrityError
 from django.utils.timesince import timesince
+from django.utils.translation import gettext as _
 
 from zart_django import store
 from zart_django.clock import now
@@ -46,10 +47,12 @@ def resume_note() -> str:
     shortly if one was seen within ``WORKER_SEEN_WITHIN``, else how long none has been seen."""
     seen_ago = DurableScheduler().worker_seen_ago()
     if seen_ago is not None and seen_ago <= WORKER_SEEN_WITHIN:
-        return "A worker will resume it shortly."
+        return _("A worker will resume it shortly.")
     if seen_ago is None:
-        return "No worker has been seen yet: it resumes when one runs."
-    return f"No worker has been seen for {timesince(now() - seen_ago, now())}: it resumes when one runs."
+        return _("No worker has been seen yet: it resumes when one runs.")
+    return _("No worker has been seen for %(time)s: it resumes when one runs.") % {
+        "time": timesince(now() - seen_ago, now())
+    }
 
 
 def can_decide(user: Any, request: ApprovalRequest) -> bool:
@@ -125,14 +128,15 @@ def decide(
 
     Checks, in one transaction: the request exists (``ApprovalNotFound``), ``user`` holds its
     permission (``ApprovalPermissionDenied``), it is not decided yet (``ApprovalAlreadyDecided``)
-    and can still be decided (``ApprovalClosed``, also when its wait's deadline passed: the
+    and can still be decided (``ApprovalClosed``, also when its deadline passed: the
     decision and the expiry are serialized). Then writes the audit record (reviewer = the user's
     username) and delivers the ``ApprovalDecision`` to the wait's reserved event name, the only
     path that can complete an approval wait. Any error leaves nothing stored. Returns the record.
     """
     try:
-        with store.atomic():  # on SQLite: IMMEDIATE, so it never meets "database is locked"
-            return _decide(execution_id, user, approved, comment, source, event)
+        return store.transaction(
+            lambda: _decide(execution_id, user, approved, comment, source, event)
+        )
     except IntegrityError:
         raise ApprovalAlreadyDecided(
             f"execution {execution_id!r} was decided by someone else a moment ago"
@@ -165,6 +169,9 @@ def _decide(
             f"execution {execution_id!r} can no longer be decided: {request.outcome}"
         )
     decided_at = now()
+    if request.deadline is not None and decided_at >= request.deadline:
+        # Checked here, not only by the engine: a wait between reminders has no deadline.
+        raise ApprovalClosed(f"execution {execution_id!r} can no longer be decided: expired")
     record = ApprovalRecord.objects.create(
         execution_id=execution_id,
         request=request,
