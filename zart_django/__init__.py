@@ -52,6 +52,8 @@ _EXPORTS = {
     "parse_duration": "durations",
     "Duration": "durations",
     "Worker": "worker",
+    "ScheduleInfo": "schedules",
+    "ScheduleNotFound": "errors",
     "ZartError": "errors",
     "TaskError": "errors",
     "TaskNotFound": "errors",
@@ -91,6 +93,8 @@ __all__ = [
     "RetryPolicy",
     "RunInfo",
     "RunRefused",
+    "ScheduleInfo",
+    "ScheduleNotFound",
     "StepFailed",
     "StepInfo",
     "StepNotFound",
@@ -131,6 +135,7 @@ if TYPE_CHECKING:
         NonDeterminismError,
         PayloadError,
         RunRefused,
+        ScheduleNotFound,
         StepFailed,
         StepNotFound,
         TaskError,
@@ -142,4 +147,5 @@ if TYPE_CHECKING:
     from .replay import current_execution_id, patched, sleep, step, wait_for_event, zart_step
     from .retry import RetryPolicy
     from .scheduler import DurableScheduler, ExecutionInfo, RunInfo, StepInfo
+    from .schedules import ScheduleInfo
     from .worker import Worker

@@ -6,12 +6,15 @@ import functools
 import inspect
 import typing
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .durations import Duration, parse_duration
 from .errors import TaskNotFound
+
+if TYPE_CHECKING:
+    from .schedules import ScheduleSpec
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,8 @@ class DurableTask:
     fn: Callable[..., Any]
     timeout: timedelta | None = None
     events: Mapping[str, Any] = field(default_factory=dict)
+    schedule: ScheduleSpec | None = None
+    """When the task recurs (``@durable(schedule=...)`` or ``every=``), else None."""
 
     @functools.cached_property
     def _parameters(self) -> list[inspect.Parameter]:
@@ -56,7 +61,7 @@ class TaskRegistry:
     def register(self, name: str, task: DurableTask | Callable[..., Any]) -> DurableTask:
         """Register ``task`` (a ``@durable`` task or a plain function) under ``name``."""
         if isinstance(task, DurableTask):
-            entry = DurableTask(name, task.fn, task.timeout, task.events)
+            entry = replace(task, name=name)
         else:
             entry = DurableTask(name, task)
         existing = self._tasks.get(name)
@@ -88,6 +93,10 @@ def durable(
     timeout: Duration | None = None,
     events: Mapping[str, Any] | None = None,
     registry: TaskRegistry | None = None,
+    schedule: str | None = None,
+    every: Duration | None = None,
+    timezone: str | None = None,
+    overlap: str | None = None,
 ) -> Callable[[Callable[..., Any]], DurableTask]:
     """Make a function a durable task named ``name`` and register it (in the default registry).
 
@@ -95,11 +104,25 @@ def durable(
     JSON; its return annotation types the output. ``timeout`` bounds the whole execution.
     ``events`` maps event names to payload types: ``offer_event`` checks every payload against
     it, even one that arrives before the wait, and ``wait_for_event`` returns that type.
+
+    ``schedule`` (a cron expression, read in ``timezone``: default ``settings.TIME_ZONE``) or
+    ``every`` (a period) makes the task recur, ``overlap`` ("skip", "queue", "allow") saying what
+    a tick does while the previous occurrence runs: see ``zart_django.schedules``. A parameter
+    of a scheduled task, annotated ``datetime``, receives the occurrence's time.
     """
+    spec = None
+    if schedule is not None or every is not None or timezone is not None or overlap is not None:
+        from .schedules import make_spec
+
+        spec = make_spec(schedule, every, timezone, overlap)
 
     def decorate(fn: Callable[..., Any]) -> DurableTask:
         limit = parse_duration(timeout) if timeout is not None else None
-        task = DurableTask(name, fn, limit, dict(events or {}))
+        task = DurableTask(name, fn, limit, dict(events or {}), schedule=spec)
+        if spec is not None:
+            from .schedules import check_scheduled_task
+
+            check_scheduled_task(task)
         (registry or default_registry).register(name, task)
         return task
 
