@@ -12,7 +12,7 @@ from django.test import Client
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from demo_project.approval.workflows import ApprovalRequest, approval_task
+from demo_project.approval.workflows import ApprovalRequest, Expense, approval_task, expense
 from zart_django import DurableScheduler
 from zart_django.approvals.models import ApprovalRecord
 from zart_django.approvals.models import ApprovalRequest as RequestRow
@@ -65,6 +65,18 @@ def park_many(prefix: str, count: int, request: ApprovalRequest = REQUEST) -> li
     ids = [f"{prefix}-{n}" for n in range(count)]
     for execution_id in ids:
         scheduler.start_for(approval_task, execution_id, request)
+    run_until_idle()
+    return ids
+
+
+def park_expenses(prefix: str, count: int, manager: str, started_by: str = "") -> list[str]:
+    """Start ``count`` demo expense claims naming ``manager`` (their other approvers: the group
+    ``finance``) and run them until each waits for its approvers."""
+    scheduler = DurableScheduler()
+    ids = [f"{prefix}-{n}" for n in range(count)]
+    for execution_id in ids:
+        claim = Expense("Dave", "149.90", "Train to the fair", manager)
+        scheduler.start_for(expense, execution_id, claim, started_by=started_by or None)
     run_until_idle()
     return ids
 

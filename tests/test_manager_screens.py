@@ -8,10 +8,18 @@ import io
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth.models import Group
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from tests.approval_helpers import REQUEST, logged_in, make_user, park_many, start_parked
+from tests.approval_helpers import (
+    REQUEST,
+    logged_in,
+    make_user,
+    park_expenses,
+    park_many,
+    start_parked,
+)
 from zart_django import DurableScheduler
 from zart_django.approvals import decide
 from zart_django.approvals.export import inert
@@ -120,7 +128,96 @@ class TestInbox:
         assert many == few, f"{few} queries for 5 requests, {many} for 50"
 
 
+class TestAssignedToMe:
+    """``?assigned=me``: requests naming the user; ``?assigned=groups``: those that reached them
+    through a group or a permission. The navigation counts them all."""
+
+    @pytest.fixture
+    def finance(self, manager):
+        group = Group.objects.create(name="finance")
+        manager.groups.add(group)
+        return group
+
+    def listed(self, client, query: str) -> set[str]:
+        html = page(client, f"/approvals/?{query}")
+        return {e.split('"')[0] for e in html.split('href="/approvals/requests/')[1:]}
+
+    def test_named_requests_and_those_through_a_group_are_told_apart(self, manager, finance):
+        park_expenses("mine", 2, manager="alice")
+        park_expenses("group", 1, manager="bob")
+        start_parked("perm")  # through the permission zart_approvals.decide_approval
+        client = logged_in(manager)
+        every = {"mine-0/", "mine-1/", "group-0/", "perm/"}
+        assert self.listed(client, "") == every
+        assert self.listed(client, "assigned=me") == {"mine-0/", "mine-1/"}
+        assert self.listed(client, "assigned=groups") == {"group-0/", "perm/"}
+        assert self.listed(client, "assigned=me&q=nothing") == set()
+        assert "4 requests waiting for you" in page(client, "/approvals/?assigned=me")
+        assert self.listed(client, "assigned=someone") == every  # refused, shown
+        assert 'value="me" selected' in page(client, "/approvals/?assigned=me")
+
+    def test_the_requester_and_voted_requests_stay_out_of_both(self, manager, finance):
+        park_expenses("own", 1, manager="alice", started_by="alice")
+        (voted,) = park_expenses("voted", 1, manager="alice")
+        decide(voted, manager, approved=True, data={"approved_amount": "149.90"})
+        client = logged_in(manager)
+        assert self.listed(client, "assigned=me") == set()
+        assert self.listed(client, "assigned=groups") == set()
+        assert '<span class="count"' not in page(client, "/approvals/")
+
+    @pytest.mark.parametrize("query", ["assigned=me", "assigned=groups"])
+    def test_a_page_costs_the_same_queries_for_5_and_50_requests(self, manager, finance, query):
+        client = logged_in(manager)
+        url = f"/approvals/?{query}"
+        manager_of = "alice" if query == "assigned=me" else "bob"
+        park_expenses("few", 5, manager=manager_of)
+        few, html = count_queries(lambda: page(client, url))
+        assert html.count('href="/approvals/requests/') == 5
+        park_expenses("many", 45, manager=manager_of)
+        many, html = count_queries(lambda: page(client, url))
+        assert html.count('href="/approvals/requests/') == 50
+        assert many == few, f"{few} queries for 5 requests, {many} for 50"
+
+
 class TestRequestPage:
+    def test_it_says_who_asked_and_the_votes_so_far(self, manager):
+        make_user("dave", full_name="Dave Doe")
+        bob = make_user("bob")
+        finance = Group.objects.create(name="finance")
+        manager.groups.add(finance)
+        park_expenses("asked", 1, manager="bob", started_by="dave")
+        client = logged_in(manager)
+        html = page(client, "/approvals/requests/asked-0/")
+        assert '<dd class="requester">Dave Doe (dave)</dd>' in html
+        assert '<span class="progress">0 of 2 approvals</span>' in html
+        assert 'name="data-approved_amount"' in html
+        decide("asked-0", bob, approved=True, data={"approved_amount": "100"})
+        html = page(client, "/approvals/requests/asked-0/")
+        assert '<span class="progress">1 of 2 approvals</span>' in html
+        assert "Approved by bob (bob)" in html
+
+    def test_a_requester_who_is_no_user_is_named_by_username(self, manager):
+        park_expenses("gone", 1, manager="alice", started_by="former-employee")
+        html = page(logged_in(manager), "/approvals/requests/gone-0/")
+        assert '<dd class="requester">former-employee</dd>' in html
+
+    def test_code_that_started_it_is_not_named(self, manager):
+        start_parked("by-code")
+        assert "Requested by" not in page(logged_in(manager), "/approvals/requests/by-code/")
+
+    def test_the_requester_is_told_why_they_may_not_decide(self, manager):
+        park_expenses("self", 1, manager="alice", started_by="alice")
+        html = page(logged_in(manager), "/approvals/requests/self-0/")
+        assert 'value="approve"' not in html
+        assert "so someone else has to decide it (segregation of duties)" in html
+
+    def test_a_voter_is_told_the_request_waits_for_the_others(self, manager):
+        park_expenses("wait", 1, manager="alice")
+        decide("wait-0", manager, approved=True, data={"approved_amount": "1"})
+        html = page(logged_in(manager), "/approvals/requests/wait-0/")
+        assert 'value="approve"' not in html
+        assert "You have voted on this request; it waits for the other approvals." in html
+
     def test_it_tells_the_input_the_timeline_and_the_earlier_decisions(self, manager):
         start_parked("story-1")
         client = logged_in(manager)
@@ -283,6 +380,42 @@ class TestGerman:
             follow=True,
         )
         assert "de-1 genehmigt." in response.content.decode()
+
+    def test_the_request_pages_rules_speak_german(self, manager):
+        make_user("dave", full_name="Dave Doe")
+        bob = make_user("bob")
+        finance = Group.objects.create(name="finance")
+        manager.groups.add(finance)
+        park_expenses("de", 2, manager="bob", started_by="dave")
+        park_expenses("de-own", 1, manager="bob", started_by="alice")
+        decide("de-0", bob, approved=True, data={"approved_amount": "100"})
+        client = logged_in(manager)
+
+        def german(url: str, **post: str) -> str:
+            if post:
+                response = client.post(url, post, HTTP_ACCEPT_LANGUAGE="de", follow=True)
+            else:
+                response = client.get(url, HTTP_ACCEPT_LANGUAGE="de")
+            return response.content.decode()
+
+        detail = german("/approvals/requests/de-0/")
+        assert "Angefragt von" in detail and "Dave Doe (dave)" in detail
+        assert "1 von 2 Genehmigungen" in detail and "Stimmen" in detail
+        assert "Neu zuweisen an (Benutzername)" in detail and "Begründung" in detail
+        inbox = german("/approvals/")
+        assert "Mir zugewiesen" in inbox and "Über meine Gruppen" in inbox
+        own = german("/approvals/requests/de-own-0/")
+        assert "Sie haben die Ausführung" in own and "Funktionstrennung" in own
+        invalid = german("/approvals/requests/de-1/decide/", decision="approve")
+        assert "Dieses Feld ist zwingend erforderlich." in invalid
+        refused = german("/approvals/requests/de-1/reassign/", to="nobody", reason="Urlaub")
+        assert "Nicht neu zugewiesen: Es gibt keinen aktiven Benutzer" in refused
+        voted = german(
+            "/approvals/requests/de-1/decide/", decision="approve", **{"data-approved_amount": "5"}
+        )
+        assert "de-1 genehmigt." in voted
+        again = german("/approvals/requests/de-1/")
+        assert "Sie haben über diese Anfrage abgestimmt" in again
 
     def test_english_stays_the_default(self, manager):
         start_parked("en-1")

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from django import forms
 
 from zart_django import durable, step
 from zart_django.approvals import ApprovalDecision, wait_for_approval
@@ -13,8 +17,12 @@ __all__ = [
     "ApprovalDecision",
     "ApprovalOutput",
     "ApprovalRequest",
+    "Expense",
+    "ExpenseApproval",
+    "ExpenseOutput",
     "access_request",
     "approval_task",
+    "expense",
 ]
 
 
@@ -89,3 +97,62 @@ def access_request(data: ApprovalRequest) -> ApprovalOutput:
     if decision.approved:
         grant_access(data.resource, data.requester_name)
     return outcome(data, decision)
+
+
+@dataclass
+class Expense:
+    employee: str
+    amount: str  # what the employee claims, e.g. "149.90"
+    purpose: str
+    manager: str  # the employee's manager's username: one of the approvers
+
+
+@dataclass
+class ExpenseOutput:
+    decision: str  # "approved" | "rejected"
+    employee: str
+    approved_amount: str
+    approvers: list[str]
+
+
+class ExpenseApproval(forms.Form):
+    """What an approver fills in beside Approve/Reject."""
+
+    approved_amount = forms.DecimalField(max_digits=10, decimal_places=2, min_value=0)
+
+
+@step("pay-expense")
+def pay_expense(employee: str, amount: str) -> str:
+    # In a real system, this would hand the payment to accounting.
+    return f"Paid {amount} to {employee}"
+
+
+@durable("expense")
+def expense(claim: Expense) -> ExpenseOutput:
+    """Two of the employee's manager and the finance group approve an expense and say how much."""
+    decision = wait_for_approval(
+        "expense-approval",
+        timeout="14d",
+        title=f"{claim.employee}: {claim.amount} for {claim.purpose}",
+        assignees=lambda c: [c.manager, "group:finance"],  # resolved from the input
+        required=2,  # two distinct approvers; the first rejection rejects
+        form=ExpenseApproval,  # each approver enters the amount they approve
+        remind_every="1d",  # mail the approvers every day it stays open
+        escalate_after="3d",  # then let the CFO decide too
+        escalate_to=["cfo"],
+    )
+    amount = _lowest_amount(decision.votes) if decision.approved else "0"
+    if decision.approved:
+        pay_expense(claim.employee, amount)
+    return ExpenseOutput(
+        decision="approved" if decision.approved else "rejected",
+        employee=claim.employee,
+        approved_amount=amount,
+        approvers=[vote["reviewer"] for vote in decision.votes],
+    )
+
+
+def _lowest_amount(votes: list[dict[str, Any]]) -> str:
+    """The smallest amount the approvers approved: each vote's ``data``, as the form cleaned it."""
+    amounts = [vote["data"]["approved_amount"] for vote in votes if vote["approved"]]
+    return min(amounts, key=Decimal)

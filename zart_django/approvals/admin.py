@@ -18,6 +18,7 @@ from django.db.models import Exists, OuterRef, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from zart_django.admin import ExecutionAdmin, ReadOnly, StorableLookups, for_each
@@ -28,7 +29,14 @@ from zart_django.models import Execution
 from .errors import ApprovalNotFound
 from .forms import DecisionForm, ReassignForm
 from .models import DEFAULT_PERMISSION, ApprovalRecord, ApprovalRequest, Reassignment, Source
-from .services import can_vote, decide, find_request, may_reassign, resume_note
+from .services import (
+    can_vote,
+    decidable_by,
+    decide,
+    find_request,
+    may_reassign,
+    resume_note,
+)
 from .waiting import NAMESPACE
 
 
@@ -99,7 +107,11 @@ class ApprovalExecutionAdmin(ExecutionAdmin):
         return kwargs
 
     def has_decide_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm(DEFAULT_PERMISSION)
+        """Whether to offer the bulk Approve/Reject: to holders of the default permission and to
+        anyone with an open request to decide (an assignee, a holder of a task's permission).
+        Each execution is still decided through ``decide``, which refuses whom it must."""
+        user = request.user
+        return user.has_perm(DEFAULT_PERMISSION) or decidable_by(user).exists()
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Execution]:
         pending = ApprovalRequest.objects.open().filter(execution=OuterRef("pk"))
@@ -170,10 +182,12 @@ class ApprovalExecutionAdmin(ExecutionAdmin):
                 return HttpResponseRedirect(page)
             record = form.decide(execution_id, request.user, Source.ADMIN)
         except ZartError as exc:
-            self.message_user(request, f"Not decided: {exc}", messages.ERROR)
+            self.message_user(
+                request, _("Not decided: %(reason)s") % {"reason": exc}, messages.ERROR
+            )
             return HttpResponseRedirect(page)
-        verdict = "Approved" if record.approved else "Rejected"
-        self.message_user(request, f"{verdict} {execution_id}. {resume_note()}")
+        done = _("Approved %(id)s.") if record.approved else _("Rejected %(id)s.")
+        self.message_user(request, f"{done % {'id': execution_id}} {resume_note()}")
         return HttpResponseRedirect(page)
 
     def reassign_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
@@ -183,16 +197,19 @@ class ApprovalExecutionAdmin(ExecutionAdmin):
         page = reverse("admin:zart_django_execution_change", args=[object_id])
         form = ReassignForm(request.POST)
         if not form.is_valid():
-            self.message_user(request, "Name the user and say why.", messages.ERROR)
+            self.message_user(request, _("Name the user and say why."), messages.ERROR)
             return HttpResponseRedirect(page)
         try:
             execution_id = check_text(unquote(object_id), "execution id")
             entry = form.reassign(execution_id, request.user)
         except ZartError as exc:
-            self.message_user(request, f"Not reassigned: {exc}", messages.ERROR)
+            self.message_user(
+                request, _("Not reassigned: %(reason)s") % {"reason": exc}, messages.ERROR
+            )
             return HttpResponseRedirect(page)
+        to = entry.to.removeprefix("user:")
         self.message_user(
-            request, f"Reassigned {execution_id} to {entry.to.removeprefix('user:')}."
+            request, _("Reassigned %(id)s to %(to)s.") % {"id": execution_id, "to": to}
         )
         return HttpResponseRedirect(page)
 
@@ -200,13 +217,14 @@ class ApprovalExecutionAdmin(ExecutionAdmin):
 def _form_problems(form: DecisionForm) -> str:
     """What is wrong with a posted decision form, naming the decision data's fields."""
     if form.errors.get("decision"):
-        return "Choose Approve or Reject."
+        return _("Choose Approve or Reject.")
     problems = dict(form.errors)
     if form.data_form is not None:
         problems.update(form.data_form.errors)
-    return "Not decided: " + "; ".join(
+    reason = "; ".join(
         f"{name}: {' '.join(str(m) for m in errors)}" for name, errors in problems.items()
     )
+    return _("Not decided: %(reason)s") % {"reason": reason}
 
 
 admin.site.unregister(Execution)  # registered by zart_django.admin, imported above

@@ -183,3 +183,10 @@ def _permissions(user: Any) -> QuerySet[Any]:
     held = Permission.objects.filter(Q(user=user) | Q(group__user=user))
     dotted = Concat("content_type__app_label", Value("."), "codename", output_field=TEXT)
     return held.annotate(dotted=dotted)
+
+
+def named(user: Any) -> Exists:
+    """The condition on requests that name ``user`` among their assignees by username (not
+    through a group or a permission), for the inbox's "assigned to me"."""
+    rows = ApprovalAssignee.objects.filter(request=OuterRef("pk"))
+    return Exists(rows.filter(spec=f"user:{user.get_username()}"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.utils.translation import gettext as _
+
 from zart_django.errors import ZartError
 
 
@@ -17,8 +19,12 @@ class ApprovalNotFound(ApprovalError, LookupError):
     status_code = 404
 
     def __init__(self, execution_id: str, event: str | None = None) -> None:
-        what = f" for event {event!r}" if event else ""
-        super().__init__(f"execution {execution_id!r} has no approval request{what}")
+        message = (
+            _("execution %(execution)r has no approval request for event %(event)r")
+            if event
+            else _("execution %(execution)r has no approval request")
+        )
+        super().__init__(message % {"execution": execution_id, "event": event})
         self.execution_id = execution_id
 
 
@@ -30,7 +36,9 @@ class ApprovalPermissionDenied(ApprovalError):
 
     def __init__(self, execution_id: str, permission: str, reason: str | None = None) -> None:
         super().__init__(
-            reason or f"you need the permission {permission!r} to decide execution {execution_id!r}"
+            reason
+            or _("you need the permission %(permission)r to decide execution %(execution)r")
+            % {"permission": permission, "execution": execution_id}
         )
         self.permission = permission
 

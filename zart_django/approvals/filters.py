@@ -11,6 +11,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils.translation import gettext_lazy as _
 
+from .assignees import named
 from .models import ApprovalRecord, ApprovalRequestQuerySet, RequestStatus
 
 
@@ -33,9 +34,23 @@ def task_choices(requests: QuerySet[Any]) -> list[tuple[str, str]]:
     return [("", _("All tasks")), *((name, name) for name in sorted(names))]
 
 
-class InboxFilter(forms.Form):
-    """The inbox's filters: a task, and a search of the title, the execution id and the summary."""
+class Assigned:
+    """How a request reached the user's inbox, for the inbox's filter."""
 
+    ME, GROUPS = "me", "groups"
+    CHOICES = [
+        ("", _("All my requests")),
+        (ME, _("Assigned to me")),
+        (GROUPS, _("Through my groups")),
+    ]
+
+
+class InboxFilter(forms.Form):
+    """The inbox's filters: a task, a search of the title, the execution id and the summary, and
+    whether the request names the user ("assigned to me") or reached them through a group or a
+    permission ("my groups")."""
+
+    assigned = forms.ChoiceField(label=_("Assigned"), required=False, choices=Assigned.CHOICES)
     task = forms.ChoiceField(label=_("Task"), required=False)
     q = forms.CharField(label=_("Search"), required=False, max_length=200)
 
@@ -44,9 +59,13 @@ class InboxFilter(forms.Form):
         self.fields["task"].choices = tasks
         self.fields["q"].widget.attrs["placeholder"] = _("Title, execution id or summary")
 
-    def apply(self, requests: ApprovalRequestQuerySet) -> ApprovalRequestQuerySet:
-        """``requests`` narrowed to the valid filters given."""
+    def apply(self, requests: ApprovalRequestQuerySet, user: Any) -> ApprovalRequestQuerySet:
+        """``requests`` (``user``'s) narrowed to the valid filters given."""
         given = self.cleaned_data if self.is_valid() else {}
+        if given.get("assigned") == Assigned.ME:
+            requests = requests.filter(named(user))
+        elif given.get("assigned") == Assigned.GROUPS:
+            requests = requests.exclude(named(user))
         if given.get("task"):
             requests = requests.filter(execution__task_name=given["task"])
         if given.get("q"):

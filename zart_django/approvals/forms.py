@@ -81,9 +81,11 @@ class DecisionForm(forms.Form):
 class ReassignForm(forms.Form):
     """Hand a request to another user, saying why."""
 
-    to = forms.CharField(max_length=150, label="Reassign to (username)")
+    to = forms.CharField(max_length=150, label=_("Reassign to (username)"))
     reason = forms.CharField(
-        max_length=2000, widget=forms.Textarea(attrs={"rows": 2, "placeholder": "Why"})
+        label=_("Reason"),
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 2, "placeholder": _("Why")}),
     )
 
     def reassign(self, execution_id: str, user: Any) -> Reassignment:

@@ -205,10 +205,15 @@ class ApprovalRequest(EngineModel):
         )
 
     @property
+    def approvals(self) -> int:
+        """How many of the votes so far approve."""
+        return sum(1 for vote in self.votes if vote.approved)
+
+    @property
     def progress(self) -> str:
-        """How far the votes got, in words, e.g. "1 of 2 approvals"."""
-        approvals = sum(1 for vote in self.votes if vote.approved)
-        return f"{approvals} of {self.required} approvals"
+        """How far the votes got, in words, e.g. "1 of 2 approvals" (English: the API's and the
+        log's; the pages say it in the active language)."""
+        return f"{self.approvals} of {self.required} approvals"
 
 
 class ImmutableQuerySet(models.QuerySet[Any]):

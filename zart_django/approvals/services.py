@@ -71,12 +71,14 @@ def refusal(user: Any, request: ApprovalRequest) -> str | None:
     if not is_assignee(user, request):
         if not request.assignees:
             return _no_permission(request)
-        return f"execution {request.execution_id!r} is not assigned to you"
+        return _("execution %(execution)r is not assigned to you") % {
+            "execution": request.execution_id
+        }
     if requested_by(user, request):
-        return (
-            f"you started execution {request.execution_id!r}, so someone else has to decide it"
+        return _(
+            "you started execution %(execution)r, so someone else has to decide it"
             " (segregation of duties)"
-        )
+        ) % {"execution": request.execution_id}
     return None
 
 
@@ -92,10 +94,10 @@ def requested_by(user: Any, request: ApprovalRequest) -> bool:
 
 
 def _no_permission(request: ApprovalRequest) -> str:
-    return (
-        f"you need the permission {request.permission!r}"
-        f" to decide execution {request.execution_id!r}"
-    )
+    return _("you need the permission %(permission)r to decide execution %(execution)r") % {
+        "permission": request.permission,
+        "execution": request.execution_id,
+    }
 
 
 def can_decide(user: Any, request: ApprovalRequest) -> bool:
@@ -158,6 +160,18 @@ def may_see(user: Any, request: ApprovalRequest) -> bool:
     return is_assignee(user, request) or started or user.has_perm(VIEW_PERMISSION)
 
 
+def requester(request: ApprovalRequest) -> str:
+    """Who started the request's execution, for the page: "Full Name (username)" if the user
+    exists and has a name, else the username; empty when code started it (one query)."""
+    username = request.execution.started_by
+    if not username:
+        return ""
+    user_model = get_user_model()
+    user = user_model.objects.filter(**{user_model.USERNAME_FIELD: username}).first()
+    name = reviewer_name(user) if user is not None else username
+    return username if name == username else f"{name} ({username})"
+
+
 def reviewer_name(user: Any) -> str:
     """How a decision names its reviewer: the user's full name, else the username."""
     full_name = user.get_full_name() if hasattr(user, "get_full_name") else ""
@@ -213,7 +227,8 @@ def decide(
         )
     except IntegrityError:
         raise ApprovalAlreadyDecided(
-            f"execution {execution_id!r} was decided by someone else a moment ago"
+            _("execution %(execution)r was decided by someone else a moment ago")
+            % {"execution": execution_id}
         ) from None
 
 
@@ -239,25 +254,32 @@ def _decide(
         raise ApprovalPermissionDenied(execution_id, request.permission, refused)
     previous = request.record
     if previous is not None:
-        verdict = "approved" if previous.approved else "rejected"
+        already = (
+            _("execution %(execution)r was already approved by %(reviewer)s at %(when)s UTC")
+            if previous.approved
+            else _("execution %(execution)r was already rejected by %(reviewer)s at %(when)s UTC")
+        )
         raise ApprovalAlreadyDecided(
-            f"execution {execution_id!r} was already {verdict} by {previous.reviewer}"
-            f" at {previous.decided_at:%Y-%m-%d %H:%M:%S} UTC"
+            already
+            % {
+                "execution": execution_id,
+                "reviewer": previous.reviewer,
+                "when": f"{previous.decided_at:%Y-%m-%d %H:%M:%S}",
+            }
         )
     if not request.is_open:
-        raise ApprovalClosed(
-            f"execution {execution_id!r} can no longer be decided: {request.outcome}"
-        )
+        raise ApprovalClosed(_no_longer(execution_id, request.outcome))
     votes = request.votes
     username = user.get_username()
     if any(vote.reviewer == username for vote in votes):
         raise ApprovalAlreadyDecided(
-            f"you voted on execution {execution_id!r} already ({request.progress})"
+            _("you voted on execution %(execution)r already (%(progress)s)")
+            % {"execution": execution_id, "progress": request.progress}
         )
     decided_at = now()
     if request.deadline is not None and decided_at >= request.deadline:
         # Checked here, not only by the engine: a wait between reminders has no deadline.
-        raise ApprovalClosed(f"execution {execution_id!r} can no longer be decided: expired")
+        raise ApprovalClosed(_no_longer(execution_id, _("expired")))
     record = ApprovalRecord.objects.create(
         execution_id=execution_id,
         request=request,
@@ -318,7 +340,7 @@ def _deliver(request: ApprovalRequest, record: ApprovalRecord, votes: list[Appro
             ),
         )
     except (EventExpired, ExecutionFinished) as exc:
-        raise ApprovalClosed(f"execution {execution_id!r} can no longer be decided: {exc}") from exc
+        raise ApprovalClosed(_no_longer(execution_id, str(exc))) from exc
     verdict = "approved" if record.approved else "rejected"
     logger.info(
         "execution %s: approval %s %s by %s", execution_id, record.event, verdict, record.reviewer
@@ -333,6 +355,13 @@ def _deliver(request: ApprovalRequest, record: ApprovalRecord, votes: list[Appro
         comment=record.comment,
         source=record.source,
     )
+
+
+def _no_longer(execution_id: str, why: str) -> str:
+    return _("execution %(execution)r can no longer be decided: %(why)s") % {
+        "execution": execution_id,
+        "why": why,
+    }
 
 
 def _vote(record: ApprovalRecord) -> dict[str, Any]:
@@ -362,13 +391,19 @@ def data_form(request: ApprovalRequest) -> type[forms.Form] | None:
         form_class = import_string(request.form)
     except ImportError as exc:
         raise ApprovalFormMissing(
-            f"execution {request.execution_id!r} cannot be decided: its decision form"
-            f" {request.form!r} can no longer be imported ({exc}); deploy it again"
+            _(
+                "execution %(execution)r cannot be decided: its decision form %(form)r can no"
+                " longer be imported (%(error)s); deploy it again"
+            )
+            % {"execution": request.execution_id, "form": request.form, "error": exc}
         ) from None
     if not (isinstance(form_class, type) and issubclass(form_class, forms.BaseForm)):
         raise ApprovalFormMissing(
-            f"execution {request.execution_id!r} cannot be decided: {request.form!r} is no"
-            " longer a Django form class"
+            _(
+                "execution %(execution)r cannot be decided: %(form)r is no longer a Django"
+                " form class"
+            )
+            % {"execution": request.execution_id, "form": request.form}
         )
     return form_class
 
@@ -380,19 +415,21 @@ def _cleaned(request: ApprovalRequest, data: dict[str, Any] | None) -> Any:
     if form_class is None:
         if data:
             raise ApprovalInvalid(
-                f"execution {request.execution_id!r} asks for no decision data:"
-                f" leave out {', '.join(sorted(data))}",
+                _("execution %(execution)r asks for no decision data: leave out %(fields)s")
+                % {"execution": request.execution_id, "fields": ", ".join(sorted(data))},
                 field="data",
             )
         return None
     if data is not None and not isinstance(data, dict):
-        raise ApprovalInvalid("decision data is an object of the form's fields", field="data")
+        raise ApprovalInvalid(_("decision data is an object of the form's fields"), field="data")
     form = form_class(data=data or {})
     if not form.is_valid():
         details = {name: [str(m) for m in messages] for name, messages in form.errors.items()}
         problems = "; ".join(f"{name}: {' '.join(messages)}" for name, messages in details.items())
         raise ApprovalInvalid(
-            f"the decision data is not valid: {problems}", field="data", details=details
+            _("the decision data is not valid: %(problems)s") % {"problems": problems},
+            field="data",
+            details=details,
         )
     return encode(form.cleaned_data, "data")
 
@@ -420,15 +457,19 @@ def _reassign(
     request = _locked(execution_id, event)
     if not request.is_open:
         raise ApprovalClosed(
-            f"execution {execution_id!r} can no longer be reassigned: {request.outcome}"
+            _("execution %(execution)r can no longer be reassigned: %(outcome)s")
+            % {"execution": execution_id, "outcome": request.outcome}
         )
     username = user.get_username()
     if requested_by(user, request):
         raise ApprovalPermissionDenied(
             execution_id,
             REASSIGN_PERMISSION,
-            f"you started execution {execution_id!r}, so you may not choose who decides it"
-            " (segregation of duties)",
+            _(
+                "you started execution %(execution)r, so you may not choose who decides it"
+                " (segregation of duties)"
+            )
+            % {"execution": execution_id},
         )
     if can_decide(user, request):
         before = effective(request)
@@ -443,8 +484,11 @@ def _reassign(
         raise ApprovalPermissionDenied(
             execution_id,
             REASSIGN_PERMISSION,
-            f"you may reassign execution {execution_id!r} only if it is assigned to you,"
-            f" or with the permission {REASSIGN_PERMISSION!r}",
+            _(
+                "you may reassign execution %(execution)r only if it is assigned to you,"
+                " or with the permission %(permission)r"
+            )
+            % {"execution": execution_id, "permission": REASSIGN_PERMISSION},
         )
     assign(request, after)
     entry = Reassignment.objects.create(
@@ -479,21 +523,29 @@ def _reassign(
 def _delegate(request: ApprovalRequest, to: Any, reason: str, username: str) -> str:
     """The spec of the user ``to``, checked as a delegate of ``request`` by ``username``."""
     if not check_text(reason or "", "reason").strip():
-        raise ApprovalInvalid("say why you reassign it: a reason is required", field="reason")
+        raise ApprovalInvalid(_("say why you reassign it: a reason is required"), field="reason")
     try:
         target = normalize(to)
     except ValueError as exc:
         raise ApprovalInvalid(str(exc), field="to") from None
     if not target.startswith("user:"):
-        raise ApprovalInvalid(f"reassign to one user, not {target!r}", field="to")
+        raise ApprovalInvalid(
+            _("reassign to one user, not %(target)r") % {"target": target}, field="to"
+        )
     name = check_text(target[5:], "to")
     user_model = get_user_model()
     if not user_model.objects.filter(**{user_model.USERNAME_FIELD: name}, is_active=True).exists():
-        raise ApprovalInvalid(f"there is no active user {name!r} to reassign it to", field="to")
+        raise ApprovalInvalid(
+            _("there is no active user %(name)r to reassign it to") % {"name": name}, field="to"
+        )
     if name == username:
-        raise ApprovalInvalid("you cannot reassign a request to yourself", field="to")
+        raise ApprovalInvalid(_("you cannot reassign a request to yourself"), field="to")
     if name == request.execution.started_by and not request.allow_requester:
-        raise ApprovalInvalid(f"{name!r} started this execution and may not decide it", field="to")
+        raise ApprovalInvalid(
+            _("%(name)r started this execution and may not decide it") % {"name": name}, field="to"
+        )
     if any(vote.reviewer == name for vote in request.votes):
-        raise ApprovalInvalid(f"{name!r} voted on this request already", field="to")
+        raise ApprovalInvalid(
+            _("%(name)r voted on this request already") % {"name": name}, field="to"
+        )
     return target

@@ -36,6 +36,8 @@ from .services import (
     find_request,
     may_reassign,
     may_see,
+    refusal,
+    requester,
     resume_note,
     visible_to,
 )
@@ -47,10 +49,11 @@ PAGE_SIZE = 50
 @login_required
 def inbox(request: HttpRequest) -> HttpResponse:
     """The open requests the user may decide, the soonest deadline first (those without one
-    last), filtered by ``?task=`` and ``?q=`` (title, execution id, summary), a page at a time."""
+    last), filtered by ``?task=``, ``?q=`` (title, execution id, summary) and ``?assigned=``
+    (``me``: naming the user; ``groups``: through a group or permission), a page at a time."""
     mine = decidable_by(request.user)
     filters = InboxFilter(request.GET, task_choices(mine))
-    requests = filters.apply(mine).order_by(
+    requests = filters.apply(mine, request.user).order_by(
         F("deadline").asc(nulls_last=True), "-created_at", "-pk"
     )
     return _render_page(request, "zart_approvals/inbox.html", requests, filters)
@@ -177,6 +180,8 @@ def _render_detail(
         "approval": approval,
         "form": form,
         "can_decide": can_vote(request.user, approval),
+        "refusal": refusal(request.user, approval) if approval.is_open else None,
+        "requester": requester(approval),
         "record": record,
         "votes": approval.votes,
         "can_reassign": may_reassign(request.user, approval),
