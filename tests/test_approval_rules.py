@@ -84,6 +84,11 @@ def two(expense: Expense) -> str:
     return summary(wait_for_approval(required=2))
 
 
+@durable("rules-permission")
+def with_permission(expense: Expense) -> str:
+    return summary(wait_for_approval(permission="zart_django.change_execution"))
+
+
 class PaymentForm(forms.Form):
     """Decision data: what to pay and when."""
 
@@ -623,3 +628,76 @@ class TestDecisionData:
         assert execution.status == "failed"
         assert "importable by its dotted path" in execution.error
         assert not ApprovalRequest.objects.filter(execution_id="f-5").exists()
+
+
+class TestAdminHonoursEveryRule:
+    """The admin's Approve/Reject, on an execution's page and as bulk actions over many, refuses
+    what ``decide`` refuses: a request not assigned to the user, the user's own request, a
+    task's own permission the user lacks; each refusal is named and nothing of it is stored."""
+
+    def bulk(self, user: User, action: str, ids: list[str]) -> str:
+        response = logged_in(user).post(
+            "/admin/zart_django/execution/",
+            {"action": action, "_selected_action": ids},
+            follow=True,
+        )
+        assert response.status_code == 200
+        return response.content.decode()
+
+    def decided(self) -> list[str]:
+        return sorted(ApprovalRecord.objects.values_list("execution_id", flat=True))
+
+    def test_bulk_approve_skips_a_request_assigned_to_others(self):
+        carol = person("carol", DECIDE)
+        parked(assigned, "ba-1")
+        parked(plain, "ba-2")
+        text = self.bulk(carol, "approve_selected", ["ba-1", "ba-2"])
+        assert "Approved 1: ba-2" in text
+        assert "Not decided: execution &#x27;ba-1&#x27; is not assigned to you" in text
+        assert self.decided() == ["ba-2"]
+        assert Execution.objects.get(pk="ba-1").status == "waiting"
+
+    def test_bulk_reject_skips_the_users_own_request(self):
+        carol = person("carol", DECIDE)
+        parked(plain, "bs-1", started_by=carol)
+        parked(plain, "bs-2")
+        before = snapshot("bs-1")
+        text = self.bulk(carol, "reject_selected", ["bs-1", "bs-2"])
+        assert "Rejected 1: bs-2" in text
+        assert "so someone else has to decide it (segregation of duties)" in text
+        assert self.decided() == ["bs-2"] and snapshot("bs-1") == before
+
+    def test_bulk_approve_needs_the_tasks_own_permission(self):
+        carol = person("carol", DECIDE)
+        boss = person("boss", "zart_django.change_execution")
+        parked(with_permission, "bp-1")
+        parked(plain, "bp-2")
+        text = self.bulk(carol, "approve_selected", ["bp-1", "bp-2"])
+        assert "Approved 1: bp-2" in text
+        assert "you need the permission &#x27;zart_django.change_execution&#x27;" in text
+        assert self.decided() == ["bp-2"]
+        assert "Approved 1: bp-1" in self.bulk(boss, "approve_selected", ["bp-1"])
+        assert output("bp-1") == "approved by boss [boss+]"
+
+    def test_an_assignee_without_the_default_permission_gets_the_bulk_actions(self):
+        bob = person("bob")
+        parked(assigned, "bb-1")
+        parked(plain, "bb-2")
+        changelist = logged_in(bob).get("/admin/zart_django/execution/").content.decode()
+        assert "approve_selected" in changelist
+        text = self.bulk(bob, "approve_selected", ["bb-1", "bb-2"])
+        assert "Approved 1: bb-1" in text
+        assert "you need the permission &#x27;zart_approvals.decide_approval&#x27;" in text
+        assert self.decided() == ["bb-1"]
+
+    def test_the_page_of_a_task_with_its_own_permission_refuses_the_default_holder(self):
+        carol = person("carol", DECIDE)
+        parked(with_permission, "bo-1")
+        before = snapshot("bo-1")
+        page = logged_in(carol).get(reverse("admin:zart_django_execution_change", args=["bo-1"]))
+        assert 'value="approve"' not in page.content.decode()
+        assert "you need the permission &#x27;zart_django.change_execution&#x27;" in (
+            page.content.decode()
+        )
+        answer = decide_through("admin", carol, "bo-1")
+        assert answer.status == 403 and snapshot("bo-1") == before

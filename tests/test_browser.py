@@ -3,6 +3,9 @@
 
 A manager logs in, approves one request and rejects another from the inbox, and both executions
 complete with the decision; a user without the permission sees no buttons and a forged POST is 403.
+An expense claim takes two approvals of three with an amount each: its requester may not approve it
+(no button, the reason, a forged POST is 403), one approver reassigns it from the request page, and
+two others approve it with the amount; the execution completes with both votes and the amount.
 On a phone (390 × 844) the inbox, a request and the history fit the screen's width. Screenshots
 go to ``test-output/browser/``; with ZART_README_SCREENSHOTS=1 those of the inbox (desktop and
 phone) replace the README's in ``docs/screenshots/`` (a plain run leaves the checkout unchanged).
@@ -18,10 +21,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from django.contrib.auth.models import Group
 from django.db import connection, connections
 
 from demo_project.approval.users import MANAGER_PASSWORD, ensure_manager
-from demo_project.approval.workflows import ApprovalRequest, access_request
+from demo_project.approval.workflows import ApprovalRequest, Expense, access_request, expense
 from tests import services
 from tests.approval_helpers import PASSWORD, make_user
 from tests.conftest import ROOT, wait_until
@@ -41,6 +45,7 @@ CHROMIUM_ARGS = [
 ]
 OUTPUT = ROOT / "test-output" / "browser"
 SCREENSHOTS = ROOT / "docs" / "screenshots" if os.environ.get("ZART_README_SCREENSHOTS") else OUTPUT
+"""The inbox's screenshots (desktop, phone) and the expense's request page go to the README's."""
 DESKTOP = {"width": 1200, "height": 800}
 PHONE = {"width": 390, "height": 844}
 
@@ -219,4 +224,111 @@ def test_a_manager_approves_and_rejects_in_the_inbox(
     assert forged.status == 403
     assert ApprovalRecord.objects.count() == 2
     assert scheduler.get("web-untouched").status == "waiting"
+    assert worker.terminate() == 0
+
+
+def post_decision(page, base: str, execution_id: str, fields: dict[str, str]):
+    """POST an approval with ``fields`` for ``execution_id`` with ``page``'s session and CSRF
+    token, as a page would but bypassing its checks; the response."""
+    token = next(c["value"] for c in page.context.cookies() if c["name"] == "csrftoken")
+    return page.context.request.post(
+        f"{base}/approvals/requests/{execution_id}/decide/",
+        form={"decision": "approve", "csrfmiddlewaretoken": token, **fields},
+    )
+
+
+def listed(page, base: str, query: str) -> str:
+    """The inbox's rows under the filter ``query``, as text ("" when none)."""
+    page.goto(f"{base}/approvals/?{query}")
+    return page.inner_text("table.inbox") if page.is_visible("table.inbox") else ""
+
+
+def test_two_of_three_approve_an_expense_with_an_amount_after_a_reassignment(
+    server: str, browser, start_worker: Callable[..., object]
+) -> None:
+    ensure_manager()  # alice, the employee's manager: an assignee by name
+    finance = Group.objects.create(name="finance")
+    for username, full_name in (("bob", "Bob Finance"), ("dave", "Dave Doe")):
+        make_user(username, full_name=full_name).groups.add(finance)
+    make_user("erin", full_name="Erin Deputy")
+    scheduler = DurableScheduler()
+    worker = start_worker()
+    claim = Expense("Dave Doe", "149.90", "Train to the fair", manager="alice")
+    scheduler.start_for(expense, "exp-web", claim, started_by="dave")
+    wait_until(
+        lambda: RequestRow.objects.open().filter(execution__status="waiting").exists(),
+        30,
+        "the expense waiting for its approvers",
+    )
+    request_page = f"{server}/approvals/requests/exp-web/"
+
+    dave = log_in(browser, server, "dave", PASSWORD)
+    assert "exp-web" not in listed(dave, server, "")
+    dave.goto(request_page)
+    assert "Dave Doe (dave)" in dave.inner_text("dd.requester")
+    assert not dave.is_visible("button[value=approve]")
+    assert "so someone else has to decide it" in dave.inner_text(".refusal")
+    assert not dave.is_visible("form.reassign")
+    forged = post_decision(dave, server, "exp-web", {"data-approved_amount": "149.90"})
+    assert forged.status == 403
+
+    bob = log_in(browser, server, "bob", PASSWORD)
+    assert "exp-web" in listed(bob, server, "assigned=groups")
+    assert "exp-web" not in listed(bob, server, "assigned=me")
+    bob.goto(request_page)
+    assert "0 of 2 approvals" in bob.inner_text(".progress")
+    bob.fill("#id_to", "erin")
+    bob.fill("#id_reason", "On holiday until Monday")
+    bob.click("form.reassign button[type=submit]")
+    bob.wait_for_url(f"{server}/approvals/")
+    assert "Reassigned exp-web to erin." in bob.inner_text(".messages")
+    assert "exp-web" not in listed(bob, server, "")
+
+    alice = log_in(browser, server, "alice", MANAGER_PASSWORD)
+    assert "exp-web" in listed(alice, server, "assigned=me")
+    alice.goto(request_page)
+    alice.fill("#id_comment", "The fair was worth it")
+    alice.fill("#id_data-approved_amount", "120")
+    alice.click("button[value=approve]")
+    alice.wait_for_url(f"{server}/approvals/")
+    assert "Approved exp-web." in alice.inner_text(".messages")
+    assert scheduler.get("exp-web").status == "waiting"  # one vote of two
+
+    erin = log_in(browser, server, "erin", PASSWORD)
+    assert "exp-web" in listed(erin, server, "assigned=me")
+    erin.goto(request_page)
+    assert "1 of 2 approvals" in erin.inner_text(".progress")
+    assert "Alice (Manager)" in erin.inner_text(".votes")
+    erin.fill("#id_data-approved_amount", "-5")
+    erin.click("button[value=approve]")  # the browser refuses it: the field says min="0"
+    assert not erin.evaluate("document.querySelector('#id_data-approved_amount').validity.valid")
+    refused = post_decision(erin, server, "exp-web", {"data-approved_amount": "-5"})
+    assert refused.status == 400 and "greater than or equal to 0" in refused.text()
+    assert ApprovalRecord.objects.filter(execution_id="exp-web").count() == 1
+    erin.fill("#id_data-approved_amount", "100")
+    erin.set_viewport_size({"width": 1200, "height": 900})
+    erin.screenshot(path=str(SCREENSHOTS / "request.png"), full_page=True)
+    erin.click("button[value=approve]")
+    erin.wait_for_url(f"{server}/approvals/")
+    assert "Approved exp-web." in erin.inner_text(".messages")
+
+    wait_until(lambda: scheduler.get("exp-web").is_finished, 30, "the expense to complete")
+    paid = scheduler.wait_completion("exp-web", timeout=1)
+    assert (paid.decision, paid.approved_amount, paid.approvers) == (
+        "approved",
+        "100",
+        ["alice", "erin"],
+    )
+    (wait,) = [s for s in scheduler.get("exp-web").steps if s.name == "approval:expense-approval"]
+    decision = wait.result
+    assert decision["data"] == {"approved_amount": "100"}
+    assert [(v["reviewer"], v["data"], v["delegated_by"]) for v in decision["votes"]] == [
+        ("alice", {"approved_amount": "120"}, ""),
+        ("erin", {"approved_amount": "100"}, "bob"),
+    ]
+    assert decision["reviewer"] == "Erin Deputy"
+    assert [s.name for s in scheduler.get("exp-web").steps][-1] == "pay-expense"
+    dave.goto(request_page)
+    assert "Approved" in dave.inner_text(".decision")
+    assert ApprovalRecord.objects.filter(execution_id="exp-web").count() == 2
     assert worker.terminate() == 0

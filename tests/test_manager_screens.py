@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import timedelta
 
 import pytest
@@ -20,6 +21,7 @@ from tests.approval_helpers import (
     park_many,
     start_parked,
 )
+from tests.conftest import ROOT
 from zart_django import DurableScheduler
 from zart_django.approvals import decide
 from zart_django.approvals.export import inert
@@ -416,6 +418,17 @@ class TestGerman:
         assert "de-1 genehmigt." in voted
         again = german("/approvals/requests/de-1/")
         assert "Sie haben über diese Anfrage abgestimmt" in again
+
+    def test_the_catalogue_has_no_fuzzy_or_empty_translation(self):
+        catalogue = ROOT / "zart_django/approvals/locale/de/LC_MESSAGES/django.po"
+        entries = catalogue.read_text(encoding="utf-8").split("\n\n")[1:]  # after the header
+        assert entries and not [e for e in entries if "#, fuzzy" in e]
+        assert not [
+            e
+            for e in entries
+            if re.search(r'^msgstr(\[\d\])? ""$', e.strip(), re.M)
+            and not re.search(r'^msgstr(\[\d\])? ""\n"', e.strip(), re.M)
+        ]
 
     def test_english_stays_the_default(self, manager):
         start_parked("en-1")

@@ -134,6 +134,7 @@ def expense(claim: Expense) -> ExpenseOutput:
         "expense-approval",
         timeout="14d",
         title=f"{claim.employee}: {claim.amount} for {claim.purpose}",
+        summary=f"{claim.employee} claims {claim.amount}. Approve the amount you accept.",
         assignees=lambda c: [c.manager, "group:finance"],  # resolved from the input
         required=2,  # two distinct approvers; the first rejection rejects
         form=ExpenseApproval,  # each approver enters the amount they approve

@@ -35,6 +35,7 @@ from .services import (
     decide,
     find_request,
     may_reassign,
+    refusal,
     resume_note,
 )
 from .waiting import NAMESPACE
@@ -163,6 +164,7 @@ class ApprovalExecutionAdmin(ExecutionAdmin):
                 approval_record=approval.record,
                 approval_votes=approval.votes,
                 approval_can_decide=can_vote(request.user, approval),
+                approval_refusal=refusal(request.user, approval) if approval.is_open else None,
                 approval_can_reassign=may_reassign(request.user, approval),
                 decision_form=DecisionForm(approval=approval),
                 reassign_form=ReassignForm(),
