@@ -47,6 +47,14 @@ def count_queries(fetch) -> tuple[int, object]:
     return len(captured), result
 
 
+@pytest.fixture
+def bob(manager):
+    """Bob, the manager of Dave Doe's expense claims; Alice (``manager``) is in ``finance``."""
+    make_user("dave", full_name="Dave Doe")
+    manager.groups.add(Group.objects.create(name="finance"))
+    return make_user("bob")
+
+
 def set_deadline(execution_id: str, deadline) -> None:
     ApprovalRequest.objects.filter(execution_id=execution_id).update(deadline=deadline)
 
@@ -182,11 +190,7 @@ class TestAssignedToMe:
 
 
 class TestRequestPage:
-    def test_it_says_who_asked_and_the_votes_so_far(self, manager):
-        make_user("dave", full_name="Dave Doe")
-        bob = make_user("bob")
-        finance = Group.objects.create(name="finance")
-        manager.groups.add(finance)
+    def test_it_says_who_asked_and_the_votes_so_far(self, manager, bob):
         park_expenses("asked", 1, manager="bob", started_by="dave")
         client = logged_in(manager)
         html = page(client, "/approvals/requests/asked-0/")
@@ -383,11 +387,7 @@ class TestGerman:
         )
         assert "de-1 genehmigt." in response.content.decode()
 
-    def test_the_request_pages_rules_speak_german(self, manager):
-        make_user("dave", full_name="Dave Doe")
-        bob = make_user("bob")
-        finance = Group.objects.create(name="finance")
-        manager.groups.add(finance)
+    def test_the_request_pages_rules_speak_german(self, manager, bob):
         park_expenses("de", 2, manager="bob", started_by="dave")
         park_expenses("de-own", 1, manager="bob", started_by="alice")
         decide("de-0", bob, approved=True, data={"approved_amount": "100"})
