@@ -2,7 +2,7 @@
 
 The whole public surface::
 
-    from zart_django import durable, step, wait_for_event, sleep, patched, DurableScheduler
+    from zart_django import durable, step, wait_for_event, sleep, patched, parallel, DurableScheduler
 
     @step("validate-request")                     # a checkpointed step (alias: zart_step)
     def validate(request: Request) -> str: ...
@@ -44,6 +44,7 @@ _EXPORTS = {
     "current_execution_id": "replay",
     "sleep": "replay",
     "patched": "replay",
+    "parallel": "parallel",
     "DurableScheduler": "scheduler",
     "ExecutionInfo": "scheduler",
     "StepInfo": "scheduler",
@@ -107,6 +108,7 @@ __all__ = [
     "current_execution_id",
     "default_registry",
     "durable",
+    "parallel",
     "parse_duration",
     "patched",
     "sleep",
@@ -143,6 +145,7 @@ if TYPE_CHECKING:
         WaitTimeout,
         ZartError,
     )
+    from .parallel import parallel
     from .registry import DurableTask, TaskRegistry, default_registry, durable, zart_durable
     from .replay import current_execution_id, patched, sleep, step, wait_for_event, zart_step
     from .retry import RetryPolicy

@@ -66,6 +66,8 @@ class ExecutionContext:
     fatal: NonDeterminismError | None = None
     suspended: bool = False
     in_step: bool = False
+    capturing: bool = False
+    """Set while ``parallel`` calls a member to learn its step: the step raises ``StepCall``."""
 
     @property
     def execution_id(self) -> str:
@@ -80,26 +82,34 @@ class ExecutionContext:
         """The row recorded where replay now stands, checked to be the same step. Patch markers
         the code no longer asks about are passed over (the patch was removed with its old
         branch, so the code is what the marker chose)."""
+        self.pass_patch_markers()
+        if self.position >= len(self.recorded):
+            return None
+        row = self.recorded[self.position]
+        self.check_same(kind, key, self.position, row)
+        return row
+
+    def pass_patch_markers(self) -> None:
+        """Move past the patch markers recorded where replay stands (see ``recorded_at_position``)."""
         if self.fatal is not None:
             raise self.fatal  # the function caught it and went on: nothing more may run
         while self.position < len(self.recorded):
-            row = self.recorded[self.position]
-            if row.kind != StepKind.PATCH:
+            if self.recorded[self.position].kind != StepKind.PATCH:
                 break
             self.position += 1
-        else:
-            return None
+
+    def check_same(self, kind: str, key: str, position: int, row: StepResult) -> None:
+        """Raise (and keep) ``NonDeterminismError`` unless ``row`` is ``kind`` ``key``."""
         if row.name != key or row.kind != kind:
             self.fatal = NonDeterminismError(
                 f"execution {self.execution_id!r} replayed {kind} {key!r} at position"
-                f" {self.position}, where {row.kind} {row.name!r} is recorded: the durable"
+                f" {position}, where {row.kind} {row.name!r} is recorded: the durable"
                 " function's code changed while the execution was in flight. The execution is"
                 ' blocked, not failed: put the change behind zart_django.patched("<patch id>")'
                 " (the new code where it returns True, the old where it returns False), or revert"
                 " it, and deploy; a worker started after the deploy retries it once"
             )
             raise self.fatal
-        return row
 
     def new_row(self, kind: str, key: str, existing: StepResult | None) -> StepResult:
         if existing is not None:
@@ -134,6 +144,28 @@ class ExecutionContext:
 _current: ContextVar[ExecutionContext | None] = ContextVar("zart_execution", default=None)
 
 
+class StepCall(BaseException):
+    """Internal: a step called while ``parallel`` learns its members (``capturing``), with what
+    running it takes. A ``BaseException`` so the call's own ``except Exception`` lets it pass."""
+
+    def __init__(
+        self,
+        name: str,
+        retry: RetryPolicy | None,
+        return_type: Any,
+        fn: Callable[..., Any],
+        positional: tuple[Any, ...],
+        keywords: dict[str, Any],
+    ) -> None:
+        super().__init__(name)
+        self.name = name
+        self.retry = retry
+        self.return_type = return_type
+        self.fn = fn
+        self.positional = positional
+        self.keywords = keywords
+
+
 def current_execution_id() -> str | None:
     """The id of the execution whose durable function is running in this thread, if any."""
     ctx = _current.get()
@@ -149,6 +181,8 @@ def _require_context(what: str) -> ExecutionContext:
         )
     if ctx.in_step:
         raise RuntimeError(f"{what} cannot be called inside a step; call it between steps")
+    if ctx.capturing:
+        raise RuntimeError(f"{what} cannot be a member of parallel(); each member calls one step")
     return ctx
 
 
@@ -172,6 +206,8 @@ def step(
             ctx = _current.get()
             if ctx is None or ctx.in_step:
                 return fn(*args, **kwargs)  # outside a durable function, or inside a step
+            if ctx.capturing:
+                raise StepCall(name, retry, return_type(), fn, args, kwargs)
             return _run_step(ctx, name, retry, return_type(), fn, args, kwargs)
 
         return wrapper

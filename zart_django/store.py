@@ -475,14 +475,16 @@ def _landed(claim: Claim, row: StepResult) -> tuple[int] | None:
 
 
 @engine_io
-def reschedule(claim: Claim, row: StepResult, due_at: datetime) -> None:
-    """Store a failed attempt that will be retried and hand the execution back until ``due_at``
-    (as far ahead of the database's clock as ``due_at`` is ahead of the engine's)."""
+def reschedule(claim: Claim, row: StepResult | None, due_at: datetime) -> None:
+    """Store a failed attempt that will be retried (unless ``row`` is None: it was checkpointed)
+    and hand the execution back until ``due_at`` (as far ahead of the database's clock as
+    ``due_at`` is ahead of the engine's)."""
     delay = (due_at - clock.now()).total_seconds()
 
     def write() -> None:
         _renew(claim, status=Status.PENDING, scheduled_at=_db_time(delay), lease_token="")
-        row.save()
+        if row is not None:
+            row.save()
         work_is_due()
 
     _write(write)
