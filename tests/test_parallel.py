@@ -4,11 +4,14 @@ runs only unfinished members, 1,000 members with bounded threads and queries."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from tests import parallel_workflows
+from tests.conftest import wait_until
 from tests.queries import step_writes
 from tests.workflows import Job, lines
 from zart_django import DurableScheduler, ExecutionFailed
@@ -144,3 +147,33 @@ def test_a_thousand_members_complete_with_bounded_threads_and_queries(scheduler,
     assert per_member[1] <= per_member[0] * 1.05, per_member
     width = settings.ZART.get("CONCURRENCY", 4)
     assert max(parallel_workflows.THREADS_SEEN) <= 1 + width + 2  # this one, the pool, spare
+
+
+def recorded(execution_id: str) -> int:
+    return StepResult.objects.filter(execution_id=execution_id, status="completed").count()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_killed_mid_group_resumes_only_the_unfinished_members(
+    scheduler, job, start_worker
+):
+    job.items = list(range(8))
+    gates = [Path(f"{job.log}.hold-price-{n}") for n in (5, 6, 7)]
+    for gate in gates:
+        gate.touch()
+    scheduler.start("p-kill", "fan-out", job)
+    worker = start_worker()
+    wait_until(
+        lambda: recorded("p-kill") == 5 and all(count(job, f"start price {n}") for n in (5, 6, 7)),
+        what="members 0-4 checkpointed while 5-7 run",
+    )
+    worker.kill()
+    assert [count(job, f"done price {n}") for n in range(8)] == [1] * 5 + [0] * 3
+    for gate in gates:
+        gate.unlink()
+    start_worker()  # reclaims once the dead worker's lease expires
+    output = scheduler.wait_completion("p-kill", timeout=60)
+    assert output == [n * 10 for n in range(8)] + [4]
+    assert Execution.objects.get(pk="p-kill").recoveries == 1
+    assert [count(job, f"start price {n}") for n in range(8)] == [1] * 5 + [2] * 3
+    assert [count(job, f"done price {n}") for n in range(8)] == [1] * 8
