@@ -4,17 +4,20 @@ runs only unfinished members, 1,000 members with bounded threads and queries."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from tests import parallel_workflows
 from tests.conftest import wait_until
 from tests.queries import step_writes
 from tests.workflows import Job, lines
-from zart_django import DurableScheduler, ExecutionFailed
+from zart_django import DurableScheduler, ExecutionFailed, store
+from zart_django.errors import LeaseLost
 from zart_django.models import Execution, StepResult
 from zart_django.testing import advance_time, run_until_idle
 
@@ -177,3 +180,32 @@ def test_a_worker_killed_mid_group_resumes_only_the_unfinished_members(
     assert Execution.objects.get(pk="p-kill").recoveries == 1
     assert [count(job, f"start price {n}") for n in range(8)] == [1] * 5 + [2] * 3
     assert [count(job, f"done price {n}") for n in range(8)] == [1] * 8
+
+
+def step_row(claim: store.Claim, position: int) -> StepResult:
+    now = timezone.now()
+    return StepResult(
+        execution_id=claim.execution_id,
+        run=claim.run,
+        position=position,
+        name=f"noop#{position + 1}",
+        status="completed",
+        result=position,
+        started_at=now,
+        finished_at=now,
+    )
+
+
+def test_a_batch_checkpoint_takes_rows_a_lost_answer_stored_and_is_fenced(scheduler):
+    scheduler.start("p-batch", "fan-out-noop", 3)
+    (claim,) = store.claim_due("test", 1, 30, tasks=["fan-out-noop"])
+    first = [step_row(claim, 0), step_row(claim, 1)]
+    store.checkpoint_many(claim, first, 30)
+    again = [step_row(claim, 0), step_row(claim, 1), step_row(claim, 2)]
+    store.checkpoint_many(claim, again, 30)  # as a retry after the first answer was lost
+    assert [row.pk for row in again[:2]] == [row.pk for row in first]
+    assert StepResult.objects.filter(execution_id="p-batch").count() == 3
+    stale = replace(claim, token="stale")
+    with pytest.raises(LeaseLost):
+        store.checkpoint_many(stale, [step_row(claim, 3)], 30)
+    assert StepResult.objects.filter(execution_id="p-batch").count() == 3

@@ -179,9 +179,7 @@ class _Group:
 
     def settled(self, outcomes: list[_Outcome]) -> None:
         """Checkpoint the members that just finished, then report them."""
-        written = [self._row(outcome) for outcome in outcomes]
-        for row in written:
-            store.checkpoint(self.ctx.claim, row, self.ctx.lease)
+        store.checkpoint_many(self.ctx.claim, [self._row(o) for o in outcomes], self.ctx.lease)
         for outcome in outcomes:
             self._report(outcome)
 

@@ -461,6 +461,55 @@ def checkpoint(claim: Claim, row: StepResult, lease: float) -> None:
     row.pk = written[0]
 
 
+CHECKPOINT_BATCH = 100
+"""Rows ``checkpoint_many`` inserts per statement, at most."""
+
+
+@engine_io
+def checkpoint_many(claim: Claim, rows: list[StepResult], lease: float) -> None:
+    """Store the outcomes of several steps (a parallel group's members that finished together)
+    if ``claim`` still owns the execution: new rows ``CHECKPOINT_BATCH`` to a statement, each
+    statement one commit; rows stored before (a member retried) one at a time, as ``checkpoint``.
+    Lost connections are handled as ``checkpoint`` handles them."""
+    new = [row for row in rows if row.pk is None]
+    for row in rows:
+        if row.pk is not None:
+            checkpoint(claim, row, lease)
+    for start in range(0, len(new), CHECKPOINT_BATCH):
+        _insert_batch(claim, new[start : start + CHECKPOINT_BATCH], lease)
+
+
+def _insert_batch(claim: Claim, rows: list[StepResult], lease: float) -> None:
+    sql, params = backends.current().checkpoint_batch(rows, claim.execution_id, claim.token, lease)
+
+    def write() -> dict[int, int]:
+        with _connection().cursor() as cursor:
+            cursor.execute(sql, params)
+            stored = {position: pk for pk, position in cursor.fetchall()}
+        if len(stored) < len(rows):  # a first attempt committed and only its answer was lost
+            stored.update(_landed_positions(claim, rows[0].run, [r.position for r in rows]))
+        return stored
+
+    stored = _write(write, single=True, reconnect_for=lease)
+    if len(stored) < len(rows):
+        raise LeaseLost(claim.execution_id)
+    for row in rows:
+        row.pk = stored[row.position]
+
+
+def _landed_positions(claim: Claim, run: int, positions: list[int]) -> dict[int, int]:
+    """Position -> id of the steps stored at ``positions``, if ``claim`` still owns the
+    execution (else none)."""
+    stored = StepResult.objects.filter(
+        execution_id=claim.execution_id,
+        run=run,
+        position__in=positions,
+        execution__lease_token=claim.token,
+        execution__status=Status.RUNNING,
+    ).values_list("position", "pk")
+    return dict(stored)
+
+
 def _landed(claim: Claim, row: StepResult) -> tuple[int] | None:
     """The id of the step stored at ``row``'s position, if ``claim`` still owns the execution: a
     retried checkpoint whose first attempt committed. None if the claim lost the execution."""

@@ -188,6 +188,13 @@ class Backend:
         execution; returns the step's id, or nothing if it does not (or the row was there)."""
         raise NotImplementedError
 
+    def checkpoint_batch(
+        self, rows: Sequence[StepResult], execution_id: str, token: str, lease: float
+    ) -> Statement:
+        """Insert new ``rows`` in one statement if ``token`` still owns the execution; returns
+        (id, position) of each row stored (none if it does not own it, nor rows already there)."""
+        raise NotImplementedError
+
     def deliver_and_wake(
         self, execution_id: str, run: int, name: str, payload: Any, now: datetime
     ) -> Statement:
