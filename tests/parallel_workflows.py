@@ -7,6 +7,7 @@ import functools
 import threading
 import time
 
+from demo_project.approval import quotes  # noqa: F401  (registers the demo's "quote")
 from tests.workflows import Job, attempt, hold_if_asked, lines, record, square
 from zart_django import RetryPolicy, StepFailed, durable, parallel, step
 

@@ -46,3 +46,33 @@ def test_demo_prints_the_reference_flow():
     ):
         assert expected in out, out
     assert out.index("waiting for manager approval") < out.index("Execution completed!")
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.timeout(90)
+def test_quote_demo_prices_in_parallel_and_prints_in_call_order():
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "ZART_DB_NAME": str(connection.settings_dict["NAME"]),
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", "quote_demo"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=80,
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for expected in (
+        "=== Zart Parallel Steps Example ===",
+        "Quote for Acme:",
+        "  widget        2.50",
+        "  flange        3.10",
+        "  total        26.04",
+        "Recorded steps, in call order: price-lookup, price-lookup#2, price-lookup#3,"
+        " price-lookup#4, price-lookup#5",
+    ):
+        assert expected in out, out
