@@ -209,3 +209,27 @@ def test_a_batch_checkpoint_takes_rows_a_lost_answer_stored_and_is_fenced(schedu
     with pytest.raises(LeaseLost):
         store.checkpoint_many(stale, [step_row(claim, 3)], 30)
     assert StepResult.objects.filter(execution_id="p-batch").count() == 3
+
+
+def test_outside_a_durable_function_the_calls_run_one_after_another(job):
+    job.items = [1, 2]
+    assert parallel_workflows.fan_out(job) == [10, 20, 4]
+    assert [line for line in lines(job.log) if "price" in line] == [
+        "job start price 1",
+        "job done price 1",
+        "job start price 2",
+        "job done price 2",
+    ]
+
+
+def test_a_group_that_failed_is_run_again_by_a_rerun_from_its_failed_member(scheduler, job):
+    job.fail_times = 2
+    scheduler.start("p-rerun", "fan-out-shaky", job)
+    run_until_idle()
+    advance_time("2s")
+    run_until_idle()
+    assert scheduler.wait_completion("p-rerun", timeout=1).startswith("shaky failed")
+    scheduler.rerun("p-rerun", from_step="shaky")
+    run_until_idle()
+    assert scheduler.wait_completion("p-rerun", timeout=1) == "results [10, 2, 30]"
+    assert [count(job, f"start price {n}") for n in (1, 3)] == [1, 2]

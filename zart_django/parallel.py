@@ -69,10 +69,14 @@ def parallel(*calls: Callable[[], Any], max_concurrency: int | None = None) -> l
     without running them and runs only the others. At most ``max_concurrency`` bodies run at a
     time (default ``ZART["CONCURRENCY"]``). A failing member follows its step's retry policy
     (the group waits for the others, then the execution waits for the retry); with no attempts
-    left, ``StepFailed`` is raised here once every other member has finished.
+    left, ``StepFailed`` is raised here once every other member has finished. Outside a
+    durable function, or inside a step's body, the calls are made one after another, as they are.
     """
-    ctx = _require_context("parallel")
     width = _width(max_concurrency)
+    outer = _current.get()
+    if outer is None or outer.in_step:
+        return [call() for call in calls]
+    ctx = _require_context("parallel")
     captured = [_capture(ctx, call, index) for index, call in enumerate(calls)]
     ctx.pass_patch_markers()
     base = ctx.position
