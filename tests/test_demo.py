@@ -12,16 +12,15 @@ from django.db import connection
 from tests.conftest import ROOT
 
 
-@pytest.mark.django_db(transaction=True)
-@pytest.mark.timeout(90)
-def test_demo_prints_the_reference_flow():
+def run_demo(command: str) -> str:
+    """Run ``manage.py <command>`` on the test database; what it printed."""
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.settings",
         "ZART_DB_NAME": str(connection.settings_dict["NAME"]),
     }
     result = subprocess.run(
-        [sys.executable, "manage.py", "approval_demo"],
+        [sys.executable, "manage.py", command],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -29,7 +28,13 @@ def test_demo_prints_the_reference_flow():
         timeout=80,
     )
     assert result.returncode == 0, result.stderr
-    out = result.stdout
+    return result.stdout
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.timeout(90)
+def test_demo_prints_the_reference_flow():
+    out = run_demo("approval_demo")
     for expected in (
         "=== Zart Approval Workflow Example ===",
         "Starting execution 'approval-demo-",
@@ -51,21 +56,7 @@ def test_demo_prints_the_reference_flow():
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.timeout(90)
 def test_quote_demo_prices_in_parallel_and_prints_in_call_order():
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "ZART_DB_NAME": str(connection.settings_dict["NAME"]),
-    }
-    result = subprocess.run(
-        [sys.executable, "manage.py", "quote_demo"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=80,
-    )
-    assert result.returncode == 0, result.stderr
-    out = result.stdout
+    out = run_demo("quote_demo")
     for expected in (
         "=== Zart Parallel Steps Example ===",
         "Quote for Acme:",

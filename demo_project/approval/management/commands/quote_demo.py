@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from demo_project.approval.quotes import LOOKUP_SECONDS, QuoteRequest, quote
+from demo_project.approval.worker import background_worker
 from zart_django import DurableScheduler
 
 
@@ -21,21 +17,8 @@ class Command(BaseCommand):
     help = "Start a quote that looks up five prices in parallel and print what it returned."
 
     def handle(self, *args: Any, **options: Any) -> None:
-        log_path = Path(settings.BASE_DIR) / "var" / "quote-worker.log"
-        log_path.parent.mkdir(exist_ok=True)
-        with open(log_path, "w") as log:
-            worker = subprocess.Popen(
-                [sys.executable, "manage.py", "run_zart_worker"],
-                cwd=settings.BASE_DIR,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=os.environ.copy(),
-            )
-            try:
-                self._quote()
-            finally:
-                worker.send_signal(signal.SIGTERM)
-                worker.wait(timeout=30)
+        with background_worker("quote-worker.log") as log_path:
+            self._quote()
         self.stdout.write(f"\n(worker log: {log_path.relative_to(settings.BASE_DIR)})")
 
     def _quote(self) -> None:
