@@ -233,3 +233,16 @@ def test_a_group_that_failed_is_run_again_by_a_rerun_from_its_failed_member(sche
     run_until_idle()
     assert scheduler.wait_completion("p-rerun", timeout=1) == "results [10, 2, 30]"
     assert [count(job, f"start price {n}") for n in (1, 3)] == [1, 2]
+
+
+def test_a_group_whose_members_changed_blocks_the_execution(scheduler, job):
+    job.items = [0, 1, 2]
+    scheduler.start("p-changed", "fan-out", job)
+    run_until_idle()
+    StepResult.objects.filter(execution_id="p-changed", position=1).update(name="old-price")
+    due_again("p-changed")
+    run_until_idle()
+    execution = Execution.objects.get(pk="p-changed")
+    assert execution.status == "blocked"
+    assert "replayed step 'price#2' at position 1, where step 'old-price'" in execution.error
+    assert [count(job, f"start price {n}") for n in range(3)] == [1, 1, 1]
