@@ -90,4 +90,5 @@ REST_FRAMEWORK = {
 
 ZART = {
     "POLL_INTERVAL": 0.2,
+    "WORKFLOW_MODULES": ["demo_project.approval.orders"],
 }

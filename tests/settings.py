@@ -36,7 +36,15 @@ ZART = {
     "LEASE": float(os.environ.get("ZART_TEST_LEASE", "2")),
     "MAX_RECOVERIES": int(os.environ.get("ZART_TEST_MAX_RECOVERIES", "10")),
     "WORKFLOW_MODULES": os.environ.get(
-        "ZART_TEST_WORKFLOW_MODULES", "tests.workflows,tests.deploy_workflows"
+        "ZART_TEST_WORKFLOW_MODULES",
+        ",".join(
+            (
+                "tests.workflows",
+                "tests.deploy_workflows",
+                "tests.values_workflows",
+                "demo_project.approval.orders",
+            )
+        ),
     ).split(","),
     "RETENTION": os.environ.get("ZART_TEST_RETENTION"),
 }

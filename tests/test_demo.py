@@ -12,16 +12,15 @@ from django.db import connection
 from tests.conftest import ROOT
 
 
-@pytest.mark.django_db(transaction=True)
-@pytest.mark.timeout(90)
-def test_demo_prints_the_reference_flow():
+def run_command(name: str) -> str:
+    """Run ``manage.py <name>`` on the test database; return its output, failing if it did."""
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.settings",
         "ZART_DB_NAME": str(connection.settings_dict["NAME"]),
     }
     result = subprocess.run(
-        [sys.executable, "manage.py", "approval_demo"],
+        [sys.executable, "manage.py", name],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -29,7 +28,13 @@ def test_demo_prints_the_reference_flow():
         timeout=80,
     )
     assert result.returncode == 0, result.stderr
-    out = result.stdout
+    return result.stdout
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.timeout(90)
+def test_demo_prints_the_reference_flow():
+    out = run_command("approval_demo")
     for expected in (
         "=== Zart Approval Workflow Example ===",
         "Starting execution 'approval-demo-",
@@ -46,3 +51,16 @@ def test_demo_prints_the_reference_flow():
     ):
         assert expected in out, out
     assert out.index("waiting for manager approval") < out.index("Execution completed!")
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.timeout(90)
+def test_order_demo_refunds_the_orders_that_failed():
+    bob, carol, dan = run_command("order_demo").split("order-demo-")[1:4]
+    assert "Bob orders a laptop -> completed" in bob and "note: confirmed by Bob" in bob
+    assert "Carol orders a phone -> failed" in carol
+    assert "failed at: reserve-item" in carol
+    assert "refunded 800 EUR to Carol" in carol and "a phone is out of stock" in carol
+    assert "Dan orders a desk -> failed" in dan and "failed at: (the function)" in dan
+    assert "refunded 300 EUR to Dan" in dan and "withdrawn by the customer" in dan
+    assert "steps: now (completed), uuid4 (completed), charge-card (completed)" in dan

@@ -2,7 +2,7 @@
 
 The whole public surface::
 
-    from zart_django import durable, step, wait_for_event, sleep, patched, DurableScheduler
+    from zart_django import durable, step, wait_for_event, sleep, patched, now, DurableScheduler
 
     @step("validate-request")                     # a checkpointed step (alias: zart_step)
     def validate(request: Request) -> str: ...
@@ -12,6 +12,8 @@ The whole public surface::
         validate(data)
         if patched("check-budget"):               # a change executions in flight must not see
             check_budget(data)
+        asked_at = now()                          # recorded: replays return the same (uuid4,
+                                                  # random, capture(name, fn) likewise)
         decision = wait_for_event("manager-approval", timeout="120s", type=Decision)
         ...
 
@@ -41,9 +43,16 @@ _EXPORTS = {
     "step": "replay",
     "zart_step": "replay",
     "wait_for_event": "replay",
+    "wait_for_any": "replay",
     "current_execution_id": "replay",
     "sleep": "replay",
     "patched": "replay",
+    "now": "values",
+    "uuid4": "values",
+    "random": "values",
+    "capture": "values",
+    "Failure": "compensation",
+    "Compensation": "compensation",
     "DurableScheduler": "scheduler",
     "ExecutionInfo": "scheduler",
     "StepInfo": "scheduler",
@@ -73,6 +82,7 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "Compensation",
     "DurableScheduler",
     "DurableTask",
     "Duration",
@@ -86,6 +96,7 @@ __all__ = [
     "ExecutionInfo",
     "ExecutionNotFound",
     "ExecutionResuming",
+    "Failure",
     "NonDeterminismError",
     "PayloadError",
     "RetryPolicy",
@@ -100,13 +111,18 @@ __all__ = [
     "WaitTimeout",
     "Worker",
     "ZartError",
+    "capture",
     "current_execution_id",
     "default_registry",
     "durable",
+    "now",
     "parse_duration",
     "patched",
+    "random",
     "sleep",
     "step",
+    "uuid4",
+    "wait_for_any",
     "wait_for_event",
     "zart_durable",
     "zart_step",
@@ -117,6 +133,7 @@ __getattr__ = exporter(__name__, _EXPORTS)
 
 
 if TYPE_CHECKING:
+    from .compensation import Compensation, Failure
     from .durations import Duration, parse_duration
     from .errors import (
         EventAlreadyDelivered,
@@ -139,7 +156,16 @@ if TYPE_CHECKING:
         ZartError,
     )
     from .registry import DurableTask, TaskRegistry, default_registry, durable, zart_durable
-    from .replay import current_execution_id, patched, sleep, step, wait_for_event, zart_step
+    from .replay import (
+        current_execution_id,
+        patched,
+        sleep,
+        step,
+        wait_for_any,
+        wait_for_event,
+        zart_step,
+    )
     from .retry import RetryPolicy
     from .scheduler import DurableScheduler, ExecutionInfo, RunInfo, StepInfo
+    from .values import capture, now, random, uuid4
     from .worker import Worker

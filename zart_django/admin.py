@@ -149,6 +149,8 @@ class ExecutionAdmin(StorableLookups, ReadOnly, admin.ModelAdmin):
         "pretty_input",
         "pretty_output",
         "error",
+        "compensation_status",
+        "pretty_compensation",
         "timeline",
     )
     readonly_fields = fields
@@ -218,6 +220,10 @@ class ExecutionAdmin(StorableLookups, ReadOnly, admin.ModelAdmin):
     @admin.display(description="output")
     def pretty_output(self, execution: Execution) -> str:
         return _json(execution.output)
+
+    @admin.display(description="compensation")
+    def pretty_compensation(self, execution: Execution) -> str:
+        return _json(execution.compensation)
 
     @admin.display(description="step timeline")
     def timeline(self, execution: Execution) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import typing
@@ -22,6 +23,8 @@ class DurableTask:
     fn: Callable[..., Any]
     timeout: timedelta | None = None
     events: Mapping[str, Any] = field(default_factory=dict)
+    on_failure: Callable[[Any, Any], Any] | None = None
+    """``handler(data, failure)``, run durably when an execution fails or times out."""
 
     @functools.cached_property
     def _parameters(self) -> list[inspect.Parameter]:
@@ -56,7 +59,7 @@ class TaskRegistry:
     def register(self, name: str, task: DurableTask | Callable[..., Any]) -> DurableTask:
         """Register ``task`` (a ``@durable`` task or a plain function) under ``name``."""
         if isinstance(task, DurableTask):
-            entry = DurableTask(name, task.fn, task.timeout, task.events)
+            entry = dataclasses.replace(task, name=name)
         else:
             entry = DurableTask(name, task)
         existing = self._tasks.get(name)
@@ -88,6 +91,7 @@ def durable(
     timeout: Duration | None = None,
     events: Mapping[str, Any] | None = None,
     registry: TaskRegistry | None = None,
+    on_failure: Callable[[Any, Any], Any] | None = None,
 ) -> Callable[[Callable[..., Any]], DurableTask]:
     """Make a function a durable task named ``name`` and register it (in the default registry).
 
@@ -95,11 +99,14 @@ def durable(
     JSON; its return annotation types the output. ``timeout`` bounds the whole execution.
     ``events`` maps event names to payload types: ``offer_event`` checks every payload against
     it, even one that arrives before the wait, and ``wait_for_event`` returns that type.
+    ``on_failure(data, failure)`` runs durably when an execution fails or times out (its steps
+    checkpointed like the function's); ``data`` is the input, ``failure`` a
+    ``zart_django.Failure``; its return value is stored as the compensation result.
     """
 
     def decorate(fn: Callable[..., Any]) -> DurableTask:
         limit = parse_duration(timeout) if timeout is not None else None
-        task = DurableTask(name, fn, limit, dict(events or {}))
+        task = DurableTask(name, fn, limit, dict(events or {}), on_failure)
         (registry or default_registry).register(name, task)
         return task
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from . import clock, runs, store
 from .codec import check_text, decode, encode, resolve_type
+from .compensation import Compensation, shown
 from .durations import Duration, parse_duration
 from .errors import EventReserved, ExecutionFailed, PayloadError, WaitTimeout
 from .models import (
@@ -90,6 +91,9 @@ class ExecutionInfo:
     created: bool = False
     """From ``start``: True when that call stored the execution, False when it found it stored
     already (a repeated, idempotent start). Always False from the other methods."""
+    compensation: Compensation | None = None
+    """The ``on_failure`` handler's run, once a failure began it: its status, the failure, and
+    the handler's result (stored JSON) or error. None if the current run had none."""
 
     @property
     def is_finished(self) -> bool:
@@ -361,6 +365,7 @@ def _info(execution: Execution, past: list[Run], steps: list[StepResult]) -> Exe
         steps=by_run[execution.run],
         run=execution.run,
         runs=_runs(execution, {r.number: r for r in past}, by_run),
+        compensation=shown(execution.compensation_status, execution.compensation),
     )
 
 

@@ -50,7 +50,9 @@ from .errors import (
 )
 from .models import (
     ACTIVE_STATUSES,
+    ANY_SEPARATOR,
     FINISHED_STATUSES,
+    CompensationStatus,
     Event,
     Execution,
     Run,
@@ -456,12 +458,20 @@ def reschedule(claim: Claim, row: StepResult, due_at: datetime) -> None:
 
 
 @engine_io
-def park(claim: Claim, row: StepResult, waiting_on: str, due_at: datetime | None) -> None:
-    """Store a wait and let go of the execution until ``due_at`` or until its event arrives.
+def park(
+    claim: Claim,
+    row: StepResult,
+    waiting_on: str,
+    due_at: datetime | None,
+    events: Collection[str] = (),
+) -> None:
+    """Store a wait and let go of the execution until ``due_at`` or until one of ``events``
+    arrives (by default the event an event wait is named for).
 
     The inbox is read again under the row lock taken by the update, so an event offered while the
     worker was deciding to park makes the execution due now instead of being missed.
     """
+    wakes_on = list(events) or ([row.name] if row.kind == StepKind.EVENT else [])
 
     def write() -> None:
         _renew(
@@ -472,7 +482,7 @@ def park(claim: Claim, row: StepResult, waiting_on: str, due_at: datetime | None
             lease_token="",
         )
         row.save()
-        if row.kind == StepKind.EVENT and has_event(claim.execution_id, claim.run, row.name):
+        if wakes_on and first_event(claim.execution_id, claim.run, wakes_on) is not None:
             Execution.objects.filter(pk=claim.execution_id).update(scheduled_at=_db_time())
             work_is_due()
 
@@ -480,8 +490,18 @@ def park(claim: Claim, row: StepResult, waiting_on: str, due_at: datetime | None
 
 
 @engine_io
-def finish(claim: Claim, status: Status, output: Any = None, error: str = "") -> None:
-    """End the execution with ``status`` if ``claim`` still owns it."""
+def finish(
+    claim: Claim,
+    status: Status,
+    output: Any = None,
+    error: str = "",
+    compensation: tuple[str, dict[str, Any]] | None = None,
+) -> None:
+    """End the execution with ``status`` if ``claim`` still owns it; with ``compensation``
+    (its status and what it stored), end its compensation too."""
+    ended = {}
+    if compensation is not None:
+        ended = {"compensation_status": compensation[0], "compensation": compensation[1]}
     _write(
         lambda: _renew(
             claim,
@@ -492,9 +512,31 @@ def finish(claim: Claim, status: Status, output: Any = None, error: str = "") ->
             scheduled_at=None,
             lease_token="",
             finished_at=clock.now(),
+            **ended,
         ),
         single=True,
     )
+
+
+@engine_io
+def begin_compensation(claim: Claim, compensation: dict[str, Any]) -> None:
+    """Record, if ``claim`` still owns the execution, that its ``on_failure`` handler runs from
+    now on, with what it needs to resume after a crash (``compensation.begun``)."""
+    _write(
+        lambda: _renew(
+            claim, compensation_status=CompensationStatus.RUNNING, compensation=compensation
+        ),
+        single=True,
+    )
+
+
+@engine_io
+def running_compensation(execution_id: str) -> dict[str, Any] | None:
+    """What ``begin_compensation`` stored, while the execution's compensation runs; else None."""
+    running = Execution.objects.filter(
+        pk=execution_id, compensation_status=CompensationStatus.RUNNING
+    )
+    return running.values_list("compensation", flat=True).first()
 
 
 @engine_io
@@ -585,19 +627,35 @@ def expire_wait(claim: Claim, row: StepResult) -> tuple[bool, Any]:
     are serialized: returns (True, payload) if the event was delivered first (the caller records
     it as received), else stores the wait as timed out and returns (False, None).
     """
+    found = expire_any_wait(claim, row, [row.name])
+    return (True, found[1]) if found is not None else (False, None)
 
-    def write() -> tuple[bool, Any]:
+
+@engine_io
+def expire_any_wait(
+    claim: Claim, row: StepResult, names: Collection[str]
+) -> tuple[str, Any] | None:
+    """Time out a wait for the first of the events ``names`` whose deadline passed, unless one of
+    them arrived meanwhile: as ``expire_wait``, returns (name, payload) of the first delivered,
+    else stores the wait as timed out and returns None."""
+
+    def write() -> tuple[str, Any] | None:
         _renew(claim)
-        found, payload = event_payload(claim.execution_id, claim.run, row.name)
-        if not found:
+        found = first_event(claim.execution_id, claim.run, names)
+        if found is None:
             row.save()
-        return found, payload
+        return found
 
     return _write(write)
 
 
-def has_event(execution_id: str, run: int, name: str) -> bool:
-    return Event.objects.filter(execution_id=execution_id, run=run, name=name).exists()
+@engine_io
+def first_event(execution_id: str, run: int, names: Collection[str]) -> tuple[str, Any] | None:
+    """(name, payload) of the event among ``names`` delivered first to this run (by the order the
+    database stored them in: deliveries are serialized by the execution's row lock), else None."""
+    offered = Event.objects.filter(execution_id=execution_id, run=run, name__in=list(names))
+    event = offered.order_by("pk").only("name", "payload").first()
+    return (event.name, event.payload) if event is not None else None
 
 
 @engine_io
@@ -658,8 +716,12 @@ def _offer_event(
         for deadline in (execution.wait_deadline, execution.deadline)
     ):
         raise EventExpired(execution_id, name)
-    parked_on_it = execution.status == Status.WAITING and execution.waiting_on == name
-    validate(execution.task_name, execution.wait_type if parked_on_it else "")
+    if _any_wait_expired(execution, name, now):
+        raise EventExpired(execution_id, name)
+    parked_on_it = execution.status == Status.WAITING and name in waits_for(execution.waiting_on)
+    validate(
+        execution.task_name, execution.wait_type if parked_on_it and execution.wait_type else ""
+    )
     run = execution.run
     backend = backends.current()
     if parked_on_it and backend.delivers_in_one_statement:
@@ -689,6 +751,27 @@ def _offer_event(
         "received, resuming" if parked_on_it else "kept in its inbox until its wait",
     )
     return execution
+
+
+def waits_for(waiting_on: str) -> list[str]:
+    """The events whose delivery resumes an execution parked on ``waiting_on``: one event's name,
+    or the names of a wait for the first of several, joined by ``|`` (no name has one)."""
+    return waiting_on.split(ANY_SEPARATOR)
+
+
+def _any_wait_expired(execution: Execution, name: str, now: datetime) -> bool:
+    """Whether the latest wait for the first of several events that include ``name`` timed out, or
+    is still waiting past its deadline: as for a wait for ``name`` alone, the event is refused."""
+    waits = StepResult.objects.filter(
+        execution_id=execution.pk, run=execution.run, kind=StepKind.ANY, name__contains=name
+    ).order_by("-position")
+    for wait in waits.only("name", "status", "deadline"):
+        if name in waits_for(wait.name):
+            late = wait.deadline is not None and now >= wait.deadline
+            return wait.status == StepStatus.TIMED_OUT or (
+                wait.status == StepStatus.WAITING and late
+            )
+    return False
 
 
 def cancel(execution_id: str) -> None:
@@ -848,7 +931,7 @@ def begin_run(
         execution = Execution.objects.get(pk=execution_id)
         if execution.status not in allowed:
             raise RunRefused(execution_id, began, execution.status, allowed)
-        steps = load_steps(execution_id, execution.run)
+        steps = load_steps(execution_id, execution.run)[: _function_steps(execution)]
         inbox = Event.objects.filter(execution_id=execution_id, run=execution.run)
         offered = set(inbox.values_list("name", flat=True))
         kept = steps[: keep(steps, offered)]
@@ -868,7 +951,7 @@ def begin_run(
             StepResult(execution_id=execution_id, run=number, **_copied(row)) for row in kept
         )
         if not carry_inbox:
-            inbox = inbox.filter(name__in=[r.name for r in kept if r.kind == StepKind.EVENT])
+            inbox = inbox.filter(name__in=[name for row in kept for name in row.awaited])
         Event.objects.bulk_create(
             Event(
                 execution_id=execution_id,
@@ -892,9 +975,19 @@ def begin_run(
             recoveries=0,
             updated_at=now,
             finished_at=None,
+            compensation_status="",
+            compensation=None,
         )
         work_is_due()
     return load_execution(execution_id)
+
+
+def _function_steps(execution: Execution) -> int | None:
+    """How many of the current run's steps are the durable function's: those before its
+    compensation's (all, None, if it has none)."""
+    if not execution.compensation_status or execution.compensation is None:
+        return None
+    return int(execution.compensation["from_position"])
 
 
 def _close_run(execution: Execution, now: datetime) -> None:
