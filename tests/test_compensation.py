@@ -7,7 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from rest_framework.test import APIClient
 
+from tests.approval_helpers import make_user
 from tests.conftest import wait_until
 from tests.values_workflows import order_saga, order_saga_broken_undo
 from tests.workflows import Job, lines
@@ -60,6 +62,21 @@ class TestInProcess:
             ("notify", "completed"),
         ]
 
+    def test_the_api_and_the_admin_show_the_compensation(
+        self, scheduler, failing_job, admin_client
+    ):
+        scheduler.start_for(order_saga, "c-6", failing_job)
+        run_until_idle()
+        client = APIClient()
+        client.force_authenticate(make_user("ops", "zart_django.view_execution"))
+        detail = client.get("/api/executions/c-6/").json()
+        assert detail["status"] == "failed"
+        assert detail["compensation"]["status"] == "completed"
+        assert detail["compensation"]["failure"]["step"] == "provision"
+        assert detail["compensation"]["result"]["notify"] == "notify ok"
+        page = admin_client.get("/admin/zart_django/execution/c-6/change/").content.decode()
+        assert "compensation" in page and "notify ok" in page
+
     def test_a_timeout_runs_the_handler_even_when_it_parks(self, scheduler, job):
         scheduler.start_for(order_saga, "c-2", job)
         run_until_idle()
@@ -68,8 +85,8 @@ class TestInProcess:
         run_until_idle()
         info = scheduler.get("c-2")
         assert (info.status, info.compensation.status) == ("waiting", "running")
-        assert info.waiting_on == "sleep:grace"  # the handler's own sleep, free of the timeout
-        advance_time("2m")
+        assert info.waiting_on == "refund-approved"  # the handler's own wait, free of the timeout
+        scheduler.offer_event("c-2", "refund-approved")
         run_until_idle()
         info = scheduler.get("c-2")
         assert (info.status, info.error) == ("timed_out", "timed out after 1:00:00")

@@ -430,10 +430,11 @@ def _taken(ctx: ExecutionContext) -> set[str]:
 
 def _chosen(ctx: ExecutionContext, choice: dict[str, Any], type: Any) -> tuple[str, Any]:
     name = choice["name"]
+    declared = ctx.task.events.get(name, Any)
     if isinstance(type, Mapping):
-        expected = type.get(name, Any)
+        expected = type.get(name, declared)
     else:
-        expected = type if type is not Any else ctx.task.events.get(name, Any)
+        expected = type if type is not Any else declared
     return name, decode(choice["payload"], expected, f"event {name!r}")
 
 

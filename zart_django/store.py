@@ -521,10 +521,14 @@ def finish(
 @engine_io
 def begin_compensation(claim: Claim, compensation: dict[str, Any]) -> None:
     """Record, if ``claim`` still owns the execution, that its ``on_failure`` handler runs from
-    now on, with what it needs to resume after a crash (``compensation.begun``)."""
+    now on, with what it needs to resume after a crash (``compensation.begun``). The handler is
+    free of the execution's timeout: the deadline is cleared, so events it waits for are taken."""
     _write(
         lambda: _renew(
-            claim, compensation_status=CompensationStatus.RUNNING, compensation=compensation
+            claim,
+            compensation_status=CompensationStatus.RUNNING,
+            compensation=compensation,
+            deadline=None,
         ),
         single=True,
     )
