@@ -90,7 +90,7 @@ class Execution(EngineModel):
     finished_at = models.DateTimeField(null=True, blank=True)
     blocked_at = models.DateTimeField(null=True, blank=True)
     compensation_status = models.CharField(
-        max_length=16, choices=CompensationStatus.choices, blank=True
+        max_length=16, choices=CompensationStatus.choices, blank=True, default="", db_default=""
     )
     compensation = models.JSONField(null=True, blank=True)
 
