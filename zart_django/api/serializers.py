@@ -152,10 +152,16 @@ class StartSerializer(serializers.Serializer):
     input = PayloadField(required=False, allow_null=True, default=None)
 
 
+@extend_schema_field({"type": "string", "minLength": 1, "maxLength": 200, "pattern": r"^[^\x00]*$"})
+class StepNameField(serializers.CharField):
+    """A recorded step's name: any text without a NUL character, which the field refuses (the
+    schema says so, as it says the name alphabet of ``NameField``)."""
+
+
 class RerunSerializer(serializers.Serializer):
     """``POST /executions/{id}/rerun/``: the recorded step to run again from."""
 
-    from_step = serializers.CharField(min_length=1, max_length=200, trim_whitespace=False)
+    from_step = StepNameField(min_length=1, max_length=200, trim_whitespace=False)
 
 
 class RestartSerializer(serializers.Serializer):
