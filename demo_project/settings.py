@@ -27,6 +27,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",  # the inbox in the browser's language (en, de)
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -77,7 +78,7 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
-LOGIN_URL = "zart_django:login"
+LOGIN_URL = "zart_approvals:login"
 LOGIN_REDIRECT_URL = "/approvals/"
 
 REST_FRAMEWORK = {
@@ -90,5 +91,10 @@ REST_FRAMEWORK = {
 
 ZART = {
     "POLL_INTERVAL": 0.2,
-    "WORKFLOW_MODULES": ["demo_project.approval.orders"],
+    "WORKFLOW_MODULES": [
+        "demo_project.approval.orders",  # the order saga (compensation)
+        "demo_project.approval.scheduled",  # the nightly digest (recurring)
+    ],
+    "APPROVALS_BASE_URL": "http://127.0.0.1:8000",
 }
+EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"  # approval mails to the console

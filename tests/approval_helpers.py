@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
+from typing import Any
+
 from django.contrib.auth.models import Permission, User
+from django.contrib.messages import get_messages
 from django.test import Client
+from django.urls import reverse
+from rest_framework.test import APIClient
 
 from demo_project.approval.workflows import ApprovalRequest, approval_task
 from zart_django import DurableScheduler
@@ -71,3 +78,46 @@ def snapshot(execution_id: str) -> tuple:
         list(ApprovalRecord.objects.filter(execution_id=execution_id).values()),
         list(Event.objects.filter(execution_id=execution_id).values()),
     )
+
+
+DOORS = ("admin", "inbox", "api")
+"""The three ways a person decides: the execution's admin page, the inbox, the REST API."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a door answered: its HTTP status and the message it gave (the API's detail or
+    field errors, the admin's and inbox's flash messages)."""
+
+    status: int
+    text: str
+
+
+def through(door: str, user: User, execution_id: str, action: str, form: dict[str, Any]) -> Answer:
+    """POST ``action`` ("decide" or "reassign") for ``execution_id`` as ``user`` through ``door``;
+    ``form`` is the API's body (``data`` becomes ``data-<field>`` fields on the pages)."""
+    if door == "api":
+        client = APIClient()
+        client.force_authenticate(user)
+        response = client.post(f"/api/approvals/{execution_id}/{action}/", form, format="json")
+        return Answer(response.status_code, json.dumps(response.json()))
+    fields = {key: value for key, value in form.items() if key not in ("approved", "data")}
+    if "approved" in form:
+        fields["decision"] = "approve" if form["approved"] else "reject"
+    fields.update({f"data-{key}": value for key, value in (form.get("data") or {}).items()})
+    if door == "admin":
+        url = reverse(f"admin:zart_django_execution_{action}", args=[execution_id])
+    else:
+        url = reverse(f"zart_approvals:{action}", args=[execution_id])
+    response = logged_in(user).post(url, fields)
+    text = " ".join(str(m) for m in get_messages(response.wsgi_request))
+    if response.status_code == 400:
+        text += response.content.decode()
+    return Answer(response.status_code, text)
+
+
+def decide_through(
+    door: str, user: User, execution_id: str, approved: bool = True, **body: Any
+) -> Answer:
+    """Approve (or reject) ``execution_id`` as ``user`` through ``door``."""
+    return through(door, user, execution_id, "decide", {"approved": approved, **body})

@@ -48,6 +48,12 @@ ZART = {
     ).split(","),
     "RETENTION": os.environ.get("ZART_TEST_RETENTION"),
 }
+# Mail stays in memory; worker processes a test starts write it to ZART_TEST_EMAIL_DIR if set.
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+if os.environ.get("ZART_TEST_EMAIL_DIR"):
+    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    EMAIL_FILE_PATH = os.environ["ZART_TEST_EMAIL_DIR"]
+ZART["APPROVALS_BASE_URL"] = "https://ops.example.com/"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 INSTALLED_APPS = [*INSTALLED_APPS, "django_q"]  # noqa: F405

@@ -107,6 +107,7 @@ class TestExecutions:
         assert detail["waiting_on"] == "approval:manager-approval"
         assert [s["name"] for s in detail["steps"]] == [
             "validate-request",
+            "approval-opened",
             "approval:manager-approval",
         ]
 

@@ -113,6 +113,17 @@ class TestDecide:
             "reviewer": "Alice Manager",
             "comment": "no",
             "decided_at": record.decided_at.isoformat(),
+            "votes": [
+                {
+                    "reviewer": "alice",
+                    "approved": False,
+                    "comment": "no",
+                    "decided_at": record.decided_at.isoformat(),
+                    "data": None,
+                    "delegated_by": "",
+                }
+            ],
+            "data": None,
         }
         run_until_idle()
         assert DurableScheduler().wait_completion("d-2", timeout=1).decision == "rejected"

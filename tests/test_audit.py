@@ -57,7 +57,7 @@ def stored() -> list[dict]:
 )
 def test_bulk_changes_are_refused_and_change_nothing(record, change):
     before = stored()
-    with pytest.raises(ValueError, match="approval record is immutable"):
+    with pytest.raises(ValueError, match="approval decision is immutable"):
         change()
     assert stored() == before
 

@@ -3,7 +3,9 @@
 
 A manager logs in, approves one request and rejects another from the inbox, and both executions
 complete with the decision; a user without the permission sees no buttons and a forged POST is 403.
-Screenshots of the inbox and of the admin execution page go to ``test-output/browser/``.
+On a phone (390 × 844) the inbox, a request and the history fit the screen's width. Screenshots
+go to ``test-output/browser/``; with ZART_README_SCREENSHOTS=1 those of the inbox (desktop and
+phone) replace the README's in ``docs/screenshots/`` (a plain run leaves the checkout unchanged).
 """
 
 from __future__ import annotations
@@ -38,6 +40,9 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 OUTPUT = ROOT / "test-output" / "browser"
+SCREENSHOTS = ROOT / "docs" / "screenshots" if os.environ.get("ZART_README_SCREENSHOTS") else OUTPUT
+DESKTOP = {"width": 1200, "height": 800}
+PHONE = {"width": 390, "height": 844}
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -102,8 +107,8 @@ def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
             connections.close_all()  # the ones opened while Playwright's loop ran
 
 
-def log_in(browser, base: str, username: str, password: str):
-    page = browser.new_context(viewport={"width": 1200, "height": 800}).new_page()
+def log_in(browser, base: str, username: str, password: str, viewport: dict = DESKTOP):
+    page = browser.new_context(viewport=viewport).new_page()
     page.set_default_timeout(15_000)
     page.goto(f"{base}/approvals/")
     page.fill("#id_username", username)
@@ -122,6 +127,13 @@ def start_requests(scheduler: DurableScheduler) -> dict[str, str]:
     for execution_id, request in requests.items():
         scheduler.start_for(access_request, execution_id, request)
     return {key: r.requester_name for key, r in requests.items()}
+
+
+def assert_fits_the_width(page, url: str) -> None:
+    """The page at ``url`` scrolls only vertically: nothing runs off the right edge."""
+    page.goto(url)
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"{url} is {overflow} px wider than the screen"
 
 
 def decide_in_inbox(page, base: str, execution_id: str, button: str, comment: str) -> None:
@@ -153,7 +165,15 @@ def test_a_manager_approves_and_rejects_in_the_inbox(
     inbox = page.inner_text("table.inbox")
     for execution_id, requester in names.items():
         assert execution_id in inbox and requester in inbox
-    page.screenshot(path=str(OUTPUT / "inbox.png"), full_page=True)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "inbox.png"), full_page=True)
+
+    phone = log_in(browser, server, "alice", MANAGER_PASSWORD, viewport=PHONE)
+    assert_fits_the_width(phone, f"{server}/approvals/")
+    assert phone.is_visible("table.inbox td[data-label]")
+    phone.screenshot(path=str(SCREENSHOTS / "inbox-phone.png"), full_page=True)
+    assert_fits_the_width(phone, f"{server}/approvals/requests/web-untouched/")
+    assert phone.is_visible("button[value=approve]")
 
     decide_in_inbox(page, server, "web-approve", "approve", "Fine for the billing report")
     page.goto(f"{server}/admin/zart_django/execution/web-reject/change/")
@@ -173,6 +193,7 @@ def test_a_manager_approves_and_rejects_in_the_inbox(
     )
     assert (rejected.decision, rejected.comment) == ("rejected", "Use the shared cache instead")
     assert [s.name for s in scheduler.get("web-approve").steps] == [
+        "approval-opened",
         "approval:manager-approval",
         "grant-access",
     ]
@@ -181,6 +202,9 @@ def test_a_manager_approves_and_rejects_in_the_inbox(
     assert not page.is_visible("button[value=approve]")
     page.goto(f"{server}/approvals/history/")
     page.screenshot(path=str(OUTPUT / "history.png"), full_page=True)
+    assert_fits_the_width(phone, f"{server}/approvals/history/")
+    assert "web-approve" in phone.inner_text("table.history")
+    assert_fits_the_width(phone, f"{server}/approvals/requests/web-approve/")
 
     clerk = log_in(browser, server, "clerk", PASSWORD)
     assert "Nothing is waiting for your decision" in clerk.inner_text("main")

@@ -7,11 +7,13 @@ import subprocess
 import sys
 
 import pytest
+from django.core.checks import run_checks
 from django.template import TemplateDoesNotExist
 from rest_framework.test import APIClient
 
 from tests.approval_helpers import make_user
 from tests.conftest import ROOT
+from zart_django.approvals.checks import check_email_links, check_login_urls
 from zart_django.checks import check_settings, check_sqlite_transactions, check_url_integration
 
 
@@ -116,7 +118,7 @@ def test_the_engine_imports_without_psycopg_for_sqlite_projects():
 
 
 def url_checks() -> list[str]:
-    return ids(check_url_integration())
+    return ids(check_url_integration()) + ids(check_login_urls())
 
 
 @pytest.mark.filterwarnings("ignore:Overriding setting INSTALLED_APPS")
@@ -149,14 +151,14 @@ def test_login_urls_that_reach_no_page_are_warned_naming_the_inbox_login(setting
     logging in to /accounts/profile/, another."""
     settings.LOGIN_URL = "/accounts/login/"  # Django's defaults, as startproject leaves them
     settings.LOGIN_REDIRECT_URL = "/accounts/profile/"
-    assert url_checks() == ["zart_django.W002", "zart_django.W003"]
-    (login, after) = check_url_integration()
-    assert '"zart_django:login"' in login.hint and '"zart_django:inbox"' in after.hint
+    assert url_checks() == ["zart_approvals.W001", "zart_approvals.W002"]
+    (login, after) = check_login_urls()
+    assert '"zart_approvals:login"' in login.hint and '"zart_approvals:inbox"' in after.hint
     sent_to = client.get("/approvals/").url
     assert client.get(sent_to).status_code == 404
 
-    settings.LOGIN_URL = "zart_django:login"  # what the hints say
-    settings.LOGIN_REDIRECT_URL = "zart_django:inbox"
+    settings.LOGIN_URL = "zart_approvals:login"  # what the hints say
+    settings.LOGIN_REDIRECT_URL = "zart_approvals:inbox"
     assert url_checks() == []
     sent_to = client.get("/approvals/").url
     assert client.get(sent_to).status_code == 200
@@ -174,3 +176,15 @@ def test_nothing_is_checked_for_urls_the_project_does_not_include(settings):
     settings.LOGIN_URL = "/accounts/login/"
     settings.INSTALLED_APPS = [a for a in settings.INSTALLED_APPS if a != "rest_framework"]
     assert url_checks() == []
+
+
+def test_approval_mail_without_a_base_url_is_warned_with_the_setting_to_add(settings):
+    settings.ZART = {**settings.ZART, "APPROVALS_BASE_URL": ""}
+    (warning,) = check_email_links()
+    assert warning.id == "zart_approvals.W003"
+    assert 'ZART["APPROVALS_BASE_URL"]' in warning.hint
+    assert warning in run_checks()  # registered by the approvals app
+    settings.ZART = {**settings.ZART, "APPROVALS_EMAIL": False}
+    assert check_email_links() == []
+    settings.ZART = {**settings.ZART, "APPROVALS_EMAIL": True, "APPROVALS_BASE_URL": "https://x"}
+    assert check_email_links() == []

@@ -90,6 +90,7 @@ class TestShow:
         assert shown["status"] == "completed"
         assert [s["name"] for s in shown["steps"]] == [
             "validate-request",
+            "approval-opened",
             "approval:manager-approval",
         ]
         assert [e["name"] for e in shown["events"]] == ["approval:manager-approval"]
@@ -173,7 +174,7 @@ class TestPurgeAndStats:
         dry = zart_json("purge", "--older-than", "2d", "--dry-run")
         assert dry == {
             "dry_run": True,
-            "deleted": {"executions": 3, "step_results": 3, "events": 1, "approval_requests": 1},
+            "deleted": {"executions": 3, "step_results": 4, "events": 1, "approval_requests": 1},
         }
         assert Execution.objects.count() == 3
         assert zart("purge", "--older-than", "2d", "--status", "cancelled") == (

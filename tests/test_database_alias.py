@@ -153,3 +153,42 @@ def test_a_workflow_runs_on_the_alias_and_leaves_default_alone(databases, tmp_pa
     left_in_default = {table: rows(databases["default"], table) for table in ENGINE_TABLES}
     expected = None if router else 0
     assert left_in_default == dict.fromkeys(ENGINE_TABLES, expected)
+
+
+DECIDE_AS_ALICE = """
+import django
+django.setup()
+from django.contrib.auth.models import User
+from zart_django.approvals import decide
+alice = User.objects.create_superuser("alice", "alice@example.com", "pw")
+decide("approved-on-the-alias", alice, approved=True, comment="fine")
+"""
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("router", [False, True], ids=["manager", "router"])
+def test_an_approval_is_decided_on_the_alias_by_a_user_of_default(databases, router):
+    """The request and the decision live beside the execution on ``zart``; the reviewer is a
+    user of ``default``: the decision and the event it delivers commit together."""
+    manage(databases, "migrate", "--noinput", router=router)
+    manage(databases, "migrate", "--database", "zart", "--noinput", router=router)
+    manage(
+        databases,
+        "zart",
+        "start",
+        "quick-approval",
+        "approved-on-the-alias",
+        json.dumps({"seconds": 600}),
+        router=router,
+    )
+    manage(databases, "run_zart_worker", "--once", router=router, timeout=120)
+    manage(databases, "shell", "-c", DECIDE_AS_ALICE, router=router)
+    manage(databases, "run_zart_worker", "--once", router=router, timeout=120)
+    shown = json.loads(
+        manage(databases, "zart", "show", "approved-on-the-alias", "--json", router=router)
+    )
+
+    assert shown["status"] == "completed"
+    assert rows(databases["zart"], "zart_approvals_approvalrecord") == 1
+    assert rows(databases["default"], "auth_user") == 1
+    assert rows(databases["default"], "zart_approvals_approvalrecord") == (None if router else 0)

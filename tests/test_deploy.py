@@ -148,6 +148,7 @@ class TestPatched:
             ("prepare", "step"),
             (PATCH, "patch"),
             ("check-budget", "step"),
+            ("approval-opened", "step"),
             ("approval:manager", "event"),
         ]
         decide("p-1", manager, approved=True)
@@ -211,7 +212,7 @@ class TestBlocked:
         info = scheduler.get("b-1")
         assert (info.status, info.is_finished, info.finished_at) == ("blocked", False, None)
         assert "step 'check-budget' at position 1" in info.error
-        assert "event 'approval:manager' is recorded" in info.error
+        assert "step 'approval-opened' is recorded" in info.error
         assert 'zart_django.patched("<patch id>")' in info.error and "or revert" in info.error
         assert [r.levelname for r in caplog.records if "blocked" in r.getMessage()] == ["ERROR"]
         assert finished(job, "check-budget") == 0

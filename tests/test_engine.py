@@ -21,6 +21,7 @@ from tests.workflows import Approval, lines, reference_approval
 from zart_django import (
     DurableScheduler,
     EventAlreadyDelivered,
+    EventExpired,
     ExecutionAlreadyExists,
     ExecutionFailed,
     ExecutionFinished,
@@ -288,6 +289,21 @@ class TestEvents:
         run_until_idle()
         with pytest.raises(ExecutionFinished):
             scheduler.offer_event("e-6", "go", Approval(True, "late"))
+
+    def test_event_after_a_timeout_is_refused_while_the_execution_goes_on(self, scheduler, job):
+        scheduler.start("e-9", "waits-then-sleeps", job)
+        run_until_idle()
+        advance_time("121s")
+        with pytest.raises(EventExpired):  # the deadline passed, no worker woke yet
+            scheduler.offer_event("e-9", "go", Approval(True, "late"))
+        run_until_idle()
+        assert scheduler.get("e-9").status == "waiting"  # on its sleep
+        with pytest.raises(EventExpired):  # the wait is stored as timed out
+            scheduler.offer_event("e-9", "go", Approval(True, "later"))
+        assert not Event.objects.filter(execution_id="e-9").exists()
+        advance_time("1h")
+        run_until_idle()
+        assert scheduler.wait_completion("e-9", timeout=1) == "timed out"
 
 
 class TestStart:

@@ -267,9 +267,11 @@ def meets_a_database_error() -> str:
     return "unreachable"
 
 
-def test_a_database_error_that_persists_is_handed_back_not_spun_on_or_failed(scheduler):
+def test_a_database_error_that_persists_is_handed_back_not_spun_on_or_failed(scheduler, settings):
     """Each run is handed back due a poll interval later, so ``run_until_idle`` (which would
-    give up after 1,000 rounds of an execution due at once) returns after one run."""
+    give up after 1,000 rounds of an execution due at once) returns after one run. The interval
+    is long here so that a slow machine cannot reach the due time before the check."""
+    settings.ZART = {**settings.ZART, "POLL_INTERVAL": 60}
     scheduler.start("f-persists", "meets-a-database-error")
     assert run_until_idle() == 1
     connection.close()

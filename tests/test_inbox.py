@@ -40,11 +40,11 @@ def test_login_page_logs_in_and_goes_to_the_inbox(manager):
     assert response["Location"] == "/approvals/"
 
 
-def test_inbox_lists_open_requests_newest_first_with_summary_and_age(manager):
+def test_inbox_lists_open_requests_soonest_deadline_first_with_summary_and_age(manager):
     start_parked("in-1")
     start_parked("in-2")
     page = logged_in(manager).get("/approvals/").content.decode()
-    assert page.index("in-2") < page.index("in-1")
+    assert page.index("in-1") < page.index("in-2")  # in-1 asked first: its 120 s end first
     assert "Bob requests staging-environment" in page
     assert "Need to test the new deployment pipeline" in page
     assert "minute" in page  # the age, "0 minutes"

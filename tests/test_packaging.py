@@ -109,9 +109,12 @@ def test_wheel_holds_only_the_zart_django_package(dists: Dists) -> None:
     for expected in (
         "zart_django/py.typed",
         "zart_django/templates/admin/zart_django/execution/change_form.html",
-        "zart_django/approvals/templates/zart_django/base.html",
+        "zart_django/approvals/templates/zart_approvals/base.html",
         "zart_django/migrations/0001_initial.py",
-        "zart_django/approvals/migrations/0002_approvalrecord_immutable.py",
+        "zart_django/approvals/migrations/0002_immutable_audit.py",
+        "zart_django/approvals/templatetags/zart_approvals.py",
+        "zart_django/approvals/locale/de/LC_MESSAGES/django.po",
+        "zart_django/approvals/locale/de/LC_MESSAGES/django.mo",
         f"{info}licenses/LICENSE",
     ):
         assert expected in names

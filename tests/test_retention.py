@@ -58,7 +58,7 @@ class TestPurge:
 
         assert deleted == expected
         assert deleted["executions"] == 3 and deleted["approval_requests"] == 1
-        assert deleted["step_results"] == 3 and deleted["events"] == 1
+        assert deleted["step_results"] == 4 and deleted["events"] == 1  # with approval-opened
         assert ids() == ["new-1", "new-parked", "old-parked"]
         assert not StepResult.objects.filter(execution_id="old-1").exists()
         assert not Event.objects.filter(execution_id="old-1").exists()

@@ -4,6 +4,7 @@ moments: nothing is lost and no finished step body runs twice. Step bodies log "
 
 from __future__ import annotations
 
+import re
 import signal
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from django.db import connection
 
 from tests.conftest import WorkerProcess, wait_until
 from tests.workflows import Approval, Job, lines
-from zart_django import DurableScheduler
+from zart_django import DurableScheduler, schedules
 from zart_django.models import Execution, StepResult
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(90)]
@@ -252,3 +253,46 @@ def test_an_execution_that_kills_its_worker_every_time_fails_after_max_recoverie
     assert count(job, "start fatal") == 3
     assert count(job, "done first") == 1
     assert survivor.proc.poll() is None
+
+
+def test_killed_inside_an_occurrence_of_a_schedule(tmp_path, monkeypatch, start_worker):
+    """A worker killed inside a scheduled occurrence: another one finishes it without running a
+    finished step again, skips the ticks that pass meanwhile (overlap "skip"), goes on with the
+    schedule, and no tick is started twice."""
+    log = tmp_path / "schedule.log"
+    monkeypatch.setenv("ZART_TEST_WORKFLOW_MODULES", "tests.schedule_workflows")
+    monkeypatch.setenv("ZART_TEST_SCHEDULE_LOG", str(log))
+    gate = Path(f"{log}.hold-second")
+    gate.touch()
+    occurrences = Execution.objects.filter(task_name="every-two-seconds")
+    worker = start_worker()
+    wait_until(lambda: any("start second" in line for line in lines(log)), what="an occurrence")
+    worker.kill()
+    (killed,) = occurrences.values_list("pk", flat=True)
+    assert recorded(killed) == {"first": "completed"}
+    gate.unlink()
+    second_worker = start_worker()
+    wait_until(lambda: status(killed) == "completed", what="the killed occurrence to finish")
+    wait_until(lambda: occurrences.filter(status="completed").count() >= 3, what="later ticks")
+    schedules.pause("every-two-seconds")
+    assert second_worker.terminate() == 0
+    done = lines(log)
+    assert done.count(f"{killed} start first") == 1
+    # the killed attempt, then the one that finished:
+    assert done.count(f"{killed} start second") == 2
+    for execution_id in occurrences.values_list("pk", flat=True):
+        assert done.count(f"{execution_id} done first") <= 1
+        assert done.count(f"{execution_id} done second") <= 1
+    started = [
+        found
+        for w in (worker, second_worker)
+        for found in re.findall(r"execution (\S+): started by its schedule", w.output())
+    ]
+    assert sorted(started) == sorted(occurrences.values_list("pk", flat=True))
+    assert len(set(started)) == len(started)
+    finished = Execution.objects.get(pk=killed).finished_at
+    assert not occurrences.filter(created_at__gt=started_at(killed), created_at__lt=finished)
+
+
+def started_at(execution_id: str):
+    return Execution.objects.get(pk=execution_id).created_at

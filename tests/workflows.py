@@ -135,6 +135,31 @@ def two_levels(data: Quick) -> str:
     return f"{first.reviewer} then {second.reviewer}: {second.approved}"
 
 
+@dataclass
+class Reminded:
+    timeout: str | None = None
+    remind_every: str | None = None
+    escalate_after: str | None = None
+    escalate_to: list[str] = field(default_factory=list)
+
+
+@durable("reminded-approval")
+def reminded_approval(data: Reminded) -> str:
+    """An approval with reminders and escalation, as ``data`` sets them."""
+    try:
+        decision = wait_for_approval(
+            "ok",
+            timeout=data.timeout,
+            title="Deploy <prod> & more",
+            remind_every=data.remind_every,
+            escalate_after=data.escalate_after,
+            escalate_to=data.escalate_to,
+        )
+    except EventTimeout:
+        return "expired"
+    return "approved" if decision.approved else "rejected"
+
+
 def attempt(job: Job, step_name: str) -> int:
     """Log the start of an attempt of ``step_name``'s body and return its number (1, 2, ...)."""
     record(job, f"start {step_name}")
@@ -188,6 +213,17 @@ def waits_with_timeout(job: Job) -> str:
         second(job)
         return "timed out"
     return f"approved={approval.approved}"
+
+
+@durable("waits-then-sleeps")
+def waits_then_sleeps(job: Job) -> str:
+    """A wait with a timeout whose execution lives on after it times out."""
+    try:
+        wait_for_event("go", timeout="120s", type=Approval)
+    except EventTimeout:
+        sleep("after", "1h")
+        return "timed out"
+    return "received"
 
 
 @durable("sleeper")

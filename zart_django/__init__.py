@@ -61,6 +61,8 @@ _EXPORTS = {
     "parse_duration": "durations",
     "Duration": "durations",
     "Worker": "worker",
+    "ScheduleInfo": "schedules",
+    "ScheduleNotFound": "errors",
     "ZartError": "errors",
     "TaskError": "errors",
     "TaskNotFound": "errors",
@@ -102,6 +104,8 @@ __all__ = [
     "RetryPolicy",
     "RunInfo",
     "RunRefused",
+    "ScheduleInfo",
+    "ScheduleNotFound",
     "StepFailed",
     "StepInfo",
     "StepNotFound",
@@ -148,6 +152,7 @@ if TYPE_CHECKING:
         NonDeterminismError,
         PayloadError,
         RunRefused,
+        ScheduleNotFound,
         StepFailed,
         StepNotFound,
         TaskError,
@@ -167,5 +172,6 @@ if TYPE_CHECKING:
     )
     from .retry import RetryPolicy
     from .scheduler import DurableScheduler, ExecutionInfo, RunInfo, StepInfo
+    from .schedules import ScheduleInfo
     from .values import capture, now, random, uuid4
     from .worker import Worker

@@ -2,7 +2,9 @@
 ``change_execution`` get Retry, Rerun from a step and Restart on the page (and Retry/Restart as
 bulk actions), through ``DurableScheduler``; the timeline shows every run. A user allowed to
 delete executions may delete finished ones, as ``DurableScheduler.delete`` does: the rows that
-cascade from them go with them. ``zart_django.approvals`` registers a subclass of
+cascade from them go with them. Schedules are listed read-only, with Pause and Resume actions
+for users who may change them (and Delete, for the row of a task that is gone from the code).
+``zart_django.approvals`` registers a subclass of
 ``ExecutionAdmin`` in its place, which adds Approve/Reject and the decisions."""
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.timesince import timesince
 from django.views.decorators.http import require_POST
 
-from . import clock
+from . import clock, schedules
 from .codec import check_text, displayable
 from .errors import PayloadError, ZartError
 from .models import (
@@ -33,6 +35,7 @@ from .models import (
     UNCLAIMED_SHOWN_AFTER,
     Event,
     Execution,
+    Schedule,
     StepKind,
     StepStatus,
 )
@@ -111,20 +114,20 @@ def _json(value: Any) -> str:
 
 
 def for_each(
-    modeladmin: ExecutionAdmin,
+    modeladmin: admin.ModelAdmin,
     request: HttpRequest,
     queryset: QuerySet,
     act: Callable[[str], Any],
     done_as: str,
     refused_as: str,
 ) -> None:
-    """A bulk action: ``act`` on each selected execution, then one message for those done and
-    one error per refusal (a ``ZartError``'s words)."""
+    """A bulk action: ``act`` on each selected row's key (an execution's id, a schedule's task),
+    then one message for those done and one error per refusal (a ``ZartError``'s words)."""
     done, refused = [], []
-    for execution_id in queryset.values_list("id", flat=True):
+    for key in queryset.values_list("pk", flat=True):
         try:
-            act(execution_id)
-            done.append(execution_id)
+            act(key)
+            done.append(key)
         except ZartError as exc:
             refused.append(str(exc))
     if done:
@@ -144,6 +147,7 @@ class ExecutionAdmin(StorableLookups, ReadOnly, admin.ModelAdmin):
         "task_name",
         "status",
         "waiting_on",
+        "started_by",
         "created_at",
         "finished_at",
         "pretty_input",
@@ -347,3 +351,38 @@ def _duration(step: Any) -> str:
         return "—"
     seconds = (step.finished_at - step.started_at).total_seconds()
     return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
+
+
+@admin.register(Schedule)
+class ScheduleAdmin(admin.ModelAdmin):
+    """The schedules the workers synced from the code: read-only but for Pause and Resume."""
+
+    list_display = (
+        "task_name",
+        "expression",
+        "timezone",
+        "overlap",
+        "next_run_at",
+        "last_occurrence",
+        "paused",
+        "active",
+    )
+    list_filter = ("paused", "active", "overlap")
+    search_fields = ("task_name",)
+    readonly_fields = [field.name for field in Schedule._meta.fields]
+    actions = ["pause_selected", "resume_selected"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.display(description="Schedule")
+    def expression(self, row: Schedule) -> str:
+        return schedules.spec_of(row).describe()
+
+    @admin.action(description="Pause selected schedules", permissions=["change"])
+    def pause_selected(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
+        for_each(self, request, queryset, schedules.pause, "Paused", "Not done")
+
+    @admin.action(description="Resume selected schedules", permissions=["change"])
+    def resume_selected(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
+        for_each(self, request, queryset, schedules.resume, "Resumed", "Not done")

@@ -1,5 +1,5 @@
 """System checks for the ``ZART`` settings, the database they run on, and what a project must
-add beside the URLs it includes (the API needs ``rest_framework``, the inbox a login page)."""
+add beside the URLs it includes (the API needs ``rest_framework``)."""
 
 from __future__ import annotations
 
@@ -148,22 +148,19 @@ def check_sqlite_transactions(app_configs: Any = None, **kwargs: Any) -> list[An
     return warnings
 
 
-API_APP, INBOX_APP = "zart_api", "zart_django"
-"""The ``app_name`` of ``zart_django.api.urls`` and of ``zart_django.urls`` (the inbox)."""
+API_APP = "zart_api"
+"""The ``app_name`` of ``zart_django.api.urls``."""
 TOKEN_AUTHENTICATION = "rest_framework.authentication.TokenAuthentication"
 
 
 @register(Tags.urls)
 def check_url_integration(app_configs: Any = None, **kwargs: Any) -> list[Any]:
     """E006: the API is included without ``rest_framework`` installed; E007: token login without
-    ``rest_framework.authtoken``; W002/W003: ``LOGIN_URL``/``LOGIN_REDIRECT_URL`` reach no page
-    while the inbox is included."""
+    ``rest_framework.authtoken``."""
     mounted = _mounted_apps()
     messages: list[Any] = []
     if API_APP in mounted:
         messages.extend(_check_rest_framework())
-    if INBOX_APP in mounted:
-        messages.extend(_check_login_urls())
     return messages
 
 
@@ -207,30 +204,6 @@ def _check_rest_framework() -> list[Any]:
             )
         ]
     return []
-
-
-def _check_login_urls() -> list[Any]:
-    found = []
-    if not _reaches_a_page(settings.LOGIN_URL):
-        found.append(
-            Warning(
-                f"LOGIN_URL {settings.LOGIN_URL!r} reaches no page, so the inbox sends people who"
-                " are not logged in to a 404",
-                hint='set LOGIN_URL = "zart_django:login" (the inbox\'s login page), or point it'
-                " at your own",
-                id="zart_django.W002",
-            )
-        )
-    if not _reaches_a_page(settings.LOGIN_REDIRECT_URL):
-        found.append(
-            Warning(
-                f"LOGIN_REDIRECT_URL {settings.LOGIN_REDIRECT_URL!r} reaches no page, so logging"
-                " in from the login page itself ends on a 404",
-                hint='set LOGIN_REDIRECT_URL = "zart_django:inbox", or point it at your own page',
-                id="zart_django.W003",
-            )
-        )
-    return found
 
 
 def _reaches_a_page(target: str | None) -> bool:

@@ -10,6 +10,8 @@ ZART = {
     "WORKFLOW_MODULES": [],    # extra modules to import so their durable tasks register
     "DISPATCH": "worker",      # "worker": run_zart_worker runs executions; "django_q": qcluster does
     "RETENTION": None,         # e.g. "30d": workers delete executions finished longer ago
+    "APPROVALS_EMAIL": True,   # email approval requests to those who may decide them
+    "APPROVALS_BASE_URL": "",  # e.g. "https://ops.example.com": makes the emails' links absolute
     "DATABASE": "default",     # the connection alias every query of the engine uses
 }
 ```
@@ -34,6 +36,8 @@ DEFAULTS: dict[str, Any] = {
     "WORKFLOW_MODULES": [],
     "DISPATCH": "worker",
     "RETENTION": None,
+    "APPROVALS_EMAIL": True,
+    "APPROVALS_BASE_URL": "",
     "DATABASE": "default",
 }
 

@@ -26,6 +26,14 @@ class ExecutionNotFound(ZartError, LookupError):
         self.execution_id = execution_id
 
 
+class ScheduleNotFound(ZartError, LookupError):
+    """No schedule is stored for this task (a worker stores it when it starts)."""
+
+    def __init__(self, task_name: str) -> None:
+        super().__init__(f"no schedule for task {task_name!r}")
+        self.task_name = task_name
+
+
 class ExecutionAlreadyExists(ZartError):
     """An execution with this id exists with another task or another input."""
 

@@ -93,6 +93,11 @@ class Execution(EngineModel):
         max_length=16, choices=CompensationStatus.choices, blank=True, default="", db_default=""
     )
     compensation = models.JSONField(null=True, blank=True)
+    started_by = models.CharField(
+        max_length=150,
+        blank=True,
+        help_text="The username of who started it; empty when code started it.",
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -253,3 +258,38 @@ class WorkerSeen(EngineModel):
 
     def __str__(self) -> str:
         return f"{self.host} at {self.seen_at:%Y-%m-%d %H:%M:%S}"
+
+
+class Overlap(models.TextChoices):
+    """What a schedule's tick does while its previous occurrence is unfinished."""
+
+    SKIP = "skip", "Skip the tick"
+    QUEUE = "queue", "Start it once the previous one finishes"
+    ALLOW = "allow", "Start it anyway"
+
+
+class Schedule(EngineModel):
+    """A recurring task's schedule, synced from the code by each worker as it starts: a cron
+    expression (``cron``, read in ``timezone``) or a period (``every``). ``next_run_at`` is its
+    next tick (the database's clock); ``last_occurrence`` the id of the last execution it started.
+    ``active`` is False once the code has the task without a schedule; ``paused`` is set from
+    the admin or ``zart schedules pause``."""
+
+    task_name = models.CharField(primary_key=True, max_length=200)
+    cron = models.CharField(max_length=200, blank=True)
+    every = models.DurationField(null=True, blank=True)
+    timezone = models.CharField(max_length=64)
+    overlap = models.CharField(max_length=8, choices=Overlap.choices, default=Overlap.SKIP)
+    next_run_at = models.DateTimeField(null=True, blank=True)
+    last_occurrence = models.CharField(max_length=200, blank=True)
+    last_run_at = models.DateTimeField(null=True, blank=True)
+    paused = models.BooleanField(default=False)
+    active = models.BooleanField(default=True)
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["task_name"]
+        indexes = [models.Index(fields=["next_run_at"], name="zart_schedule_due")]
+
+    def __str__(self) -> str:
+        return self.task_name

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import inspect
 import typing
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .durations import Duration, parse_duration
 from .errors import TaskNotFound
+
+if TYPE_CHECKING:
+    from .schedules import ScheduleSpec
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,8 @@ class DurableTask:
     events: Mapping[str, Any] = field(default_factory=dict)
     on_failure: Callable[[Any, Any], Any] | None = None
     """``handler(data, failure)``, run durably when an execution fails or times out."""
+    schedule: ScheduleSpec | None = None
+    """When the task recurs (``@durable(schedule=...)`` or ``every=``), else None."""
 
     @functools.cached_property
     def _parameters(self) -> list[inspect.Parameter]:
@@ -59,7 +63,7 @@ class TaskRegistry:
     def register(self, name: str, task: DurableTask | Callable[..., Any]) -> DurableTask:
         """Register ``task`` (a ``@durable`` task or a plain function) under ``name``."""
         if isinstance(task, DurableTask):
-            entry = dataclasses.replace(task, name=name)
+            entry = replace(task, name=name)
         else:
             entry = DurableTask(name, task)
         existing = self._tasks.get(name)
@@ -91,6 +95,10 @@ def durable(
     timeout: Duration | None = None,
     events: Mapping[str, Any] | None = None,
     registry: TaskRegistry | None = None,
+    schedule: str | None = None,
+    every: Duration | None = None,
+    timezone: str | None = None,
+    overlap: str | None = None,
     on_failure: Callable[[Any, Any], Any] | None = None,
 ) -> Callable[[Callable[..., Any]], DurableTask]:
     """Make a function a durable task named ``name`` and register it (in the default registry).
@@ -102,11 +110,27 @@ def durable(
     ``on_failure(data, failure)`` runs durably when an execution fails or times out (its steps
     checkpointed like the function's); ``data`` is the input, ``failure`` a
     ``zart_django.Failure``; its return value is stored as the compensation result.
+
+    ``schedule`` (a cron expression, read in ``timezone``: default ``settings.TIME_ZONE``) or
+    ``every`` (a period) makes the task recur, ``overlap`` ("skip", "queue", "allow") saying what
+    a tick does while the previous occurrence runs: see ``zart_django.schedules``. A parameter
+    of a scheduled task, annotated ``datetime``, receives the occurrence's time.
     """
+    spec = None
+    if schedule is not None or every is not None or timezone is not None or overlap is not None:
+        from .schedules import make_spec
+
+        spec = make_spec(schedule, every, timezone, overlap)
 
     def decorate(fn: Callable[..., Any]) -> DurableTask:
         limit = parse_duration(timeout) if timeout is not None else None
-        task = DurableTask(name, fn, limit, dict(events or {}), on_failure)
+        task = DurableTask(
+            name, fn, limit, dict(events or {}), schedule=spec, on_failure=on_failure
+        )
+        if spec is not None:
+            from .schedules import check_scheduled_task
+
+            check_scheduled_task(task)
         (registry or default_registry).register(name, task)
         return task
 

@@ -304,16 +304,30 @@ def wait_recorded(name: str) -> bool:
     return row.kind == StepKind.EVENT and row.name == name
 
 
-def wait_for_event(name: str, timeout: Duration | None = None, type: Any = Any) -> Any:
+def wait_for_event(
+    name: str,
+    timeout: Duration | None = None,
+    type: Any = Any,
+    *,
+    wake_at: datetime | None = None,
+) -> Any:
     """Return the payload of event ``name`` (rebuilt as ``type``, by default the type the task
     declares for it in ``@durable(events=...)``), parking until it is offered.
 
     While parked the execution holds no thread. The deadline (now + ``timeout``) is stored when
     the wait begins, so a restart does not extend it; past it, ``EventTimeout`` is raised here.
     An event offered before the wait is kept and returned at once.
+
+    ``wake_at`` (an absolute time, instead of ``timeout``) ends the wait without expiring its
+    event: ``EventTimeout`` is raised here (and on every replay), the event is still accepted and
+    a later wait on ``name`` receives it; for timers inside a longer wait, such as reminders.
+    Such a wait has no deadline, so while it is the latest wait ``offer_event`` accepts the event:
+    a caller with an overall deadline refuses late events itself (as ``decide`` does).
     """
     ctx = _require_context("wait_for_event")
     check_name(name, "event name")
+    if wake_at is not None and timeout is not None:
+        raise ValueError("wait_for_event takes a timeout or a wake_at time, not both")
     if type is Any:
         type = ctx.task.events.get(name, Any)
     row = ctx.recorded_at_position(StepKind.EVENT, name)
@@ -333,7 +347,8 @@ def wait_for_event(name: str, timeout: Duration | None = None, type: Any = Any) 
         value = decode(payload, type, f"event {name!r}")
         _record(ctx, row, StepStatus.COMPLETED, payload)
         return value
-    if deadline is not None and clock.now() >= deadline:
+    timer = _earliest(deadline, wake_at)
+    if timer is not None and clock.now() >= timer:
         row.status, row.result, row.finished_at = StepStatus.TIMED_OUT, None, clock.now()
         found, payload = store.expire_wait(ctx.claim, row)
         if not found:
@@ -344,7 +359,7 @@ def wait_for_event(name: str, timeout: Duration | None = None, type: Any = Any) 
         return value
     row.status = StepStatus.WAITING
     row.type_ref = type_ref(type)
-    store.park(ctx.claim, row, name, _earliest(deadline, ctx.deadline))
+    store.park(ctx.claim, row, name, _earliest(timer, ctx.deadline))
     logger.info("execution %s: waiting for event %s", ctx.execution_id, name)
     ctx.suspend()
 

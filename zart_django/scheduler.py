@@ -88,6 +88,8 @@ class ExecutionInfo:
     unclaimed_for: timedelta | None = None
     """How long it has been due with no worker claiming it (None if it is not due). Minutes mean
     no running worker has its task's code: a deploy that dropped or has not yet added the task."""
+    started_by: str = ""
+    """The username of who started it (``start``'s ``started_by``); empty when code did."""
     created: bool = False
     """From ``start``: True when that call stored the execution, False when it found it stored
     already (a repeated, idempotent start). Always False from the other methods."""
@@ -110,8 +112,13 @@ class DurableScheduler:
     def __init__(self, registry: TaskRegistry | None = None) -> None:
         self.registry = registry or default_registry
 
-    def start(self, execution_id: str, task_name: str, input: Any = None) -> ExecutionInfo:
+    def start(
+        self, execution_id: str, task_name: str, input: Any = None, started_by: Any = None
+    ) -> ExecutionInfo:
         """Start task ``task_name`` as ``execution_id`` with ``input``; a worker will run it.
+
+        ``started_by`` (a user or a username) is recorded as who started it: approvals refuse
+        that person's decision unless the wait allows it. A repeated start keeps the first.
 
         Idempotent: starting the same id with the same task and input returns the existing
         execution (its ``created`` is False; True when this call stored it). Raises ``TaskNotFound``, ``PayloadError`` (the id is outside the name alphabet
@@ -122,12 +129,16 @@ class DurableScheduler:
         task = self.registry.get(task_name)
         data = encode(input, "input")
         decode(data, task.input_type, "input")
-        execution, created = store.create_execution(execution_id, task_name, data, _deadline(task))
+        execution, created = store.create_execution(
+            execution_id, task_name, data, _deadline(task), _username(started_by)
+        )
         return replace(_info(execution, *store.load_history(execution_id)), created=created)
 
-    def start_for(self, task: DurableTask, execution_id: str, input: Any = None) -> ExecutionInfo:
+    def start_for(
+        self, task: DurableTask, execution_id: str, input: Any = None, started_by: Any = None
+    ) -> ExecutionInfo:
         """Start the ``@durable`` task ``task`` as ``execution_id`` (see ``start``)."""
-        return self.start(execution_id, task.name, input)
+        return self.start(execution_id, task.name, input, started_by)
 
     def offer_event(self, execution_id: str, name: str, payload: Any = None) -> None:
         """Deliver event ``name`` to an execution; a wait for it resumes (now or when it gets there).
@@ -341,6 +352,23 @@ def deliver_reserved(execution_id: str, name: str, payload: Any) -> None:
     DurableScheduler()._deliver(execution_id, name, payload)
 
 
+USERNAME_LENGTH = 150
+"""The longest ``started_by`` stored (Django's username length)."""
+
+
+def _username(user: Any) -> str:
+    """The username of ``user`` (a user object or a username); empty for none or anonymous."""
+    if user is None:
+        return ""
+    if not isinstance(user, str):
+        if not getattr(user, "is_authenticated", False):
+            return ""
+        user = str(user.get_username())
+    if len(user) > USERNAME_LENGTH:
+        raise PayloadError(f"started_by is longer than {USERNAME_LENGTH} characters")
+    return check_text(user, "started_by")
+
+
 def _deadline(task: DurableTask) -> datetime | None:
     """When a run of ``task`` beginning now times out, if the task has a timeout."""
     return clock.now() + task.timeout if task.timeout else None
@@ -361,6 +389,7 @@ def _info(execution: Execution, past: list[Run], steps: list[StepResult]) -> Exe
         scheduled_at=execution.scheduled_at,
         created_at=execution.created_at,
         finished_at=execution.finished_at,
+        started_by=execution.started_by,
         unclaimed_for=execution.unclaimed_for(clock.now()),
         steps=by_run[execution.run],
         run=execution.run,

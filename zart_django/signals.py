@@ -25,6 +25,8 @@ from typing import Any
 from django.db import transaction
 from django.dispatch import Signal
 
+from . import conf
+
 logger = logging.getLogger("zart_django")
 
 execution_started = Signal()
@@ -45,9 +47,9 @@ step_failed = Signal()
 
 
 def send(signal: Signal, **arguments: Any) -> None:
-    """Send ``signal`` with ``arguments`` once the current transaction commits; log, never raise,
-    what a receiver raises."""
-    transaction.on_commit(lambda: _send_now(signal, arguments))
+    """Send ``signal`` with ``arguments`` once the engine's current transaction commits (on
+    ``ZART["DATABASE"]``); log, never raise, what a receiver raises."""
+    transaction.on_commit(lambda: _send_now(signal, arguments), using=conf.database())
 
 
 def _send_now(signal: Signal, arguments: dict[str, Any]) -> None:

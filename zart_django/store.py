@@ -32,7 +32,18 @@ from typing import Any, ParamSpec, TypeVar
 
 from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import CASCADE, Count, Exists, Max, Min, Model, OuterRef, QuerySet, Subquery
+from django.db.models import (
+    CASCADE,
+    Count,
+    Exists,
+    Max,
+    Min,
+    Model,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+)
 from django.db.models.expressions import RawSQL
 
 from . import backends, clock
@@ -47,6 +58,7 @@ from .errors import (
     ExecutionResuming,
     LeaseLost,
     RunRefused,
+    ScheduleNotFound,
 )
 from .models import (
     ACTIVE_STATUSES,
@@ -55,8 +67,10 @@ from .models import (
     CompensationStatus,
     Event,
     Execution,
+    Overlap,
     Run,
     RunStart,
+    Schedule,
     Status,
     StepKind,
     StepResult,
@@ -124,6 +138,14 @@ def _write(statements: Callable[[], T], *, single: bool = False, reconnect_for: 
                 close_connection()
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
+
+
+def transaction(statements: Callable[[], T]) -> T:
+    """Run ``statements`` as one transaction on the engine's database, as the engine's own
+    writes run: on SQLite it begins IMMEDIATE and a busy file is waited out. For writes that
+    must commit together with the engine's (the approvals' ``decide``); they must be safe to
+    run again after a rollback."""
+    return _write(statements)
 
 
 def _is_busy(exc: BaseException) -> bool:
@@ -194,7 +216,11 @@ class Claim:
 
 
 def create_execution(
-    execution_id: str, task_name: str, input_data: Any, deadline: datetime | None
+    execution_id: str,
+    task_name: str,
+    input_data: Any,
+    deadline: datetime | None,
+    started_by: str = "",
 ) -> tuple[Execution, bool]:
     """Insert a pending execution, atomically, and return the stored execution and whether this
     call inserted it.
@@ -202,17 +228,8 @@ def create_execution(
     An existing execution with the same task and input is returned as is, with False (the start
     is idempotent); one with another task or input raises ``ExecutionAlreadyExists``.
     """
-    now = clock.now()
-    candidate = Execution(
-        id=execution_id,
-        task_name=task_name,
-        input=input_data,
-        status=Status.PENDING,
-        scheduled_at=now,
-        deadline=deadline,
-        created_at=now,
-        updated_at=now,
-    )
+    candidate = _pending(execution_id, task_name, input_data, deadline, clock.now())
+    candidate.started_by = started_by
     with atomic():
         created = _insert_unless_taken(candidate)
         work_is_due()
@@ -225,6 +242,22 @@ def create_execution(
         logger.info("execution %s: started (task %s)", execution_id, task_name)
         send(execution_started, execution_id=execution_id, task_name=task_name, input=input_data)
     return stored, created
+
+
+def _pending(
+    execution_id: str, task_name: str, input_data: Any, deadline: datetime | None, now: datetime
+) -> Execution:
+    """A new execution of ``task_name``, pending and due ``now``."""
+    return Execution(
+        id=execution_id,
+        task_name=task_name,
+        input=input_data,
+        status=Status.PENDING,
+        scheduled_at=now,
+        deadline=deadline,
+        created_at=now,
+        updated_at=now,
+    )
 
 
 def _insert_unless_taken(row: Execution) -> bool:
@@ -715,10 +748,12 @@ def _offer_event(
     if execution.delivered:
         raise EventAlreadyDelivered(execution_id, name)
     now = clock.now()
-    if execution.wait_status == StepStatus.TIMED_OUT or any(
-        deadline is not None and now >= deadline
-        for deadline in (execution.wait_deadline, execution.deadline)
-    ):
+    # A wait with no deadline that timed out was woken by its timer (``wake_at``): its event is
+    # still awaited by a later wait on the same name.
+    expired_wait = execution.wait_deadline is not None and (
+        execution.wait_status == StepStatus.TIMED_OUT or now >= execution.wait_deadline
+    )
+    if expired_wait or (execution.deadline is not None and now >= execution.deadline):
         raise EventExpired(execution_id, name)
     if _any_wait_expired(execution, name, now):
         raise EventExpired(execution_id, name)
@@ -1018,3 +1053,152 @@ def _close_run(execution: Execution, now: datetime) -> None:
 def _copied(row: StepResult) -> dict[str, Any]:
     """A step's stored fields, but its execution and run: what a new run keeps of it."""
     return {name: getattr(row, name) for name in STEP_COLUMNS if name not in ("execution", "run")}
+
+
+@dataclass(frozen=True)
+class Occurrence:
+    """What a schedule's tick starts: the execution (id, input, deadline) for the tick ``at``,
+    and the schedule's next tick after it."""
+
+    execution_id: str
+    at: datetime
+    input: Any
+    deadline: datetime | None
+    next_run_at: datetime
+
+
+def sync_schedules(
+    wanted: Iterable[Schedule],
+    unscheduled: Collection[str],
+    first_run: Callable[[Schedule, datetime], datetime],
+) -> None:
+    """In one transaction: store each of ``wanted`` (task name, expression, time zone, overlap)
+    that is new, changed or inactive, active and next due at ``first_run(row, now)``, keeping its
+    pause; leave an unchanged one as it is; mark inactive the schedules of ``unscheduled`` tasks.
+    Safe to run from several workers at once."""
+
+    def write() -> None:
+        now = database_now()
+        for row in wanted:
+            row.next_run_at = first_run(row, now)
+            row.updated_at = now
+            Schedule.objects.bulk_create([row], ignore_conflicts=True)
+            changed = Schedule.objects.filter(pk=row.pk).filter(
+                ~Q(cron=row.cron)
+                | ~Q(every=row.every)
+                | ~Q(timezone=row.timezone)
+                | ~Q(overlap=row.overlap)
+                | Q(active=False)
+            )
+            changed.update(
+                cron=row.cron,
+                every=row.every,
+                timezone=row.timezone,
+                overlap=row.overlap,
+                next_run_at=row.next_run_at,
+                active=True,
+                updated_at=now,
+            )
+        Schedule.objects.filter(task_name__in=list(unscheduled), active=True).update(
+            active=False, updated_at=now
+        )
+
+    _write(write)
+
+
+def _held_by_queue() -> Q:
+    """A schedule with ``overlap="queue"`` whose last occurrence is unfinished: its tick waits."""
+    unfinished = Execution.objects.filter(pk=OuterRef("last_occurrence")).exclude(
+        status__in=FINISHED_STATUSES
+    )
+    return Q(overlap=Overlap.QUEUE) & Exists(unfinished)
+
+
+def tick_schedules(
+    tasks: Collection[str], plan: Callable[[Schedule, datetime], Occurrence], limit: int
+) -> list[str]:
+    """Start the occurrences of the due schedules of ``tasks`` (up to ``limit`` schedules) and
+    return the ids of the executions stored.
+
+    First one read (no lock) that finds nothing due on most passes. Then one transaction: the due
+    schedules are locked (PostgreSQL skips those another worker holds; SQLite's transaction holds
+    the write lock); for each, ``plan(row, now)`` (``now``: the database's clock) gives the
+    occurrence; unless the overlap policy says skip, it is inserted as the idempotent start
+    inserts, and ``next_run_at`` advances to the occurrence's next tick in the same transaction.
+    A ``queue`` schedule whose last occurrence is unfinished is not due: it stays held.
+    """
+    due = (
+        Schedule.objects.filter(
+            task_name__in=sorted(tasks), paused=False, active=True, next_run_at__lte=_db_time()
+        )
+        .exclude(_held_by_queue())
+        .order_by("next_run_at")
+    )
+    if not due.exists():
+        return []
+    started = _write(lambda: _tick(due, plan, limit))
+    for execution_id, task_name, input_data in started:
+        logger.info("execution %s: started by its schedule (task %s)", execution_id, task_name)
+        send(execution_started, execution_id=execution_id, task_name=task_name, input=input_data)
+    return [execution_id for execution_id, _, _ in started]
+
+
+def _tick(
+    due: QuerySet[Schedule], plan: Callable[[Schedule, datetime], Occurrence], limit: int
+) -> list[tuple[str, str, Any]]:
+    rows = list(due.select_for_update(skip_locked=True)[:limit])
+    now = database_now()
+    started = []
+    for row in rows:
+        occurrence = plan(row, now)
+        fields: dict[str, Any] = {"next_run_at": occurrence.next_run_at, "updated_at": now}
+        previous_runs = (
+            row.overlap == Overlap.SKIP
+            and Execution.objects.filter(pk=row.last_occurrence)
+            .exclude(status__in=FINISHED_STATUSES)
+            .exists()
+        )
+        if previous_runs:
+            logger.info(
+                "schedule %s: tick %s skipped, %s is unfinished (overlap skip)",
+                row.task_name,
+                occurrence.execution_id,
+                row.last_occurrence,
+            )
+        else:
+            execution = _pending(
+                occurrence.execution_id, row.task_name, occurrence.input, occurrence.deadline, now
+            )
+            if _insert_unless_taken(execution):
+                started.append((execution.pk, row.task_name, occurrence.input))
+            fields.update(last_occurrence=execution.pk, last_run_at=occurrence.at)
+        Schedule.objects.filter(pk=row.pk).update(**fields)
+    if started:
+        work_is_due()
+    return started
+
+
+def load_schedules() -> list[Schedule]:
+    """Every stored schedule, by task name: one query."""
+    return list(Schedule.objects.order_by("task_name"))
+
+
+def set_schedule_paused(
+    task_name: str, paused: bool, next_run: Callable[[Schedule, datetime], datetime]
+) -> Schedule:
+    """Pause or resume ``task_name``'s schedule; a resumed one is next due at ``next_run(row,
+    now)``. Raise ``ScheduleNotFound`` if none is stored."""
+
+    def write() -> Schedule:
+        row = Schedule.objects.select_for_update().filter(pk=task_name).first()
+        if row is None:
+            raise ScheduleNotFound(task_name)
+        if row.paused != paused:
+            row.paused = paused
+            row.updated_at = database_now()
+            if not paused:
+                row.next_run_at = next_run(row, row.updated_at)
+            row.save(update_fields=["paused", "next_run_at", "updated_at"])
+        return row
+
+    return _write(write)

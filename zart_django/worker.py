@@ -6,6 +6,10 @@ Each thread checks its database connection before each unit of work (a claim, a 
 heartbeat) and replaces one the server closed, so a database restart costs a reconnect, not a
 lease.
 
+Each pass of the loop also ticks the schedules of the worker's recurring tasks (synced into
+the database when the worker starts; see ``zart_django.schedules``), before it claims, so an
+occurrence it starts is claimed in the same pass.
+
 With ``ZART["RETENTION"]`` set, a worker also deletes executions finished longer ago than that,
 one bounded batch at a time between claims (see ``_purge_now_and_then``).
 """
@@ -22,7 +26,7 @@ from datetime import datetime
 
 from django.db import DatabaseError, InterfaceError
 
-from . import clock, conf, metrics, store
+from . import clock, conf, metrics, schedules, store
 from .models import FINISHED_STATUSES
 from .notify import Listener
 from .registry import TaskRegistry, default_registry
@@ -78,6 +82,7 @@ class Worker:
         self._lock = threading.Lock()
         self._inflight: dict[Future[None], store.Claim] = {}
         self._blocked_retried = False
+        self._schedules_synced = False
 
     def stop(self) -> None:
         """Stop claiming; ``run`` returns once the executions in flight have finished or parked."""
@@ -117,6 +122,7 @@ class Worker:
             self._wake.clear()
             self._say_seen_now_and_then()
             self._purge_now_and_then()
+            self._tick_schedules()
             wanted = min(self.concurrency - len(self._inflight), self.batch_size)
             if wanted > 0:
                 self._check_connection("the claim loop")
@@ -188,6 +194,20 @@ class Worker:
             )
         if count >= PURGE_BATCH:
             _next_purge = 0.0
+
+    def _tick_schedules(self) -> None:
+        """Start the due occurrences of this worker's schedules (syncing them from the code
+        first, once); a database error is logged and the next pass tries again."""
+        try:
+            if not self._schedules_synced:
+                schedules.sync(self.registry)
+                self._schedules_synced = True
+            schedules.tick(self.registry)
+        except _DB_ERRORS as exc:
+            logger.warning(
+                "worker %s: could not tick schedules: %s", self.name, store.first_line(exc)
+            )
+            store.close_connection()
 
     def _retry_blocked(self) -> None:
         """Make due, once, the executions of this worker's tasks that a history mismatch blocked

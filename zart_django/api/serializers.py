@@ -52,6 +52,27 @@ class NameField(serializers.CharField):
             raise serializers.ValidationError(str(exc)) from None
 
 
+TEXT_PATTERN = "^[^\\u0000]*$"
+"""Text without a NUL character (which DRF's ``CharField`` refuses, and PostgreSQL cannot store)."""
+
+
+@extend_schema_field({"type": "string", "pattern": TEXT_PATTERN})
+class TextField(serializers.CharField):
+    """Free text, documented as refusing the NUL character, as ``CharField`` does."""
+
+
+STEP_NAME_PATTERN = r"^[^\x00]{1,200}$"
+"""What a step name may hold, as the field reads it: any text but NUL (which it refuses)."""
+
+
+@extend_schema_field({"type": "string", "pattern": STEP_NAME_PATTERN})
+class StepNameField(serializers.CharField):
+    """A recorded step's name: 1 to 200 characters, no NUL, whitespace kept."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(min_length=1, max_length=200, trim_whitespace=False, **kwargs)
+
+
 class TaskField(serializers.ChoiceField):
     """A task name, documented as one of the tasks registered in this process; an unknown one is
     left to the scheduler, whose refusal names the registered tasks."""
@@ -89,6 +110,7 @@ class ExecutionSerializer(serializers.Serializer):
     output = StoredJSONField(allow_null=True)
     error = serializers.CharField(allow_blank=True)
     waiting_on = serializers.CharField(allow_blank=True)
+    started_by = serializers.CharField(allow_blank=True)
     created_at = serializers.DateTimeField()
     finished_at = serializers.DateTimeField(allow_null=True)
 
@@ -152,16 +174,10 @@ class StartSerializer(serializers.Serializer):
     input = PayloadField(required=False, allow_null=True, default=None)
 
 
-@extend_schema_field({"type": "string", "minLength": 1, "maxLength": 200, "pattern": r"^[^\x00]*$"})
-class StepNameField(serializers.CharField):
-    """A recorded step's name: any text without a NUL character, which the field refuses (the
-    schema says so, as it says the name alphabet of ``NameField``)."""
-
-
 class RerunSerializer(serializers.Serializer):
     """``POST /executions/{id}/rerun/``: the recorded step to run again from."""
 
-    from_step = StepNameField(min_length=1, max_length=200, trim_whitespace=False)
+    from_step = StepNameField()
 
 
 class RestartSerializer(serializers.Serializer):

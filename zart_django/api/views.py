@@ -213,7 +213,9 @@ class ExecutionViewSet(ApiViewSet):
         form.is_valid(raise_exception=True)
         data = form.validated_data
         try:
-            info = DurableScheduler().start(data["execution_id"], data["task"], data["input"])
+            info = DurableScheduler().start(
+                data["execution_id"], data["task"], data["input"], started_by=request.user
+            )
         except ZartError as exc:
             raise as_api_error(exc, field="input") from exc
         answer = status.HTTP_201_CREATED if info.created else status.HTTP_200_OK

@@ -28,7 +28,10 @@ _EXPORTS = {
     "can_decide": "services",
     "decidable_by": "services",
     "find_request": "services",
+    "reassign": "services",
     "ApprovalError": "errors",
+    "ApprovalInvalid": "errors",
+    "ApprovalFormMissing": "errors",
     "ApprovalNotFound": "errors",
     "ApprovalPermissionDenied": "errors",
     "ApprovalAlreadyDecided": "errors",
@@ -40,12 +43,15 @@ __all__ = [
     "ApprovalClosed",
     "ApprovalDecision",
     "ApprovalError",
+    "ApprovalFormMissing",
+    "ApprovalInvalid",
     "ApprovalNotFound",
     "ApprovalPermissionDenied",
     "can_decide",
     "decidable_by",
     "decide",
     "find_request",
+    "reassign",
     "wait_for_approval",
 ]
 
@@ -59,8 +65,10 @@ if TYPE_CHECKING:
         ApprovalAlreadyDecided,
         ApprovalClosed,
         ApprovalError,
+        ApprovalFormMissing,
+        ApprovalInvalid,
         ApprovalNotFound,
         ApprovalPermissionDenied,
     )
-    from .services import can_decide, decidable_by, decide, find_request
+    from .services import can_decide, decidable_by, decide, find_request, reassign
     from .waiting import wait_for_approval

@@ -26,9 +26,9 @@ from zart_django.errors import PayloadError, ZartError
 from zart_django.models import Execution
 
 from .errors import ApprovalNotFound
-from .forms import DecisionForm
-from .models import DEFAULT_PERMISSION, ApprovalRecord, ApprovalRequest, Source
-from .services import can_decide, decide, find_request, resume_note
+from .forms import DecisionForm, ReassignForm
+from .models import DEFAULT_PERMISSION, ApprovalRecord, ApprovalRequest, Reassignment, Source
+from .services import can_vote, decide, find_request, may_reassign, resume_note
 from .waiting import NAMESPACE
 
 
@@ -36,7 +36,17 @@ class DecisionInline(ReadOnly, admin.TabularInline):
     model = ApprovalRecord
     extra = 0
     verbose_name = "decision"
-    fields = ("event", "approved", "reviewer", "reviewer_name", "comment", "source", "decided_at")
+    fields = (
+        "event",
+        "approved",
+        "reviewer",
+        "reviewer_name",
+        "delegated_by",
+        "comment",
+        "data",
+        "source",
+        "decided_at",
+    )
     readonly_fields = fields
 
 
@@ -116,7 +126,12 @@ class ApprovalExecutionAdmin(ExecutionAdmin):
             self.admin_site.admin_view(require_POST(self.decide_view)),
             name="zart_django_execution_decide",
         )
-        return [decide_url, *super().get_urls()]
+        reassign_url = path(
+            "<path:object_id>/reassign/",
+            self.admin_site.admin_view(require_POST(self.reassign_view)),
+            name="zart_django_execution_reassign",
+        )
+        return [decide_url, reassign_url, *super().get_urls()]
 
     def change_view(
         self,
@@ -134,8 +149,11 @@ class ApprovalExecutionAdmin(ExecutionAdmin):
             context.update(
                 approval=approval,
                 approval_record=approval.record,
-                approval_can_decide=approval.is_open and can_decide(request.user, approval),
-                decision_form=DecisionForm(),
+                approval_votes=approval.votes,
+                approval_can_decide=can_vote(request.user, approval),
+                approval_can_reassign=may_reassign(request.user, approval),
+                decision_form=DecisionForm(approval=approval),
+                reassign_form=ReassignForm(),
             )
         return super().change_view(request, object_id, form_url, context)
 
@@ -143,13 +161,13 @@ class ApprovalExecutionAdmin(ExecutionAdmin):
         """POST Approve/Reject with a comment from the execution's page."""
         if not self.has_view_permission(request):
             raise PermissionDenied
-        form = DecisionForm(request.POST)
         page = reverse("admin:zart_django_execution_change", args=[object_id])
-        if not form.is_valid():
-            self.message_user(request, "Choose Approve or Reject.", messages.ERROR)
-            return HttpResponseRedirect(page)
         try:
             execution_id = check_text(unquote(object_id), "execution id")
+            form = DecisionForm(request.POST, approval=find_request(execution_id))
+            if not form.is_valid():
+                self.message_user(request, _form_problems(form), messages.ERROR)
+                return HttpResponseRedirect(page)
             record = form.decide(execution_id, request.user, Source.ADMIN)
         except ZartError as exc:
             self.message_user(request, f"Not decided: {exc}", messages.ERROR)
@@ -157,6 +175,38 @@ class ApprovalExecutionAdmin(ExecutionAdmin):
         verdict = "Approved" if record.approved else "Rejected"
         self.message_user(request, f"{verdict} {execution_id}. {resume_note()}")
         return HttpResponseRedirect(page)
+
+    def reassign_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """POST Reassign (to a username, with a reason) from the execution's page."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        page = reverse("admin:zart_django_execution_change", args=[object_id])
+        form = ReassignForm(request.POST)
+        if not form.is_valid():
+            self.message_user(request, "Name the user and say why.", messages.ERROR)
+            return HttpResponseRedirect(page)
+        try:
+            execution_id = check_text(unquote(object_id), "execution id")
+            entry = form.reassign(execution_id, request.user)
+        except ZartError as exc:
+            self.message_user(request, f"Not reassigned: {exc}", messages.ERROR)
+            return HttpResponseRedirect(page)
+        self.message_user(
+            request, f"Reassigned {execution_id} to {entry.to.removeprefix('user:')}."
+        )
+        return HttpResponseRedirect(page)
+
+
+def _form_problems(form: DecisionForm) -> str:
+    """What is wrong with a posted decision form, naming the decision data's fields."""
+    if form.errors.get("decision"):
+        return "Choose Approve or Reject."
+    problems = dict(form.errors)
+    if form.data_form is not None:
+        problems.update(form.data_form.errors)
+    return "Not decided: " + "; ".join(
+        f"{name}: {' '.join(str(m) for m in errors)}" for name, errors in problems.items()
+    )
 
 
 admin.site.unregister(Execution)  # registered by zart_django.admin, imported above
@@ -174,6 +224,10 @@ class ApprovalRequestAdmin(StorableLookups, ReadOnly, admin.ModelAdmin):
         "title",
         "summary",
         "permission",
+        "assignees",
+        "required",
+        "allow_requester",
+        "form",
         "status",
         "created_at",
         "closed_at",
@@ -192,8 +246,27 @@ class ApprovalRecordAdmin(StorableLookups, ReadOnly, admin.ModelAdmin):
         "approved",
         "reviewer",
         "reviewer_name",
+        "delegated_by",
         "comment",
+        "data",
         "source",
         "decided_at",
+    )
+    fields = readonly_fields
+
+
+@admin.register(Reassignment)
+class ReassignmentAdmin(StorableLookups, ReadOnly, admin.ModelAdmin):
+    list_display = ("execution_id", "event", "reassigned_by", "to", "reassigned_at")
+    search_fields = ("execution_id", "reassigned_by", "to", "reason")
+    readonly_fields = (
+        "execution_id",
+        "event",
+        "reassigned_by",
+        "to",
+        "reason",
+        "assignees_before",
+        "assignees_after",
+        "reassigned_at",
     )
     fields = readonly_fields

@@ -8,27 +8,62 @@ from typing import Any
 
 from rest_framework import serializers, status
 from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from zart_django.api.base import ApiViewSet
 from zart_django.api.schema import JsonSchema, documented, errors
-from zart_django.api.serializers import NameField
+from zart_django.api.serializers import NameField, TextField
 from zart_django.api.views import ID, PAGES, Pagination, as_api_error
 from zart_django.errors import ZartError
 
-from .errors import ApprovalNotFound
-from .models import ApprovalRecord, ApprovalRequest, Source
-from .services import decidable_by, decide, find_request, may_see
+from .errors import ApprovalInvalid, ApprovalNotFound
+from .models import ApprovalRecord, ApprovalRequest, Reassignment, Source
+from .services import decidable_by, decide, find_request, may_see, reassign
 
 
 class DecideSerializer(serializers.Serializer):
     """``POST /approvals/{id}/decide/``. The reviewer is the authenticated user, never a field."""
 
     approved = serializers.BooleanField()
-    comment = serializers.CharField(required=False, allow_blank=True, default="")
+    comment = TextField(required=False, allow_blank=True, default="")
     event = NameField(required=False, trim_whitespace=False)
+    data = serializers.DictField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="The values of the request's decision form (see its ``form``), by field name.",
+    )
+
+
+class ReassignSerializer(serializers.Serializer):
+    """``POST /approvals/{id}/reassign/``: hand the request to the user ``to``, saying why."""
+
+    to = TextField(
+        min_length=1,
+        max_length=150,
+        trim_whitespace=False,
+        help_text='A username (or "user:<username>").',
+    )
+    reason = TextField(min_length=1, trim_whitespace=False)
+    event = NameField(required=False, trim_whitespace=False)
+
+
+class ReassignmentSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Reassignment
+        fields = [
+            "execution_id",
+            "event",
+            "reassigned_by",
+            "to",
+            "reason",
+            "assignees_before",
+            "assignees_after",
+            "reassigned_at",
+        ]
 
 
 class DecisionSerializer(serializers.ModelSerializer):
@@ -44,13 +79,17 @@ class DecisionSerializer(serializers.ModelSerializer):
             "comment",
             "source",
             "decided_at",
+            "delegated_by",
+            "data",
         ]
 
 
 class ApprovalRequestSerializer(serializers.ModelSerializer):
     task = serializers.CharField(source="execution.task_name")
     outcome = serializers.CharField()
+    progress = serializers.CharField()
     decision = serializers.SerializerMethodField()
+    votes = DecisionSerializer(many=True)
 
     class Meta:
         model = ApprovalRequest
@@ -62,10 +101,16 @@ class ApprovalRequestSerializer(serializers.ModelSerializer):
             "title",
             "summary",
             "permission",
+            "assignees",
+            "required",
+            "allow_requester",
+            "form",
             "outcome",
+            "progress",
             "created_at",
             "closed_at",
             "decision",
+            "votes",
         ]
 
     def get_decision(self, request: ApprovalRequest) -> dict[str, Any] | None:
@@ -105,11 +150,15 @@ class ApprovalViewSet(ApiViewSet):
     @documented(
         request=DecideSerializer,
         parameters=[ID],
-        responses={201: DecisionSerializer, **errors(404, 409, 415)},
+        responses={201: DecisionSerializer, **errors(400, 403, 404, 409, 415)},
     )
     @action(detail=True, methods=["post"])
     def decide(self, request: Request, pk: str) -> Response:
-        """Approve or reject as the authenticated user (a ``reviewer`` field is ignored)."""
+        """Vote to approve or reject as the authenticated user (a ``reviewer`` field is ignored):
+        400 for decision ``data`` the request's form refuses, naming the field; 403 for a user
+        who is not an assignee or who started the execution; 409 once decided, voted on by this
+        user, closed, or when its form no longer imports. The vote that rejects it, or that
+        brings the approvals to ``required``, decides it and resumes the execution."""
         form = DecideSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         data: dict[str, Any] = form.validated_data
@@ -121,7 +170,37 @@ class ApprovalViewSet(ApiViewSet):
                 comment=data["comment"],
                 source=Source.API,
                 event=data.get("event"),
+                data=data["data"],
             )
         except ZartError as exc:
-            raise as_api_error(exc) from exc
+            raise _api_error(exc) from exc
         return Response(DecisionSerializer(record).data, status=status.HTTP_201_CREATED)
+
+    @documented(
+        request=ReassignSerializer,
+        parameters=[ID],
+        responses={201: ReassignmentSerializer, **errors(400, 403, 404, 409, 415)},
+    )
+    @action(detail=True, methods=["post"])
+    def reassign(self, request: Request, pk: str) -> Response:
+        """Hand the open request to the user ``to`` with a ``reason``: an assignee hands over
+        their own assignment; a holder of ``zart_approvals.reassign_approval`` replaces all
+        assignees. 400 without a reason, or for a ``to`` that is no active user, is the caller,
+        the requester or voted already; 403 for anyone else; 409 once it is closed."""
+        form = ReassignSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data: dict[str, Any] = form.validated_data
+        try:
+            entry = reassign(
+                pk, request.user, to=data["to"], reason=data["reason"], event=data.get("event")
+            )
+        except ZartError as exc:
+            raise _api_error(exc) from exc
+        return Response(ReassignmentSerializer(entry).data, status=status.HTTP_201_CREATED)
+
+
+def _api_error(exc: ZartError) -> Exception:
+    """``as_api_error``, with a refused input named: ``{"data": {"amount": [...]}}``."""
+    if isinstance(exc, ApprovalInvalid):
+        return ValidationError({exc.field: exc.details or [str(exc)]})
+    return as_api_error(exc)

@@ -14,16 +14,26 @@ class ApprovalsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        """Reserve the ``approval:`` event names, and add the approvals to the engine's REST
-        API, ``manage.py zart show`` and ready-made groups (the admin's part is in ``admin``)."""
+        """Reserve the ``approval:`` event names, add the approvals to the engine's REST API,
+        ``manage.py zart show`` and ready-made groups (the admin's part is in ``admin``), mail a
+        reassigned request's delegate, and register the app's system checks (the inbox's login
+        settings, the mail's links)."""
+        from django.core import checks
+
         from zart_django import groups
         from zart_django.api import extensions
         from zart_django.management.cli import add_show_section
 
+        from . import notifications
+        from .checks import check_email_links, check_login_urls
         from .cli import SECTION
+        from .signals import approval_reassigned
         from .waiting import api_refusal, reserve_decision_events
 
         reserve_decision_events()
+        approval_reassigned.connect(notifications.on_reassigned, dispatch_uid="zart-reassigned")
+        checks.register(check_login_urls, checks.Tags.urls)
+        checks.register(check_email_links, checks.Tags.compatibility)
         extensions.add_route("approvals", "zart_django.approvals.api.ApprovalViewSet", "approval")
         extensions.add_permission(
             "zart_approvals.decide_approval", "decide approvals at /api/approvals/"

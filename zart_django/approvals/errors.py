@@ -23,13 +23,14 @@ class ApprovalNotFound(ApprovalError, LookupError):
 
 
 class ApprovalPermissionDenied(ApprovalError):
-    """The user lacks the permission this request needs."""
+    """The user may not do this: not an assignee (or lacking the permission the request needs),
+    the person who started the execution, or reassigning without the right."""
 
     status_code = 403
 
-    def __init__(self, execution_id: str, permission: str) -> None:
+    def __init__(self, execution_id: str, permission: str, reason: str | None = None) -> None:
         super().__init__(
-            f"you need the permission {permission!r} to decide execution {execution_id!r}"
+            reason or f"you need the permission {permission!r} to decide execution {execution_id!r}"
         )
         self.permission = permission
 
@@ -42,5 +43,31 @@ class ApprovalAlreadyDecided(ApprovalError):
 
 class ApprovalClosed(ApprovalError):
     """The request can no longer be decided: its wait timed out or the execution ended."""
+
+    status_code = 409
+
+
+class ApprovalInvalid(ApprovalError):
+    """The decision or reassignment is malformed: decision data its form refuses (the message
+    names each field), data for a request without a form, a reassignment without a reason or
+    to nobody. ``field`` names the input at fault; ``details`` holds the form's messages per
+    field of the decision data."""
+
+    status_code = 400
+
+    def __init__(
+        self,
+        message: str,
+        field: str = "non_field_errors",
+        details: dict[str, list[str]] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.field = field
+        self.details = details
+
+
+class ApprovalFormMissing(ApprovalError):
+    """The request's decision form can no longer be imported (a deploy removed or renamed it):
+    nobody can decide it until the form is back."""
 
     status_code = 409

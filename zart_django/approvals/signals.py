@@ -22,3 +22,12 @@ approval_requested = Signal()
 approval_decided = Signal()
 """A person decided: ``execution_id``, ``task_name``, ``event``, ``approved``, ``reviewer``
 (username), ``comment``, ``source`` (admin, inbox, api, code)."""
+
+approval_voted = Signal()
+"""A person voted on a request that needs more approvals (the last vote sends
+``approval_decided`` instead): ``execution_id``, ``task_name``, ``event``, ``approved``,
+``reviewer``, ``progress`` ("1 of 2 approvals")."""
+
+approval_reassigned = Signal()
+"""A request was handed to someone else: ``execution_id``, ``request`` (the
+``ApprovalRequest``), ``reassigned_by`` (username), ``to`` ("user:<username>"), ``reason``."""

@@ -1,12 +1,12 @@
 """``manage.py zart``: list, inspect, start, offer to, cancel, retry, rerun, restart and purge
-executions from a shell.
+executions from a shell; list, pause and resume schedules (``zart schedules [pause|resume NAME]``).
 
 Every subcommand prints a table for people, or with ``--json`` one JSON document for scripts, and
 goes through ``DurableScheduler`` for anything it changes. Exit codes: ``0`` done; ``1`` refused
 (the execution is finished, the event was delivered or expired or is reserved, the id is
 taken with another task or input, a retry/rerun/restart its status does not allow); ``2`` usage (bad arguments, malformed JSON, an id or name
 outside the name alphabet, a value that does not fit the task's type); ``3`` not found (no such
-execution, task or recorded step). Errors go to stderr.
+execution, task, recorded step or schedule). Errors go to stderr.
 
 A subcommand is a function registered with ``@subcommand``; adding one is a few lines.
 """
@@ -21,7 +21,15 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from zart_django import DurableScheduler, ExecutionInfo, PayloadError, ZartError, conf, store
+from zart_django import (
+    DurableScheduler,
+    ExecutionInfo,
+    PayloadError,
+    ZartError,
+    conf,
+    schedules,
+    store,
+)
 from zart_django.clock import now
 from zart_django.management.cli import age, at_least_one, cell, show_sections, table, when
 from zart_django.models import FINISHED_STATUSES, UNCLAIMED_SHOWN_AFTER, Status
@@ -336,3 +344,44 @@ def stats(options: dict[str, Any]) -> Output:
         on = found.oldest_parked.waiting_on
         lines.append(f"Oldest parked: {found.oldest_parked.id}, waiting on {on} for {parked}")
     return Output(data, "\n".join(lines))
+
+
+def _schedules_arguments(parser: ArgumentParser) -> None:
+    parser.add_argument(
+        "action", nargs="?", choices=("list", "pause", "resume"), default="list", help="(list)"
+    )
+    parser.add_argument("name", nargs="?", help="the scheduled task's name (pause, resume)")
+
+
+@subcommand(
+    "schedules",
+    "recurring tasks: list them, or pause or resume one (zart schedules pause NAME)",
+    _schedules_arguments,
+)
+def schedules_command(options: dict[str, Any]) -> Output:
+    action, name = options["action"], options["name"]
+    if action == "list":
+        rows = [asdict(info) for info in schedules.list_schedules()]
+        headers = ("TASK", "SCHEDULE", "TIME ZONE", "OVERLAP", "NEXT RUN", "LAST", "PAUSED")
+        cells = [
+            (r["task"], r["expression"], r["timezone"], r["overlap"])
+            + (when(r["next_run_at"]), r["last_occurrence"], _paused(r))
+            for r in rows
+        ]
+        return Output(rows, table(headers, cells) if rows else "No schedules.")
+    if not name:
+        raise CommandError(
+            f"give the task's name: zart schedules {action} NAME", returncode=EXIT_USAGE
+        )
+    info = schedules.pause(name) if action == "pause" else schedules.resume(name)
+    text = (
+        f"{info.task}: {'paused' if info.paused else 'resumed'}, next run {when(info.next_run_at)}"
+    )
+    return Output(asdict(info), text)
+
+
+def _paused(row: dict[str, Any]) -> str:
+    """ "yes", "no", or "inactive" for a schedule its task's code no longer has."""
+    if not row["active"]:
+        return "inactive"
+    return "yes" if row["paused"] else "no"
