@@ -96,6 +96,8 @@ class Execution(EngineModel):
     started_by = models.CharField(
         max_length=150,
         blank=True,
+        default="",
+        db_default="",
         help_text="The username of who started it; empty when code started it.",
     )
 

@@ -75,6 +75,8 @@ class Migration(migrations.Migration):
                     "started_by",
                     models.CharField(
                         blank=True,
+                        db_default="",
+                        default="",
                         help_text="The username of who started it; empty when code started it.",
                         max_length=150,
                     ),
