@@ -13,11 +13,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from itertools import islice
 
 from django.contrib.auth.models import Group, Permission, User
 from django.db import connection, transaction
+from django.db.models import Model
 from django.test import Client
 from django.test.utils import CaptureQueriesContext, override_settings
 from django.utils import timezone
@@ -60,13 +61,13 @@ class PageCost:
 def page_costs(small: int, large: int, repeats: int) -> list[tuple[PageCost, PageCost]]:
     """Every page's cost at ``small`` open requests, then at ``large``; empties the tables."""
     clear()
-    users = _users()
+    clients = _clients()
     deep = int(small * VISIBLE_SHARE) // PAGE_SIZE  # the small inbox's last full page
     pages = _pages(deep)
     load(0, small)
-    at_small = [_measure(name, url, fetch, users, small, repeats) for name, url, fetch in pages]
+    at_small = [_measure(name, url, fetch, clients, small, repeats) for name, url, fetch in pages]
     load(small, large)
-    at_large = [_measure(name, url, fetch, users, large, repeats) for name, url, fetch in pages]
+    at_large = [_measure(name, url, fetch, clients, large, repeats) for name, url, fetch in pages]
     clear()
     return list(zip(at_small, at_large, strict=True))
 
@@ -109,7 +110,7 @@ def _measure(
     return PageCost(name, url, size, queries, median(seconds), percentile(seconds, 95))
 
 
-def _users() -> dict[str, Client]:
+def _clients() -> dict[str, Client]:
     """The manager (deciding through a group), logged in to the pages and to the API, and a
     superuser logged in to the admin."""
     group = Group.objects.create(name=GROUP)
@@ -154,7 +155,7 @@ def _last_request() -> int:
 
 
 def clear() -> None:
-    """Empty the approvals' tables, the engine's, the users and the sessions."""
+    """Empty the approvals' tables, the engine's, the users and the groups."""
     with connection.cursor() as cursor:
         for model in (ApprovalAssignee, Reassignment, ApprovalRecord, ApprovalRequest):
             table = model._meta.db_table
@@ -167,12 +168,12 @@ def clear() -> None:
     Group.objects.all().delete()
 
 
-def _insert(model: type, objects: Iterator) -> None:
+def _insert(model: type[Model], objects: Iterator[Model]) -> None:
     while batch := list(islice(objects, BATCH)):
         model.objects.bulk_create(batch)
 
 
-def _execution(i: int, now, finished: bool = False) -> Execution:
+def _execution(i: int, now: datetime, finished: bool = False) -> Execution:
     created = now - timedelta(seconds=i)
     return Execution(
         id=f"{'done' if finished else 'open'}-{i}",
@@ -188,7 +189,7 @@ def _execution(i: int, now, finished: bool = False) -> Execution:
     )
 
 
-def _request(i: int, now, finished: bool = False) -> ApprovalRequest:
+def _request(i: int, now: datetime, finished: bool = False) -> ApprovalRequest:
     spec = ASSIGNEES[i % len(ASSIGNEES)]
     return ApprovalRequest(
         execution_id=f"{'done' if finished else 'open'}-{i}",
