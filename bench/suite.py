@@ -37,10 +37,15 @@ class Sizes:
     resume_steps: tuple[int, ...]
     resume_repeats: int
     profile_approvals: int
+    inbox_small: int
+    inbox_large: int
+    inbox_repeats: int
 
 
-FULL = Sizes(300, 500, 500, 3, 40, 10_000, 1_000_000, 100, (10, 100, 1000), 3, 200)
-QUICK = Sizes(40, 100, 100, 1, 8, 10_000, 100_000, 20, (10, 100, 1000), 1, 20)
+FULL = Sizes(
+    300, 500, 500, 3, 40, 10_000, 1_000_000, 100, (10, 100, 1000), 3, 200, 10_000, 100_000, 9
+)
+QUICK = Sizes(40, 100, 100, 1, 8, 10_000, 100_000, 20, (10, 100, 1000), 1, 20, 2_000, 20_000, 5)
 WORKER_PROCESSES = (1, 2, 4)  # on PostgreSQL; SQLite gets one (it has a single writer anyway)
 
 
@@ -70,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         *_throughput(args.db, sizes),
         *_latency(args.db, sizes, args.poll_interval),
         *_claims(args.db, sizes),
+        *_inbox(args.db, sizes),
     ]
     report = _timed(
         f"profile ({sizes.profile_approvals} approvals)", profile, sizes.profile_approvals
@@ -283,6 +289,36 @@ def _claims(db: str, sizes: Sizes) -> list[Figure]:
             ("nothing due", small.empty_p50, large.empty_p50),
             ("10 due", small.due_p50, large.due_p50),
         )
+    ]
+
+
+def _inbox(db: str, sizes: Sizes) -> list[Figure]:
+    """Item 7: the manager's pages with many open requests beside them with a tenth as many."""
+    from bench.inbox import page_costs
+    from bench.results import Figure
+
+    small, large = sizes.inbox_small, sizes.inbox_large
+    title = f"manager's pages with {small:,} then {large:,} open requests"
+    costs = _timed(title, page_costs, small, large, sizes.inbox_repeats)
+    return [
+        Figure(
+            7,
+            db,
+            f"{at_large.page}, {large:,} open (vs {small:,}), {at_large.queries} queries",
+            at_large.p50 * 1000,
+            "ms",
+            at_small.p50 * 1000,
+            "ms",
+            "same queries, ratio <= 1.5",
+            at_large.queries == at_small.queries and at_large.p50 / at_small.p50 <= 1.5,
+            {
+                "url": at_large.url,
+                "queries": {"small": at_small.queries, "large": at_large.queries},
+                "p95_ms": {"small": at_small.p95 * 1000, "large": at_large.p95 * 1000},
+                "repeats": sizes.inbox_repeats,
+            },
+        )
+        for at_small, at_large in costs
     ]
 
 
