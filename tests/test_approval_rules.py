@@ -203,7 +203,8 @@ class TestSegregationOfDuties:
         clerk = make_user("clerk")
         parked(plain, "sod-5", started_by=clerk)
         assert (
-            logged_in(clerk).get(reverse("zart_approvals:detail", args=["sod-5"])).status_code == 200
+            logged_in(clerk).get(reverse("zart_approvals:detail", args=["sod-5"])).status_code
+            == 200
         )
         decide("sod-5", person("erin", DECIDE), approved=True)
         history = logged_in(clerk).get(reverse("zart_approvals:history")).context["requests"]

@@ -21,6 +21,10 @@ The whole public surface::
     output = scheduler.wait_completion("approval-1", timeout="60s")
     scheduler.retry("approval-1")                 # or rerun(id, from_step=...), restart(id)
 
+    @durable("onboard")                           # child executions, parked on while they run
+    def onboard(team: Team) -> list[Account]:
+        return [run_child(create_account, f"account-{m}", m) for m in team.members]
+
 Workers run executions: ``python manage.py run_zart_worker``. Errors live in
 ``zart_django.errors`` and are re-exported here. Names are imported lazily, so importing this
 package never touches the models before Django is set up.
@@ -44,6 +48,9 @@ _EXPORTS = {
     "current_execution_id": "replay",
     "sleep": "replay",
     "patched": "replay",
+    "start_child": "children",
+    "wait_for_child": "children",
+    "run_child": "children",
     "DurableScheduler": "scheduler",
     "ExecutionInfo": "scheduler",
     "StepInfo": "scheduler",
@@ -69,12 +76,15 @@ _EXPORTS = {
     "RunRefused": "errors",
     "StepNotFound": "errors",
     "StepFailed": "errors",
+    "ChildFailed": "errors",
+    "NotAChild": "errors",
     "PayloadError": "errors",
     "NonDeterminismError": "errors",
     "WaitTimeout": "errors",
 }
 
 __all__ = [
+    "ChildFailed",
     "DurableScheduler",
     "DurableTask",
     "Duration",
@@ -89,6 +99,7 @@ __all__ = [
     "ExecutionNotFound",
     "ExecutionResuming",
     "NonDeterminismError",
+    "NotAChild",
     "PayloadError",
     "RetryPolicy",
     "RunInfo",
@@ -109,8 +120,11 @@ __all__ = [
     "durable",
     "parse_duration",
     "patched",
+    "run_child",
     "sleep",
+    "start_child",
     "step",
+    "wait_for_child",
     "wait_for_event",
     "zart_durable",
     "zart_step",
@@ -121,8 +135,10 @@ __getattr__ = exporter(__name__, _EXPORTS)
 
 
 if TYPE_CHECKING:
+    from .children import run_child, start_child, wait_for_child
     from .durations import Duration, parse_duration
     from .errors import (
+        ChildFailed,
         EventAlreadyDelivered,
         EventExpired,
         EventReserved,
@@ -133,6 +149,7 @@ if TYPE_CHECKING:
         ExecutionNotFound,
         ExecutionResuming,
         NonDeterminismError,
+        NotAChild,
         PayloadError,
         RunRefused,
         ScheduleNotFound,

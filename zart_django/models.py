@@ -62,7 +62,8 @@ class Execution(EngineModel):
     (empty while waiting with no deadline), the lease's expiry while running. ``run`` numbers the
     current run (1 until a retry, rerun or restart begins another); the fields describe that run.
     ``blocked_at`` is when replay last found that its code no longer matches its history (the
-    database's clock).
+    database's clock). ``parent`` is the execution that started it as a child (``start_child``);
+    deleting the parent keeps the child, without a parent.
     """
 
     id = models.CharField(primary_key=True, max_length=200)
@@ -86,6 +87,14 @@ class Execution(EngineModel):
         max_length=150,
         blank=True,
         help_text="The username of who started it; empty when code started it.",
+    )
+    parent = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="children",
+        help_text="The execution that started it with start_child; empty for a top-level one.",
     )
 
     class Meta:

@@ -39,7 +39,7 @@ from .errors import (
 )
 from .models import Status, StepKind, StepResult, StepStatus
 from .names import check_name
-from .registry import DurableTask, TaskRegistry
+from .registry import DurableTask, TaskRegistry, default_registry
 from .retry import RetryPolicy
 from .signals import execution_finished, send, send_blocked, step_failed
 
@@ -66,6 +66,8 @@ class ExecutionContext:
     fatal: NonDeterminismError | None = None
     suspended: bool = False
     in_step: bool = False
+    registry: TaskRegistry = default_registry
+    """The registry the worker runs the execution from (child tasks are looked up there)."""
 
     @property
     def execution_id(self) -> str:
@@ -465,7 +467,7 @@ def _run(claim: store.Claim, registry: TaskRegistry) -> str:
         error = f"its worker was lost {claim.recoveries} times while running it; giving up"
         return _end(claim, Status.FAILED, error=error)
     steps = store.load_steps(claim.execution_id, claim.run)
-    ctx = ExecutionContext(claim, task, steps, float(conf.get("LEASE")))
+    ctx = ExecutionContext(claim, task, steps, float(conf.get("LEASE")), registry=registry)
     reset = _current.set(ctx)
     try:
         ctx.check_deadline()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -92,6 +92,10 @@ class ExecutionInfo:
     created: bool = False
     """From ``start``: True when that call stored the execution, False when it found it stored
     already (a repeated, idempotent start). Always False from the other methods."""
+    parent: str | None = None
+    """The id of the execution that started it with ``start_child`` (None for a top-level one)."""
+    children: list[str] = field(default_factory=list)
+    """The ids of the executions it started with ``start_child``, oldest first."""
 
     @property
     def is_finished(self) -> bool:
@@ -390,6 +394,8 @@ def _info(execution: Execution, past: list[Run], steps: list[StepResult]) -> Exe
         steps=by_run[execution.run],
         run=execution.run,
         runs=_runs(execution, {r.number: r for r in past}, by_run),
+        parent=execution.parent_id,
+        children=store.child_ids(execution.id),
     )
 
 
