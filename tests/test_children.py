@@ -4,10 +4,13 @@ wait_for_child, run_child, the child's end delivered to its parent, and the canc
 from __future__ import annotations
 
 import pytest
+from rest_framework.test import APIClient
 
+from tests.approval_helpers import make_user, superuser_client
 from tests.child_workflows import Child, Family, Nest, nest, parent_of_one
 from tests.workflows import Job, lines
 from zart_django import (
+    DurableScheduler,
     EventReserved,
     ExecutionAlreadyExists,
     ExecutionFinished,
@@ -192,3 +195,35 @@ class TestCancel:
         run_until_idle()
         scheduler.cancel("f")
         assert (status("f"), status("job-child")) == ("cancelled", "completed")
+
+
+class TestScreens:
+    def test_the_admin_page_links_the_parent_and_lists_the_children(self, job):
+        DurableScheduler().start_for(parent_of_one, "s-1", family(job, wait=True))
+        run_until_idle()
+        client = superuser_client()
+        parent = client.get("/admin/zart_django/execution/s-1/change/").content.decode()
+        child_url = "/admin/zart_django/execution/job-child/change/"
+        assert f'<a href="{child_url}">job-child</a> (Waiting)' in parent
+        child = client.get(child_url).content.decode()
+        assert '<a href="/admin/zart_django/execution/s-1/change/">s-1</a>' in child
+
+    def test_the_api_detail_has_parent_and_children_ids(self, job):
+        DurableScheduler().start_for(parent_of_one, "s-2", family(job, wait=True))
+        run_until_idle()
+        client = APIClient()
+        client.force_authenticate(make_user("ops", "zart_django.view_execution"))
+        parent = client.get("/api/executions/s-2/").json()
+        assert (parent["parent"], parent["children"]) == (None, ["job-child"])
+        child = client.get("/api/executions/job-child/").json()
+        assert (child["parent"], child["children"]) == ("s-2", [])
+
+    def test_the_api_refuses_to_offer_a_child_event(self, job):
+        DurableScheduler().start_for(parent_of_one, "s-3", family(job, wait=True))
+        run_until_idle()
+        client = APIClient()
+        client.force_authenticate(make_user("ops", "zart_django.add_event"))
+        answer = client.post("/api/executions/s-3/events/child:job-child/", {}, format="json")
+        assert answer.status_code == 403
+        assert "child execution's end" in answer.json()["detail"]
+        assert status("s-3") == "waiting"
