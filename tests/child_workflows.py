@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from tests.workflows import Job, _body, record
+from tests.workflows import Job, _body, hold_if_asked, record
 from zart_django import (
     ChildFailed,
     PayloadError,
@@ -66,6 +66,8 @@ class Family:
 @step("parent-after")
 def parent_after(job: Job, built: Built) -> str:
     record(job, "start parent-after")
+    hold_if_asked(job, "parent-after")
+    record(job, "done parent-after")
     return f"used {len(built.parts)} parts"
 
 
