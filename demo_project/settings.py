@@ -91,7 +91,8 @@ REST_FRAMEWORK = {
 
 ZART = {
     "POLL_INTERVAL": 0.2,
-    "WORKFLOW_MODULES": ["demo_project.approval.scheduled"],  # the nightly digest (recurring)
+    # the nightly digest (recurring), the team onboarding (child executions)
+    "WORKFLOW_MODULES": ["demo_project.approval.scheduled", "demo_project.approval.teams"],
     "APPROVALS_BASE_URL": "http://127.0.0.1:8000",
 }
 EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"  # approval mails to the console

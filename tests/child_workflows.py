@@ -55,12 +55,18 @@ def child_build(child: Child) -> Built:
     return Built(child.job.name, [a, b])
 
 
+durable("slow-child", timeout="1m")(child_build.fn)
+
+
 @dataclass
 class Family:
     job: Job
     child: Child
     wait_first: bool = False
     """Wait for the event "go" between starting the child and waiting for it."""
+    task: str = "child-build"
+    timeout: str | None = None
+    """The parent's wait for the child's end."""
 
 
 @step("parent-after")
@@ -74,11 +80,11 @@ def parent_after(job: Job, built: Built) -> str:
 @durable("parent-of-one")
 def parent_of_one(family: Family) -> dict:
     """Starts "<name>-child", (waits for "go"), waits for the child, uses what it built."""
-    child_id = start_child(child_build, f"{family.job.name}-child", family.child)
+    child_id = start_child(family.task, f"{family.job.name}-child", family.child)
     if family.wait_first:
         wait_for_event("go")
     try:
-        built = wait_for_child(child_id)
+        built = wait_for_child(child_id, family.timeout)
     except ChildFailed as exc:
         return {"failed": str(exc), "status": exc.status, "child": exc.execution_id}
     return {

@@ -3,6 +3,8 @@ wait_for_child, run_child, the child's end delivered to its parent, and the canc
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from rest_framework.test import APIClient
 
@@ -17,7 +19,7 @@ from zart_django import (
     store,
 )
 from zart_django.models import Event, Execution
-from zart_django.testing import run_until_idle
+from zart_django.testing import advance_time, run_until_idle
 
 pytestmark = pytest.mark.django_db
 
@@ -26,9 +28,10 @@ def status(execution_id: str) -> str:
     return Execution.objects.get(pk=execution_id).status
 
 
-def family(job: Job, **options: bool) -> Family:
-    wait_first = options.pop("wait_first", False)
-    return Family(job, Child(Job(log=job.log, name=f"{job.name}-child"), **options), wait_first)
+def family(job: Job, *, wait_first: bool = False, **options: Any) -> Family:
+    parent = {k: options.pop(k) for k in ("task", "timeout") if k in options}
+    child = Child(Job(log=job.log, name=f"{job.name}-child"), **options)
+    return Family(job, child, wait_first, **parent)
 
 
 def count(job: Job, line: str) -> int:
@@ -83,6 +86,27 @@ class TestWaitForChild:
         run_until_idle()
         output = scheduler.wait_completion("p-4", timeout=1)
         assert (output["status"], output["child"]) == ("cancelled", "job-child")
+
+    def test_timed_out_child_raises_child_failed(self, scheduler, job):
+        scheduler.start_for(parent_of_one, "p-10", family(job, wait=True, task="slow-child"))
+        run_until_idle()
+        advance_time("2m")
+        run_until_idle()
+        output = scheduler.wait_completion("p-10", timeout=1)
+        assert (output["status"], output["child"]) == ("timed_out", "job-child")
+
+    def test_the_wait_times_out_and_the_child_goes_on(self, scheduler, job):
+        scheduler.start_for(parent_of_one, "p-11", family(job, wait=True, timeout="1m"))
+        run_until_idle()
+        advance_time("2m")
+        run_until_idle()
+        assert status("p-11") == "failed"
+        error = scheduler.get("p-11").error
+        assert error.startswith("EventTimeout: no event 'child:job-child' arrived")
+        assert status("job-child") == "waiting"
+        scheduler.offer_event("job-child", "finish")
+        run_until_idle()
+        assert status("job-child") == "completed"
 
     def test_replay_returns_the_same_child_and_starts_nothing_twice(self, scheduler, job):
         scheduler.start_for(parent_of_one, "p-5", family(job, wait=True))
@@ -227,3 +251,18 @@ class TestScreens:
         assert answer.status_code == 403
         assert "child execution's end" in answer.json()["detail"]
         assert status("s-3") == "waiting"
+
+
+def test_a_failed_child_restarted_is_taken_by_a_rerun_of_its_parent(scheduler, job):
+    """The parent takes a child's first end; to use a later one, rerun it from the wait."""
+    data = family(job, fail=True)
+    scheduler.start_for(parent_of_one, "r-1", data)
+    run_until_idle()
+    assert scheduler.wait_completion("r-1", timeout=1)["status"] == "failed"
+    scheduler.restart("job-child", Child(data.child.job))
+    run_until_idle()
+    assert scheduler.wait_completion("r-1", timeout=1)["status"] == "failed"  # the first end
+    scheduler.rerun("r-1", from_step="child:job-child")
+    run_until_idle()
+    assert scheduler.wait_completion("r-1", timeout=1)["typed"] == "Built"
+    assert Execution.objects.filter(parent_id="r-1").count() == 1

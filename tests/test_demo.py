@@ -1,4 +1,4 @@
-"""The README's main job: the approval demo, end to end, with its own background worker."""
+"""The README's demos, end to end, each with its own background worker: approvals, children."""
 
 from __future__ import annotations
 
@@ -11,17 +11,18 @@ from django.db import connection
 
 from tests.conftest import ROOT
 
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(90)]
 
-@pytest.mark.django_db(transaction=True)
-@pytest.mark.timeout(90)
-def test_demo_prints_the_reference_flow():
+
+def run_demo(command: str) -> str:
+    """Run a demo command on the test database; return what it printed."""
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.settings",
         "ZART_DB_NAME": str(connection.settings_dict["NAME"]),
     }
     result = subprocess.run(
-        [sys.executable, "manage.py", "approval_demo"],
+        [sys.executable, "manage.py", command],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -29,7 +30,11 @@ def test_demo_prints_the_reference_flow():
         timeout=80,
     )
     assert result.returncode == 0, result.stderr
-    out = result.stdout
+    return result.stdout
+
+
+def test_demo_prints_the_reference_flow():
+    out = run_demo("approval_demo")
     for expected in (
         "=== Zart Approval Workflow Example ===",
         "Starting execution 'approval-demo-",
@@ -46,3 +51,16 @@ def test_demo_prints_the_reference_flow():
     ):
         assert expected in out, out
     assert out.index("waiting for manager approval") < out.index("Execution completed!")
+
+
+def test_children_demo_prints_the_accounts_and_the_tree():
+    out = run_demo("children_demo")
+    for expected in (
+        "=== Zart Child Executions Example ===",
+        "Execution completed! Accounts:",
+        "  ana    ana@example.com",
+        "  chen   chen@example.com",
+        "(onboard-team, completed): start-child:onboarding-demo-",
+        "-ben (create-account, completed): reserve-username, send-welcome",
+    ):
+        assert expected in out, out
