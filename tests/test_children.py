@@ -3,9 +3,12 @@ wait_for_child, run_child, the child's end delivered to its parent, and the canc
 
 from __future__ import annotations
 
+import json
+from io import StringIO
 from typing import Any
 
 import pytest
+from django.core.management import call_command
 from rest_framework.test import APIClient
 
 from tests.approval_helpers import make_user, superuser_client
@@ -266,3 +269,15 @@ def test_a_failed_child_restarted_is_taken_by_a_rerun_of_its_parent(scheduler, j
     run_until_idle()
     assert scheduler.wait_completion("r-1", timeout=1)["typed"] == "Built"
     assert Execution.objects.filter(parent_id="r-1").count() == 1
+
+
+def test_zart_show_names_the_parent_and_the_children(job):
+    DurableScheduler().start_for(parent_of_one, "z-1", family(job, wait=True))
+    run_until_idle()
+    out = StringIO()
+    call_command("zart", "show", "z-1", stdout=out)
+    assert "Children:   job-child" in out.getvalue()
+    out = StringIO()
+    call_command("zart", "show", "job-child", "--json", stdout=out)
+    shown = json.loads(out.getvalue())
+    assert (shown["parent"], shown["children"]) == ("z-1", [])
