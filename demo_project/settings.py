@@ -94,6 +94,7 @@ ZART = {
     "WORKFLOW_MODULES": [
         "demo_project.approval.orders",  # the order saga (compensation)
         "demo_project.approval.scheduled",  # the nightly digest (recurring)
+        "demo_project.approval.teams",  # the team onboarding (child executions)
     ],
     "APPROVALS_BASE_URL": "http://127.0.0.1:8000",
 }

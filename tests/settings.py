@@ -42,7 +42,9 @@ ZART = {
                 "tests.workflows",
                 "tests.deploy_workflows",
                 "tests.values_workflows",
+                "tests.child_workflows",
                 "demo_project.approval.orders",
+                "demo_project.approval.teams",
             )
         ),
     ).split(","),

@@ -1,4 +1,4 @@
-"""The README's main job: the approval demo, end to end, with its own background worker."""
+"""The README's demos, end to end, each with its own background worker: approvals, children."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import pytest
 from django.db import connection
 
 from tests.conftest import ROOT
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(90)]
 
 
 def run_command(name: str) -> str:
@@ -31,8 +33,6 @@ def run_command(name: str) -> str:
     return result.stdout
 
 
-@pytest.mark.django_db(transaction=True)
-@pytest.mark.timeout(90)
 def test_demo_prints_the_reference_flow():
     out = run_command("approval_demo")
     for expected in (
@@ -53,8 +53,6 @@ def test_demo_prints_the_reference_flow():
     assert out.index("waiting for manager approval") < out.index("Execution completed!")
 
 
-@pytest.mark.django_db(transaction=True)
-@pytest.mark.timeout(90)
 def test_order_demo_refunds_the_orders_that_failed():
     bob, carol, dan = run_command("order_demo").split("order-demo-")[1:4]
     assert "Bob orders a laptop -> completed" in bob and "note: confirmed by Bob" in bob
@@ -64,3 +62,16 @@ def test_order_demo_refunds_the_orders_that_failed():
     assert "Dan orders a desk -> failed" in dan and "failed at: (the function)" in dan
     assert "refunded 300 EUR to Dan" in dan and "withdrawn by the customer" in dan
     assert "steps: now (completed), uuid4 (completed), charge-card (completed)" in dan
+
+
+def test_children_demo_prints_the_accounts_and_the_tree():
+    out = run_command("children_demo")
+    for expected in (
+        "=== Zart Child Executions Example ===",
+        "Execution completed! Accounts:",
+        "  ana    ana@example.com",
+        "  chen   chen@example.com",
+        "(onboard-team, completed): start-child:onboarding-demo-",
+        "-ben (create-account, completed): reserve-username, send-welcome",
+    ):
+        assert expected in out, out

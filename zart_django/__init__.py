@@ -23,6 +23,10 @@ The whole public surface::
     output = scheduler.wait_completion("approval-1", timeout="60s")
     scheduler.retry("approval-1")                 # or rerun(id, from_step=...), restart(id)
 
+    @durable("onboard")                           # child executions, parked on while they run
+    def onboard(team: Team) -> list[Account]:
+        return [run_child(create_account, f"account-{m}", m) for m in team.members]
+
 Workers run executions: ``python manage.py run_zart_worker``. Errors live in
 ``zart_django.errors`` and are re-exported here. Names are imported lazily, so importing this
 package never touches the models before Django is set up.
@@ -47,6 +51,9 @@ _EXPORTS = {
     "current_execution_id": "replay",
     "sleep": "replay",
     "patched": "replay",
+    "start_child": "children",
+    "wait_for_child": "children",
+    "run_child": "children",
     "now": "values",
     "uuid4": "values",
     "random": "values",
@@ -78,12 +85,15 @@ _EXPORTS = {
     "RunRefused": "errors",
     "StepNotFound": "errors",
     "StepFailed": "errors",
+    "ChildFailed": "errors",
+    "NotAChild": "errors",
     "PayloadError": "errors",
     "NonDeterminismError": "errors",
     "WaitTimeout": "errors",
 }
 
 __all__ = [
+    "ChildFailed",
     "Compensation",
     "DurableScheduler",
     "DurableTask",
@@ -100,6 +110,7 @@ __all__ = [
     "ExecutionResuming",
     "Failure",
     "NonDeterminismError",
+    "NotAChild",
     "PayloadError",
     "RetryPolicy",
     "RunInfo",
@@ -123,10 +134,13 @@ __all__ = [
     "parse_duration",
     "patched",
     "random",
+    "run_child",
     "sleep",
+    "start_child",
     "step",
     "uuid4",
     "wait_for_any",
+    "wait_for_child",
     "wait_for_event",
     "zart_durable",
     "zart_step",
@@ -137,9 +151,11 @@ __getattr__ = exporter(__name__, _EXPORTS)
 
 
 if TYPE_CHECKING:
+    from .children import run_child, start_child, wait_for_child
     from .compensation import Compensation, Failure
     from .durations import Duration, parse_duration
     from .errors import (
+        ChildFailed,
         EventAlreadyDelivered,
         EventExpired,
         EventReserved,
@@ -150,6 +166,7 @@ if TYPE_CHECKING:
         ExecutionNotFound,
         ExecutionResuming,
         NonDeterminismError,
+        NotAChild,
         PayloadError,
         RunRefused,
         ScheduleNotFound,

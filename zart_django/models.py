@@ -70,6 +70,8 @@ class Execution(EngineModel):
     ``blocked_at`` is when replay last found that its code no longer matches its history (the
     database's clock). ``compensation_status`` and ``compensation`` are those of the task's
     ``on_failure`` handler, once a failure began it (see ``zart_django.compensation``).
+    ``parent`` is the execution that started it as a child (``start_child``); deleting the parent
+    keeps the child, without a parent.
     """
 
     id = models.CharField(primary_key=True, max_length=200)
@@ -99,6 +101,14 @@ class Execution(EngineModel):
         default="",
         db_default="",
         help_text="The username of who started it; empty when code started it.",
+    )
+    parent = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="children",
+        help_text="The execution that started it with start_child; empty for a top-level one.",
     )
 
     class Meta:

@@ -42,7 +42,7 @@ from .errors import (
 from .models import ANY_SEPARATOR, CompensationStatus, Status, StepKind, StepResult, StepStatus
 from .names import MAX_LENGTH as MAX_NAME_LENGTH
 from .names import check_name
-from .registry import DurableTask, TaskRegistry
+from .registry import DurableTask, TaskRegistry, default_registry
 from .reserved import reservation
 from .retry import RetryPolicy
 from .signals import execution_finished, send, send_blocked, step_failed
@@ -70,6 +70,8 @@ class ExecutionContext:
     fatal: NonDeterminismError | None = None
     suspended: bool = False
     in_step: bool = False
+    registry: TaskRegistry = default_registry
+    """The registry the worker runs the execution from (child tasks are looked up there)."""
 
     @property
     def execution_id(self) -> str:
@@ -580,8 +582,8 @@ def _run(claim: store.Claim, registry: TaskRegistry) -> str:
         return _end(claim, Status.FAILED, error=error)
     steps = store.load_steps(claim.execution_id, claim.run)
     if running is not None:
-        return _compensate(claim, task, steps, running)
-    ctx = ExecutionContext(claim, task, steps, float(conf.get("LEASE")))
+        return _compensate(claim, task, steps, running, registry)
+    ctx = ExecutionContext(claim, task, steps, float(conf.get("LEASE")), registry=registry)
 
     def function() -> Any:
         ctx.check_deadline()
@@ -642,11 +644,15 @@ def _fail(
     state = begun(failure, len(ctx.recorded), str(status), error)
     store.begin_compensation(claim, state)
     logger.warning("execution %s: %s; compensating", claim.execution_id, failure.error)
-    return _compensate(claim, task, ctx.recorded, state)
+    return _compensate(claim, task, ctx.recorded, state, ctx.registry)
 
 
 def _compensate(
-    claim: store.Claim, task: DurableTask, steps: list[StepResult], state: dict[str, Any]
+    claim: store.Claim,
+    task: DurableTask,
+    steps: list[StepResult],
+    state: dict[str, Any],
+    registry: TaskRegistry,
 ) -> str:
     """Run (or resume) the ``on_failure`` handler, free of the execution's timeout, its steps
     recorded from ``state["from_position"]``; end the execution once it is done."""
@@ -658,6 +664,7 @@ def _compensate(
         steps,
         float(conf.get("LEASE")),
         position=int(state["from_position"]),
+        registry=registry,
     )
     failure = Failure(**state["failure"])
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -96,6 +96,10 @@ class ExecutionInfo:
     compensation: Compensation | None = None
     """The ``on_failure`` handler's run, once a failure began it: its status, the failure, and
     the handler's result (stored JSON) or error. None if the current run had none."""
+    parent: str | None = None
+    """The id of the execution that started it with ``start_child`` (None for a top-level one)."""
+    children: list[str] = field(default_factory=list)
+    """The ids of the executions it started with ``start_child``, oldest first."""
 
     @property
     def is_finished(self) -> bool:
@@ -395,6 +399,8 @@ def _info(execution: Execution, past: list[Run], steps: list[StepResult]) -> Exe
         run=execution.run,
         runs=_runs(execution, {r.number: r for r in past}, by_run),
         compensation=shown(execution.compensation_status, execution.compensation),
+        parent=execution.parent_id,
+        children=store.child_ids(execution.id),
     )
 
 

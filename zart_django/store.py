@@ -77,7 +77,7 @@ from .models import (
     StepStatus,
     WorkerSeen,
 )
-from .reserved import reservation
+from .reserved import binds
 from .signals import execution_finished, execution_started, send
 from .wakeups import work_is_due
 
@@ -213,6 +213,8 @@ class Claim:
     input: Any
     deadline: datetime | None
     run: int
+    parent_id: str | None = None
+    """The execution that started this one as a child, told of its end by ``finish``."""
 
 
 def create_execution(
@@ -221,15 +223,18 @@ def create_execution(
     input_data: Any,
     deadline: datetime | None,
     started_by: str = "",
+    parent_id: str | None = None,
 ) -> tuple[Execution, bool]:
     """Insert a pending execution, atomically, and return the stored execution and whether this
-    call inserted it.
+    call inserted it; ``parent_id`` makes it a child of that execution.
 
-    An existing execution with the same task and input is returned as is, with False (the start
-    is idempotent); one with another task or input raises ``ExecutionAlreadyExists``.
+    An existing execution with the same task, input and parent is returned as is, with False
+    (the start is idempotent); one with another task, input or parent raises
+    ``ExecutionAlreadyExists``.
     """
     candidate = _pending(execution_id, task_name, input_data, deadline, clock.now())
     candidate.started_by = started_by
+    candidate.parent_id = parent_id
     with atomic():
         created = _insert_unless_taken(candidate)
         work_is_due()
@@ -238,6 +243,9 @@ def create_execution(
         raise ExecutionAlreadyExists(execution_id, f"for task {stored.task_name!r}")
     if stored.input != input_data:
         raise ExecutionAlreadyExists(execution_id, "with a different input")
+    if stored.parent_id != parent_id:
+        where = f"a child of {stored.parent_id!r}" if stored.parent_id else "a top-level execution"
+        raise ExecutionAlreadyExists(execution_id, f"as {where}")
     if created:
         logger.info("execution %s: started (task %s)", execution_id, task_name)
         send(execution_started, execution_id=execution_id, task_name=task_name, input=input_data)
@@ -325,7 +333,7 @@ def claim_due(
     sql, params = backends.current().claim(token, owner[:200], names, limit, lease)
     return _write(
         lambda: [
-            Claim(e.pk, token, e.recoveries, e.task_name, e.input, e.deadline, e.run)
+            Claim(e.pk, token, e.recoveries, e.task_name, e.input, e.deadline, e.run, e.parent_id)
             for e in Execution.objects.raw(sql, params)
         ],
         single=True,
@@ -531,12 +539,19 @@ def finish(
     compensation: tuple[str, dict[str, Any]] | None = None,
 ) -> None:
     """End the execution with ``status`` if ``claim`` still owns it; with ``compensation``
-    (its status and what it stored), end its compensation too."""
+    (its status and what it stored), end its compensation too.
+
+    A child execution's end is delivered to its parent in the same transaction, as the event
+    ``child:<id>`` (see ``child_end``): kept in the parent's inbox until its ``wait_for_child``
+    gets there, or resuming it if it is parked on it. The parent's row is locked before the
+    child's, as ``cancel`` locks them (ancestors first), so the two cannot deadlock.
+    """
     ended = {}
     if compensation is not None:
         ended = {"compensation_status": compensation[0], "compensation": compensation[1]}
-    _write(
-        lambda: _renew(
+
+    def end() -> None:
+        _renew(
             claim,
             status=status,
             output=output,
@@ -546,9 +561,85 @@ def finish(
             lease_token="",
             finished_at=clock.now(),
             **ended,
-        ),
-        single=True,
-    )
+        )
+
+    parent_id = claim.parent_id
+    if parent_id is None:
+        _write(end, single=True)
+        return
+
+    def end_and_tell_parent() -> None:
+        parent_there = _lock_if_there(parent_id)
+        end()
+        if parent_there:
+            outcome = child_end(claim.task_name, status, output, error)
+            _deliver_to_parent(parent_id, claim.execution_id, outcome)
+
+    _write(end_and_tell_parent)
+
+
+CHILD_EVENTS = "child:"
+"""The reserved namespace of the events that tell a parent execution that a child ended."""
+
+
+def child_event(child_id: str) -> str:
+    """The event a child's end is delivered to its parent as."""
+    return CHILD_EVENTS + child_id
+
+
+def child_end(task_name: str, status: str, output: Any, error: str) -> dict[str, Any]:
+    """The payload of a child's end event: its task, status, output (JSON) and error."""
+    return {"task": task_name, "status": str(status), "output": output, "error": error}
+
+
+def _lock_if_there(execution_id: str) -> bool:
+    """Lock the execution's row until the transaction ends; False if there is none (deleted)."""
+    return bool(Execution.objects.select_for_update().filter(pk=execution_id).values_list("pk"))
+
+
+def _deliver_to_parent(parent_id: str, child_id: str, outcome: dict[str, Any]) -> None:
+    """Deliver a child's end to its parent, unless the parent can no longer take it (it
+    finished, its wait for the child expired, or an earlier end of the child was delivered:
+    the parent takes the first)."""
+    try:
+        _offer_event(parent_id, child_event(child_id), outcome, lambda task, wait_type: None)
+    except (ExecutionNotFound, ExecutionFinished, EventAlreadyDelivered, EventExpired) as exc:
+        logger.info("execution %s: its end is not delivered to its parent: %s", child_id, exc)
+
+
+def child_ids(execution_id: str) -> list[str]:
+    """The ids of the executions that ``execution_id`` started as children, oldest first."""
+    children = Execution.objects.filter(parent_id=execution_id).order_by("created_at", "id")
+    return list(children.values_list("pk", flat=True))
+
+
+@engine_io
+def load_child(child_id: str) -> Execution | None:
+    """The execution ``child_id`` (its task, status, outcome and parent), or None."""
+    fields = ("id", "task_name", "status", "output", "error", "parent_id")
+    return Execution.objects.filter(pk=child_id).only(*fields).first()
+
+
+@engine_io
+def collect_child_end(claim: Claim, child: Execution) -> None:
+    """Put the end of ``child`` (finished) in the inbox of the run ``claim`` owns, unless it is
+    there: for a wait reached in a run its end was never delivered to (a rerun or restart of
+    the parent begun after the child ended)."""
+    name = child_event(child.pk)
+
+    def write() -> None:
+        _renew(claim)
+        if not has_event(claim.execution_id, claim.run, name):
+            outcome = child_end(child.task_name, child.status, child.output, child.error)
+            Event.objects.create(
+                execution_id=claim.execution_id,
+                run=claim.run,
+                name=name,
+                payload=outcome,
+                created_at=clock.now(),
+            )
+
+    _write(write)
 
 
 @engine_io
@@ -814,49 +905,92 @@ def _any_wait_expired(execution: Execution, name: str, now: datetime) -> bool:
 
 
 def cancel(execution_id: str) -> None:
-    """Cancel an unfinished execution for good: no worker writes to it or resumes it again.
+    """Cancel an unfinished execution for good, with its unfinished descendants (the children
+    it started, theirs, ...): no worker writes to them or resumes them again. One transaction;
+    rows are locked ancestors first, as ``finish`` locks them. A cancelled child's end is
+    delivered to its parent (``ChildFailed`` where it waits for it).
 
-    Refused with ``ExecutionResuming`` while a delivery to a reserved name (an approval's decision)
-    completed the wait it is parked on: that decision is recorded, so the execution must act on it.
+    Refused with ``ExecutionResuming`` while a delivery to a binding reserved name (an approval's
+    decision) completed the wait it, or one of those descendants, is parked on: that decision is
+    recorded, so the execution must act on it.
     """
     with atomic():
+        parent = Execution.objects.filter(pk=execution_id).values_list("parent_id", flat=True)
+        parent_id = parent.first()
+        parent_there = parent_id is not None and _lock_if_there(parent_id)
         _locked(execution_id)
-        execution = Execution.objects.only("id", "task_name", "status", "waiting_on", "run").get(
-            pk=execution_id
-        )
+        fields = ("id", "task_name", "status", "waiting_on", "run")
+        execution = Execution.objects.only(*fields).get(pk=execution_id)
         if execution.is_finished:
             raise ExecutionFinished(execution_id, execution.status)
-        if (
-            execution.status == Status.WAITING
-            and reservation(execution.waiting_on) is not None
-            and StepResult.objects.filter(
-                execution_id=execution_id,
-                run=execution.run,
-                kind=StepKind.EVENT,
-                name=execution.waiting_on,
-                status=StepStatus.COMPLETED,
-            ).exists()
-        ):
-            raise ExecutionResuming(execution_id, execution.waiting_on)
+        descendants = [d for d in _descendants(execution_id) if not d.is_finished]
+        for unfinished in (execution, *descendants):
+            _refuse_if_resuming(unfinished)
         now = clock.now()
-        Execution.objects.filter(pk=execution_id).update(
-            status=Status.CANCELLED,
-            error="cancelled",
-            waiting_on="",
-            scheduled_at=None,
-            lease_token="",
-            updated_at=now,
-            finished_at=now,
+        cancelled = {
+            "status": Status.CANCELLED,
+            "waiting_on": "",
+            "scheduled_at": None,
+            "lease_token": "",
+            "updated_at": now,
+            "finished_at": now,
+        }
+        Execution.objects.filter(pk=execution_id).update(error="cancelled", **cancelled)
+        cascade = f"cancelled with its ancestor {execution_id!r}"
+        Execution.objects.filter(pk__in=[d.pk for d in descendants]).update(
+            error=cascade, **cancelled
         )
-        logger.info("execution %s: cancelled", execution_id)
-        send(
-            execution_finished,
-            execution_id=execution_id,
-            task_name=execution.task_name,
-            status=Status.CANCELLED.value,
-            output=None,
-            error="cancelled",
+        if parent_there:
+            outcome = child_end(execution.task_name, Status.CANCELLED, None, "cancelled")
+            _deliver_to_parent(parent_id, execution_id, outcome)
+        for ended, error in [(execution, "cancelled"), *((d, cascade) for d in descendants)]:
+            logger.info("execution %s: %s", ended.pk, error)
+            send(
+                execution_finished,
+                execution_id=ended.pk,
+                task_name=ended.task_name,
+                status=Status.CANCELLED.value,
+                output=None,
+                error=error,
+            )
+
+
+def _descendants(execution_id: str) -> list[Execution]:
+    """Every execution started, directly or not, as a child of ``execution_id``, finished ones
+    included, locked a generation at a time (ancestors first)."""
+    found: list[Execution] = []
+    seen = {execution_id}
+    generation = [execution_id]
+    while generation:
+        children = (
+            Execution.objects.select_for_update()
+            .filter(parent_id__in=generation)
+            .exclude(pk__in=seen)
+            .only("id", "task_name", "status", "waiting_on", "run")
+            .order_by("pk")
         )
+        level = list(children)
+        found += level
+        generation = [child.pk for child in level]
+        seen.update(generation)
+    return found
+
+
+def _refuse_if_resuming(execution: Execution) -> None:
+    """Raise ``ExecutionResuming`` if a binding delivery (a decision) completed the wait the
+    execution is parked on: it must act on it before it can be cancelled."""
+    if (
+        execution.status == Status.WAITING
+        and binds(execution.waiting_on)
+        and StepResult.objects.filter(
+            execution_id=execution.pk,
+            run=execution.run,
+            kind=StepKind.EVENT,
+            name=execution.waiting_on,
+            status=StepStatus.COMPLETED,
+        ).exists()
+    ):
+        raise ExecutionResuming(execution.pk, execution.waiting_on)
 
 
 def _locked(execution_id: str) -> None:

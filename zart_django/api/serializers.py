@@ -161,6 +161,16 @@ class ExecutionDetailSerializer(ExecutionSerializer):
         " minutes mean no running worker has its task's code."
     )
 
+    parent = serializers.CharField(
+        allow_null=True,
+        help_text="The id of the execution that started it with start_child (null for a"
+        " top-level one).",
+    )
+    children = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="The ids of the executions it started with start_child, oldest first.",
+    )
+
     def get_unclaimed_seconds(self, info: Any) -> float | None:
         waited = info.unclaimed_for
         return None if waited is None else waited.total_seconds()
