@@ -629,7 +629,9 @@ def collect_child_end(claim: Claim, child: Execution) -> None:
 
     def write() -> None:
         _renew(claim)
-        if not has_event(claim.execution_id, claim.run, name):
+        if not Event.objects.filter(
+            execution_id=claim.execution_id, run=claim.run, name=name
+        ).exists():
             outcome = child_end(child.task_name, child.status, child.output, child.error)
             Event.objects.create(
                 execution_id=claim.execution_id,
