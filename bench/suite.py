@@ -40,10 +40,49 @@ class Sizes:
     fanout_members: int
     io_members: int
     io_sequence: int
+    inbox_small: int
+    inbox_large: int
+    inbox_repeats: int
 
 
-FULL = Sizes(300, 500, 500, 3, 40, 10_000, 1_000_000, 100, (10, 100, 1000), 3, 200, 1000, 1000, 40)
-QUICK = Sizes(40, 100, 100, 1, 8, 10_000, 100_000, 20, (10, 100, 1000), 1, 20, 1000, 200, 10)
+FULL = Sizes(
+    300,
+    500,
+    500,
+    3,
+    40,
+    10_000,
+    1_000_000,
+    100,
+    (10, 100, 1000),
+    3,
+    200,
+    1000,
+    1000,
+    40,
+    10_000,
+    100_000,
+    9,
+)
+QUICK = Sizes(
+    40,
+    100,
+    100,
+    1,
+    8,
+    10_000,
+    100_000,
+    20,
+    (10, 100, 1000),
+    1,
+    20,
+    1000,
+    200,
+    10,
+    2_000,
+    20_000,
+    5,
+)
 IO_PAUSE = 0.05  # seconds an I/O-like fan-out member sleeps
 IO_WIDTHS = (4, 32)  # max_concurrency of the I/O-like groups: the default, and a wide one
 WORKER_PROCESSES = (1, 2, 4)  # on PostgreSQL; SQLite gets one (it has a single writer anyway)
@@ -75,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         *_throughput(args.db, sizes),
         *_latency(args.db, sizes, args.poll_interval),
         *_claims(args.db, sizes),
+        *_inbox(args.db, sizes),
         *_fanout(args.db, sizes),
     ]
     report = _timed(
@@ -292,8 +332,38 @@ def _claims(db: str, sizes: Sizes) -> list[Figure]:
     ]
 
 
+def _inbox(db: str, sizes: Sizes) -> list[Figure]:
+    """Item 7: the manager's pages with many open requests beside them with a tenth as many."""
+    from bench.inbox import page_costs
+    from bench.results import Figure
+
+    small, large = sizes.inbox_small, sizes.inbox_large
+    title = f"manager's pages with {small:,} then {large:,} open requests"
+    costs = _timed(title, page_costs, small, large, sizes.inbox_repeats)
+    return [
+        Figure(
+            7,
+            db,
+            f"{at_large.page}, {large:,} open (vs {small:,}), {at_large.queries} queries",
+            at_large.p50 * 1000,
+            "ms",
+            at_small.p50 * 1000,
+            "ms",
+            "same queries, ratio <= 1.5",
+            at_large.queries == at_small.queries and at_large.p50 / at_small.p50 <= 1.5,
+            {
+                "url": at_large.url,
+                "queries": {"small": at_small.queries, "large": at_large.queries},
+                "p95_ms": {"small": at_small.p95 * 1000, "large": at_large.p95 * 1000},
+                "repeats": sizes.inbox_repeats,
+            },
+        )
+        for at_small, at_large in costs
+    ]
+
+
 def _fanout(db: str, sizes: Sizes) -> list[Figure]:
-    """Item 7: members per second of one parallel group, beside the same steps run one after
+    """Item 8: members per second of one parallel group, beside the same steps run one after
     another in one execution, and beside members run as executions of their own."""
     from bench.fanout import group_rate, separate_rate, sequence_rate
     from bench.results import Figure

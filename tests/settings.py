@@ -37,7 +37,17 @@ ZART = {
     "MAX_RECOVERIES": int(os.environ.get("ZART_TEST_MAX_RECOVERIES", "10")),
     "WORKFLOW_MODULES": os.environ.get(
         "ZART_TEST_WORKFLOW_MODULES",
-        "tests.workflows,tests.deploy_workflows,tests.parallel_workflows",
+        ",".join(
+            (
+                "tests.workflows",
+                "tests.deploy_workflows",
+                "tests.values_workflows",
+                "tests.child_workflows",
+                "tests.parallel_workflows",
+                "demo_project.approval.orders",
+                "demo_project.approval.teams",
+            )
+        ),
     ).split(","),
     "RETENTION": os.environ.get("ZART_TEST_RETENTION"),
 }

@@ -1,4 +1,4 @@
-"""The demo commands' background worker: a real ``run_zart_worker`` process for one demo."""
+"""A real ``run_zart_worker`` process for the demo commands, stopped with SIGTERM at the end."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from django.conf import settings
 
 
 @contextlib.contextmanager
-def background_worker(log_name: str) -> Iterator[Path]:
-    """Run a worker, its output in ``var/<log_name>``, until the block ends (then SIGTERM, which
-    lets it finish its work in flight); yields the log's path."""
+def running_worker(log_name: str) -> Iterator[Path]:
+    """Run a worker, its output in ``var/<log_name>``, while the block runs; yield the log's
+    path (relative to the project)."""
     log_path = Path(settings.BASE_DIR) / "var" / log_name
     log_path.parent.mkdir(exist_ok=True)
     with open(log_path, "w") as log:
@@ -28,7 +28,7 @@ def background_worker(log_name: str) -> Iterator[Path]:
             env=os.environ.copy(),
         )
         try:
-            yield log_path
+            yield log_path.relative_to(settings.BASE_DIR)
         finally:
             worker.send_signal(signal.SIGTERM)
             worker.wait(timeout=30)

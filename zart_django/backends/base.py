@@ -163,7 +163,8 @@ class Backend:
             f" AND {ex('task_name')} IN ("
         )
         returned = ", ".join(
-            ex(name) for name in ("id", "recoveries", "task_name", "input", "deadline", "run")
+            ex(name)
+            for name in ("id", "recoveries", "task_name", "input", "deadline", "run", "parent")
         )
         tail = f") ORDER BY {scheduled} LIMIT %s{self.claim_lock()}) RETURNING {returned}"
         return head, tail

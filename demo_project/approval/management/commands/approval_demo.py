@@ -11,7 +11,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from demo_project.approval.users import MANAGER_PASSWORD, MANAGER_USERNAME, ensure_manager
-from demo_project.approval.worker import background_worker
+from demo_project.approval.worker import running_worker
 from demo_project.approval.workflows import (
     ApprovalDecision,
     ApprovalRequest,
@@ -26,10 +26,10 @@ class Command(BaseCommand):
     help = "Start an approval execution, park it, approve it as a manager, and print the outcome."
 
     def handle(self, *args: Any, **options: Any) -> None:
-        with background_worker("demo-worker.log") as log_path:
+        with running_worker("demo-worker.log") as log_path:
             self._flow()
             self._leave_requests_for_the_inbox()
-        self.stdout.write(f"\n(worker log: {log_path.relative_to(settings.BASE_DIR)})")
+        self.stdout.write(f"\n(worker log: {log_path})")
         python = os.path.relpath(sys.executable, settings.BASE_DIR)
         self.stdout.write(
             "\nTry the inbox in a browser:\n"

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from demo_project.approval.quotes import LOOKUP_SECONDS, QuoteRequest, quote
-from demo_project.approval.worker import background_worker
+from demo_project.approval.worker import running_worker
 from zart_django import DurableScheduler
 
 
@@ -17,7 +17,7 @@ class Command(BaseCommand):
     help = "Start a quote that looks up five prices in parallel and print what it returned."
 
     def handle(self, *args: Any, **options: Any) -> None:
-        with background_worker("quote-worker.log") as log_path:
+        with running_worker("quote-worker.log") as log_path:
             self._quote()
         self.stdout.write(f"\n(worker log: {log_path.relative_to(settings.BASE_DIR)})")
 
