@@ -2,8 +2,8 @@
 
 The whole public surface::
 
-    from zart_django import durable, step, wait_for_event, sleep, patched, parallel, DurableScheduler
-    from zart_django import durable, step, wait_for_event, sleep, patched, now, DurableScheduler
+    from zart_django import durable, step, wait_for_event, sleep, patched, DurableScheduler
+    from zart_django import parallel, now, start_child, wait_for_any     # the workflow language
 
     @step("validate-request")                     # a checkpointed step (alias: zart_step)
     def validate(request: Request) -> str: ...

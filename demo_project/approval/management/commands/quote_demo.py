@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from demo_project.approval.quotes import LOOKUP_SECONDS, QuoteRequest, quote
@@ -19,7 +18,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         with running_worker("quote-worker.log") as log_path:
             self._quote()
-        self.stdout.write(f"\n(worker log: {log_path.relative_to(settings.BASE_DIR)})")
+        self.stdout.write(f"\n(worker log: {log_path})")
 
     def _quote(self) -> None:
         out = self.stdout.write
