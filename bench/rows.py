@@ -13,7 +13,7 @@ from zart_django.models import Event, Execution, Status, StepResult
 
 _PARKED_COLUMNS = (
     "id, task_name, status, input, output, error, waiting_on, scheduled_at, deadline,"
-    " lease_token, lease_owner, recoveries, run, created_at, updated_at, finished_at"
+    " lease_token, lease_owner, recoveries, run, created_at, updated_at, finished_at, started_by"
 )
 
 # Half the parked executions wait with no deadline (scheduled_at NULL), half until a day 1 to 30
@@ -21,7 +21,7 @@ _PARKED_COLUMNS = (
 _PARKED_POSTGRES = f"""
 INSERT INTO {{table}} ({_PARKED_COLUMNS})
 SELECT 'parked-' || i, 'bench-approval', 'waiting', '{{{{"requester": "x", "amount": 1}}}}'::jsonb,
-       NULL, '', 'approval', due, due, '', '', 0, 1, now(), now(), NULL
+       NULL, '', 'approval', due, due, '', '', 0, 1, now(), now(), NULL, ''
 FROM (
     SELECT i, CASE WHEN i %% 2 = 0 THEN NULL
                    ELSE now() + (1 + i %% 30) * interval '1 day' END AS due
@@ -32,7 +32,7 @@ _PARKED_SQLITE = f"""
 WITH RECURSIVE n(i) AS (SELECT %s UNION ALL SELECT i + 1 FROM n WHERE i + 1 < %s)
 INSERT INTO {{table}} ({_PARKED_COLUMNS})
 SELECT 'parked-' || i, 'bench-approval', 'waiting', '{{{{"requester": "x", "amount": 1}}}}',
-       NULL, '', 'approval', due, due, '', '', 0, 1, datetime('now'), datetime('now'), NULL
+       NULL, '', 'approval', due, due, '', '', 0, 1, datetime('now'), datetime('now'), NULL, ''
 FROM (
     SELECT i, CASE WHEN i %% 2 = 0 THEN NULL
                    ELSE strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now', '+' || (1 + i %% 30) || ' days')

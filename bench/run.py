@@ -27,7 +27,11 @@ HERE = Path(__file__).resolve().parent
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="100k parked, fewer runs: < 1 min")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smaller sizes (100k parked, 2k then 20k open requests), fewer runs",
+    )
     parser.add_argument("--db", choices=["sqlite", "postgres", "all"], default="all")
     parser.add_argument(
         "--poll-interval", type=float, default=0.2, help="workers' poll interval, seconds"

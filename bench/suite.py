@@ -37,10 +37,54 @@ class Sizes:
     resume_steps: tuple[int, ...]
     resume_repeats: int
     profile_approvals: int
+    fanout_members: int
+    io_members: int
+    io_sequence: int
+    inbox_small: int
+    inbox_large: int
+    inbox_repeats: int
 
 
-FULL = Sizes(300, 500, 500, 3, 40, 10_000, 1_000_000, 100, (10, 100, 1000), 3, 200)
-QUICK = Sizes(40, 100, 100, 1, 8, 10_000, 100_000, 20, (10, 100, 1000), 1, 20)
+FULL = Sizes(
+    300,
+    500,
+    500,
+    3,
+    40,
+    10_000,
+    1_000_000,
+    100,
+    (10, 100, 1000),
+    3,
+    200,
+    1000,
+    1000,
+    40,
+    10_000,
+    100_000,
+    9,
+)
+QUICK = Sizes(
+    40,
+    100,
+    100,
+    1,
+    8,
+    10_000,
+    100_000,
+    20,
+    (10, 100, 1000),
+    1,
+    20,
+    1000,
+    200,
+    10,
+    2_000,
+    20_000,
+    5,
+)
+IO_PAUSE = 0.05  # seconds an I/O-like fan-out member sleeps
+IO_WIDTHS = (4, 32)  # max_concurrency of the I/O-like groups: the default, and a wide one
 WORKER_PROCESSES = (1, 2, 4)  # on PostgreSQL; SQLite gets one (it has a single writer anyway)
 
 
@@ -70,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         *_throughput(args.db, sizes),
         *_latency(args.db, sizes, args.poll_interval),
         *_claims(args.db, sizes),
+        *_inbox(args.db, sizes),
+        *_fanout(args.db, sizes),
     ]
     report = _timed(
         f"profile ({sizes.profile_approvals} approvals)", profile, sizes.profile_approvals
@@ -284,6 +330,91 @@ def _claims(db: str, sizes: Sizes) -> list[Figure]:
             ("10 due", small.due_p50, large.due_p50),
         )
     ]
+
+
+def _inbox(db: str, sizes: Sizes) -> list[Figure]:
+    """Item 7: the manager's pages with many open requests beside them with a tenth as many."""
+    from bench.inbox import page_costs
+    from bench.results import Figure
+
+    small, large = sizes.inbox_small, sizes.inbox_large
+    title = f"manager's pages with {small:,} then {large:,} open requests"
+    costs = _timed(title, page_costs, small, large, sizes.inbox_repeats)
+    return [
+        Figure(
+            7,
+            db,
+            f"{at_large.page}, {large:,} open (vs {small:,}), {at_large.queries} queries",
+            at_large.p50 * 1000,
+            "ms",
+            at_small.p50 * 1000,
+            "ms",
+            "same queries, ratio <= 1.5",
+            at_large.queries == at_small.queries and at_large.p50 / at_small.p50 <= 1.5,
+            {
+                "url": at_large.url,
+                "queries": {"small": at_small.queries, "large": at_large.queries},
+                "p95_ms": {"small": at_small.p95 * 1000, "large": at_large.p95 * 1000},
+                "repeats": sizes.inbox_repeats,
+            },
+        )
+        for at_small, at_large in costs
+    ]
+
+
+def _fanout(db: str, sizes: Sizes) -> list[Figure]:
+    """Item 8: members per second of one parallel group, beside the same steps run one after
+    another in one execution, and beside members run as executions of their own."""
+    from bench.fanout import group_rate, separate_rate, sequence_rate
+    from bench.results import Figure
+    from zart_django import conf
+
+    n, width = sizes.fanout_members, int(conf.get("CONCURRENCY"))
+    steps = _timed(f"{n} no-op steps in a row", sequence_rate, n, 0.0)
+    group = _timed(f"{n} no-op members, {width} at a time", group_rate, n, 0.0, width)
+    separate = _timed(f"{n} no-op members as executions", separate_rate, n)
+    figures = [
+        Figure(
+            7,
+            db,
+            f"fan-out: {n} no-op members ({width} at a time) vs steps in a row",
+            group,
+            "members/s",
+            steps,
+            "steps/s",
+            details={"members": n, "width": width},
+        ),
+        Figure(
+            7,
+            db,
+            f"fan-out: {n} no-op members as separate executions vs steps in a row",
+            separate,
+            "members/s",
+            steps,
+            "steps/s",
+            details={"members": n},
+        ),
+    ]
+    io = sizes.io_members
+    pause_ms = IO_PAUSE * 1000
+    what = f"{sizes.io_sequence} {pause_ms:.0f} ms steps in a row"
+    io_steps = _timed(what, sequence_rate, sizes.io_sequence, IO_PAUSE)
+    for io_width in IO_WIDTHS:
+        what = f"{io} {pause_ms:.0f} ms members, {io_width} at a time"
+        rate = _timed(what, group_rate, io, IO_PAUSE, io_width)
+        figures.append(
+            Figure(
+                7,
+                db,
+                f"fan-out: {io} {pause_ms:.0f} ms members ({io_width} at a time) vs steps in a row",
+                rate,
+                "members/s",
+                io_steps,
+                "steps/s",
+                details={"members": io, "width": io_width, "pause_s": IO_PAUSE},
+            ),
+        )
+    return figures
 
 
 def _server_version() -> str:

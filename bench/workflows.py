@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 
-from zart_django import durable, step, wait_for_event
+from zart_django import durable, parallel, step, wait_for_event
 
 
 @dataclass
@@ -82,3 +83,35 @@ def resume_probe(steps: int) -> int:
         tick(i)
     wait_for_event("go")
     return tick(steps)
+
+
+@step("member")
+def member(i: int, pause: float) -> int:
+    """A fan-out member: returns ``i`` after ``pause`` seconds (a stand-in for I/O)."""
+    if pause:
+        time.sleep(pause)
+    return i
+
+
+@durable("bench-fanout")
+def fanout(shape: dict[str, float]) -> int:
+    """``shape["members"]`` members in one parallel group, ``shape["width"]`` at a time."""
+    count, pause, width = int(shape["members"]), shape["pause"], int(shape["width"])
+    results = parallel(
+        *(functools.partial(member, i, pause) for i in range(count)), max_concurrency=width
+    )
+    return len(results)
+
+
+@durable("bench-sequence")
+def sequence(shape: dict[str, float]) -> int:
+    """The same members one after another: the single-step rate."""
+    for i in range(int(shape["members"])):
+        member(i, shape["pause"])
+    return int(shape["members"])
+
+
+@durable("bench-single")
+def single(i: int) -> int:
+    """One member as an execution of its own: what fanning out by separate claims costs."""
+    return member(i, 0.0)

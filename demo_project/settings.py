@@ -91,7 +91,12 @@ REST_FRAMEWORK = {
 
 ZART = {
     "POLL_INTERVAL": 0.2,
-    "WORKFLOW_MODULES": ["demo_project.approval.scheduled"],  # the nightly digest (recurring)
+    "WORKFLOW_MODULES": [
+        "demo_project.approval.orders",  # the order saga (compensation)
+        "demo_project.approval.scheduled",  # the nightly digest (recurring)
+        "demo_project.approval.teams",  # the team onboarding (child executions)
+        "demo_project.approval.quotes",  # the quote (parallel steps)
+    ],
     "APPROVALS_BASE_URL": "http://127.0.0.1:8000",
 }
 EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"  # approval mails to the console

@@ -36,7 +36,18 @@ ZART = {
     "LEASE": float(os.environ.get("ZART_TEST_LEASE", "2")),
     "MAX_RECOVERIES": int(os.environ.get("ZART_TEST_MAX_RECOVERIES", "10")),
     "WORKFLOW_MODULES": os.environ.get(
-        "ZART_TEST_WORKFLOW_MODULES", "tests.workflows,tests.deploy_workflows"
+        "ZART_TEST_WORKFLOW_MODULES",
+        ",".join(
+            (
+                "tests.workflows",
+                "tests.deploy_workflows",
+                "tests.values_workflows",
+                "tests.child_workflows",
+                "tests.parallel_workflows",
+                "demo_project.approval.orders",
+                "demo_project.approval.teams",
+            )
+        ),
     ).split(","),
     "RETENTION": os.environ.get("ZART_TEST_RETENTION"),
 }

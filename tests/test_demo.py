@@ -1,4 +1,4 @@
-"""The README's main job: the approval demo, end to end, with its own background worker."""
+"""The README's demos, end to end, each with its own background worker: approvals, children."""
 
 from __future__ import annotations
 
@@ -11,17 +11,18 @@ from django.db import connection
 
 from tests.conftest import ROOT
 
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(90)]
 
-@pytest.mark.django_db(transaction=True)
-@pytest.mark.timeout(90)
-def test_demo_prints_the_reference_flow():
+
+def run_command(name: str) -> str:
+    """Run ``manage.py <name>`` on the test database; return its output, failing if it did."""
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.settings",
         "ZART_DB_NAME": str(connection.settings_dict["NAME"]),
     }
     result = subprocess.run(
-        [sys.executable, "manage.py", "approval_demo"],
+        [sys.executable, "manage.py", name],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -29,7 +30,11 @@ def test_demo_prints_the_reference_flow():
         timeout=80,
     )
     assert result.returncode == 0, result.stderr
-    out = result.stdout
+    return result.stdout
+
+
+def test_demo_prints_the_reference_flow():
+    out = run_command("approval_demo")
     for expected in (
         "=== Zart Approval Workflow Example ===",
         "Starting execution 'approval-demo-",
@@ -46,3 +51,41 @@ def test_demo_prints_the_reference_flow():
     ):
         assert expected in out, out
     assert out.index("waiting for manager approval") < out.index("Execution completed!")
+
+
+def test_order_demo_refunds_the_orders_that_failed():
+    bob, carol, dan = run_command("order_demo").split("order-demo-")[1:4]
+    assert "Bob orders a laptop -> completed" in bob and "note: confirmed by Bob" in bob
+    assert "Carol orders a phone -> failed" in carol
+    assert "failed at: reserve-item" in carol
+    assert "refunded 800 EUR to Carol" in carol and "a phone is out of stock" in carol
+    assert "Dan orders a desk -> failed" in dan and "failed at: (the function)" in dan
+    assert "refunded 300 EUR to Dan" in dan and "withdrawn by the customer" in dan
+    assert "steps: now (completed), uuid4 (completed), charge-card (completed)" in dan
+
+
+def test_children_demo_prints_the_accounts_and_the_tree():
+    out = run_command("children_demo")
+    for expected in (
+        "=== Zart Child Executions Example ===",
+        "Execution completed! Accounts:",
+        "  ana    ana@example.com",
+        "  chen   chen@example.com",
+        "(onboard-team, completed): start-child:onboarding-demo-",
+        "-ben (create-account, completed): reserve-username, send-welcome",
+    ):
+        assert expected in out, out
+
+
+def test_quote_demo_prices_in_parallel_and_prints_in_call_order():
+    out = run_command("quote_demo")
+    for expected in (
+        "=== Zart Parallel Steps Example ===",
+        "Quote for Acme:",
+        "  widget        2.50",
+        "  flange        3.10",
+        "  total        26.04",
+        "Recorded steps, in call order: price-lookup, price-lookup#2, price-lookup#3,"
+        " price-lookup#4, price-lookup#5",
+    ):
+        assert expected in out, out

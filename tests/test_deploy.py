@@ -92,9 +92,9 @@ def test_the_claim_still_uses_the_due_index_on_postgresql(scheduler):
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} (id, task_name, status, input, error, waiting_on, lease_token,"
-            " lease_owner, recoveries, run, started_by, created_at, updated_at)"
+            " lease_owner, recoveries, run, created_at, updated_at)"
             " SELECT 'bulk-' || i, 'three-steps', CASE WHEN i % 2 = 0 THEN 'completed'"
-            " ELSE 'waiting' END, 'null', '', '', '', '', 0, 1, '', now(), now()"
+            " ELSE 'waiting' END, 'null', '', '', '', '', 0, 1, now(), now()"
             " FROM generate_series(1, 40000) AS i"
         )
         cursor.execute(f"ANALYZE {table}")

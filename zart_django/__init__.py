@@ -3,6 +3,7 @@
 The whole public surface::
 
     from zart_django import durable, step, wait_for_event, sleep, patched, DurableScheduler
+    from zart_django import parallel, now, start_child, wait_for_any     # the workflow language
 
     @step("validate-request")                     # a checkpointed step (alias: zart_step)
     def validate(request: Request) -> str: ...
@@ -12,6 +13,8 @@ The whole public surface::
         validate(data)
         if patched("check-budget"):               # a change executions in flight must not see
             check_budget(data)
+        asked_at = now()                          # recorded: replays return the same (uuid4,
+                                                  # random, capture(name, fn) likewise)
         decision = wait_for_event("manager-approval", timeout="120s", type=Decision)
         ...
 
@@ -20,6 +23,10 @@ The whole public surface::
     scheduler.offer_event("approval-1", "manager-approval", Decision(...))
     output = scheduler.wait_completion("approval-1", timeout="60s")
     scheduler.retry("approval-1")                 # or rerun(id, from_step=...), restart(id)
+
+    @durable("onboard")                           # child executions, parked on while they run
+    def onboard(team: Team) -> list[Account]:
+        return [run_child(create_account, f"account-{m}", m) for m in team.members]
 
 Workers run executions: ``python manage.py run_zart_worker``. Errors live in
 ``zart_django.errors`` and are re-exported here. Names are imported lazily, so importing this
@@ -41,9 +48,20 @@ _EXPORTS = {
     "step": "replay",
     "zart_step": "replay",
     "wait_for_event": "replay",
+    "wait_for_any": "replay",
     "current_execution_id": "replay",
     "sleep": "replay",
     "patched": "replay",
+    "parallel": "parallel",
+    "start_child": "children",
+    "wait_for_child": "children",
+    "run_child": "children",
+    "now": "values",
+    "uuid4": "values",
+    "random": "values",
+    "capture": "values",
+    "Failure": "compensation",
+    "Compensation": "compensation",
     "DurableScheduler": "scheduler",
     "ExecutionInfo": "scheduler",
     "StepInfo": "scheduler",
@@ -69,12 +87,16 @@ _EXPORTS = {
     "RunRefused": "errors",
     "StepNotFound": "errors",
     "StepFailed": "errors",
+    "ChildFailed": "errors",
+    "NotAChild": "errors",
     "PayloadError": "errors",
     "NonDeterminismError": "errors",
     "WaitTimeout": "errors",
 }
 
 __all__ = [
+    "ChildFailed",
+    "Compensation",
     "DurableScheduler",
     "DurableTask",
     "Duration",
@@ -88,7 +110,9 @@ __all__ = [
     "ExecutionInfo",
     "ExecutionNotFound",
     "ExecutionResuming",
+    "Failure",
     "NonDeterminismError",
+    "NotAChild",
     "PayloadError",
     "RetryPolicy",
     "RunInfo",
@@ -104,13 +128,22 @@ __all__ = [
     "WaitTimeout",
     "Worker",
     "ZartError",
+    "capture",
     "current_execution_id",
     "default_registry",
     "durable",
+    "now",
+    "parallel",
     "parse_duration",
     "patched",
+    "random",
+    "run_child",
     "sleep",
+    "start_child",
     "step",
+    "uuid4",
+    "wait_for_any",
+    "wait_for_child",
     "wait_for_event",
     "zart_durable",
     "zart_step",
@@ -121,8 +154,11 @@ __getattr__ = exporter(__name__, _EXPORTS)
 
 
 if TYPE_CHECKING:
+    from .children import run_child, start_child, wait_for_child
+    from .compensation import Compensation, Failure
     from .durations import Duration, parse_duration
     from .errors import (
+        ChildFailed,
         EventAlreadyDelivered,
         EventExpired,
         EventReserved,
@@ -133,6 +169,7 @@ if TYPE_CHECKING:
         ExecutionNotFound,
         ExecutionResuming,
         NonDeterminismError,
+        NotAChild,
         PayloadError,
         RunRefused,
         ScheduleNotFound,
@@ -143,9 +180,19 @@ if TYPE_CHECKING:
         WaitTimeout,
         ZartError,
     )
+    from .parallel import parallel
     from .registry import DurableTask, TaskRegistry, default_registry, durable, zart_durable
-    from .replay import current_execution_id, patched, sleep, step, wait_for_event, zart_step
+    from .replay import (
+        current_execution_id,
+        patched,
+        sleep,
+        step,
+        wait_for_any,
+        wait_for_event,
+        zart_step,
+    )
     from .retry import RetryPolicy
     from .scheduler import DurableScheduler, ExecutionInfo, RunInfo, StepInfo
     from .schedules import ScheduleInfo
+    from .values import capture, now, random, uuid4
     from .worker import Worker

@@ -16,7 +16,7 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
-from django.contrib.admin.utils import unquote
+from django.contrib.admin.utils import quote, unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import CASCADE, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -148,11 +148,15 @@ class ExecutionAdmin(StorableLookups, ReadOnly, admin.ModelAdmin):
         "status",
         "waiting_on",
         "started_by",
+        "parent_link",
+        "children_links",
         "created_at",
         "finished_at",
         "pretty_input",
         "pretty_output",
         "error",
+        "compensation_status",
+        "pretty_compensation",
         "timeline",
     )
     readonly_fields = fields
@@ -215,6 +219,21 @@ class ExecutionAdmin(StorableLookups, ReadOnly, admin.ModelAdmin):
     def age(self, execution: Execution) -> str:
         return timesince(execution.created_at)
 
+    @admin.display(description="parent")
+    def parent_link(self, execution: Execution) -> str:
+        """The execution that started it with ``start_child``, linked."""
+        return _execution_link(execution.parent_id) if execution.parent_id else "—"
+
+    @admin.display(description="children")
+    def children_links(self, execution: Execution) -> str:
+        """The executions it started with ``start_child``, oldest first, linked, with status."""
+        children = execution.children.order_by("created_at", "id").only("id", "status")
+        if not children:
+            return "—"
+        return format_html_join(
+            ", ", "{} ({})", ((_execution_link(c.pk), c.get_status_display()) for c in children)
+        )
+
     @admin.display(description="input")
     def pretty_input(self, execution: Execution) -> str:
         return _json(execution.input)
@@ -222,6 +241,10 @@ class ExecutionAdmin(StorableLookups, ReadOnly, admin.ModelAdmin):
     @admin.display(description="output")
     def pretty_output(self, execution: Execution) -> str:
         return _json(execution.output)
+
+    @admin.display(description="compensation")
+    def pretty_compensation(self, execution: Execution) -> str:
+        return _json(execution.compensation)
 
     @admin.display(description="step timeline")
     def timeline(self, execution: Execution) -> str:
@@ -300,6 +323,12 @@ class ExecutionAdmin(StorableLookups, ReadOnly, admin.ModelAdmin):
             return HttpResponseRedirect(page)
         self.message_user(request, f"Run {info.run} of {execution_id} ({action}) is pending now.")
         return HttpResponseRedirect(page)
+
+
+def _execution_link(execution_id: str) -> str:
+    """A link to the execution's admin page."""
+    url = reverse("admin:zart_django_execution_change", args=[quote(execution_id)])
+    return format_html('<a href="{}">{}</a>', url, execution_id)
 
 
 def _run_heading(run: RunInfo, count: int) -> str:

@@ -18,6 +18,9 @@ class ZartConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers the system checks)
+        from .children import reserve_child_events
+
+        reserve_child_events()
 
         autodiscover_modules("workflows")
         for module in conf.get("WORKFLOW_MODULES"):

@@ -155,6 +155,30 @@ class EventTimeout(TaskError):
         self.name = name
 
 
+class ChildFailed(TaskError):
+    """A child execution the durable function waited for (``wait_for_child``, ``run_child``)
+    ended failed, timed out or cancelled; ``error`` is the child's."""
+
+    def __init__(self, execution_id: str, status: str, error: str) -> None:
+        super().__init__(f"child execution {execution_id!r} ended {status}: {error}")
+        self.execution_id = execution_id
+        self.status = status
+        self.error = error
+
+
+class NotAChild(ZartError):
+    """``wait_for_child`` was asked to wait for an execution the waiting one did not start
+    with ``start_child``."""
+
+    def __init__(self, execution_id: str, parent_id: str) -> None:
+        super().__init__(
+            f"execution {execution_id!r} is not a child of {parent_id!r}: start it with"
+            " start_child before waiting for it"
+        )
+        self.execution_id = execution_id
+        self.parent_id = parent_id
+
+
 class ExecutionFailed(ZartError):
     """Raised by ``wait_completion``: the execution ended failed, cancelled or timed out."""
 

@@ -32,6 +32,12 @@ RERUNNABLE_STATUSES = tuple(status for status in Status if status != Status.RUNN
 """The statuses ``rerun`` and ``restart`` begin a new run from: any but running (a worker owns it)."""
 
 
+class CompensationStatus(models.TextChoices):
+    RUNNING = "running", "Running"
+    COMPLETED = "completed", "Completed"
+    FAILED = "failed", "Failed"
+
+
 class EngineManager(models.Manager):
     """The default manager of the engine's models: its queries go to ``ZART["DATABASE"]`` (or to
     the alias a caller chose with ``using``/``db_manager``). Related managers derive from it."""
@@ -62,7 +68,10 @@ class Execution(EngineModel):
     (empty while waiting with no deadline), the lease's expiry while running. ``run`` numbers the
     current run (1 until a retry, rerun or restart begins another); the fields describe that run.
     ``blocked_at`` is when replay last found that its code no longer matches its history (the
-    database's clock).
+    database's clock). ``compensation_status`` and ``compensation`` are those of the task's
+    ``on_failure`` handler, once a failure began it (see ``zart_django.compensation``).
+    ``parent`` is the execution that started it as a child (``start_child``); deleting the parent
+    keeps the child, without a parent.
     """
 
     id = models.CharField(primary_key=True, max_length=200)
@@ -82,10 +91,24 @@ class Execution(EngineModel):
     updated_at = models.DateTimeField()
     finished_at = models.DateTimeField(null=True, blank=True)
     blocked_at = models.DateTimeField(null=True, blank=True)
+    compensation_status = models.CharField(
+        max_length=16, choices=CompensationStatus.choices, blank=True, default="", db_default=""
+    )
+    compensation = models.JSONField(null=True, blank=True)
     started_by = models.CharField(
         max_length=150,
         blank=True,
+        default="",
+        db_default="",
         help_text="The username of who started it; empty when code started it.",
+    )
+    parent = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="children",
+        help_text="The execution that started it with start_child; empty for a top-level one.",
     )
 
     class Meta:
@@ -130,6 +153,13 @@ class StepKind(models.TextChoices):
     EVENT = "event", "Event wait"
     SLEEP = "sleep", "Sleep"
     PATCH = "patch", "Patch marker"
+    VALUE = "value", "Recorded value"
+    ANY = "any", "Wait for any event"
+
+
+ANY_SEPARATOR = "|"
+"""Joins the event names of a wait for the first of several (``wait_for_any``) into its row's
+name and the execution's ``waiting_on``: no event name can contain it."""
 
 
 class StepStatus(models.TextChoices):
@@ -167,6 +197,16 @@ class StepResult(EngineModel):
 
     def __str__(self) -> str:
         return f"{self.execution_id} #{self.position} {self.name} ({self.status})"
+
+    @property
+    def awaited(self) -> list[str]:
+        """The events this row waits for: an event wait's one, a wait for any of several's
+        names; none for a step, sleep, patch marker or value."""
+        if self.kind == StepKind.EVENT:
+            return [self.name]
+        if self.kind == StepKind.ANY:
+            return self.name.split(ANY_SEPARATOR)
+        return []
 
 
 class Event(EngineModel):

@@ -25,6 +25,8 @@ class DurableTask:
     fn: Callable[..., Any]
     timeout: timedelta | None = None
     events: Mapping[str, Any] = field(default_factory=dict)
+    on_failure: Callable[[Any, Any], Any] | None = None
+    """``handler(data, failure)``, run durably when an execution fails or times out."""
     schedule: ScheduleSpec | None = None
     """When the task recurs (``@durable(schedule=...)`` or ``every=``), else None."""
 
@@ -97,6 +99,7 @@ def durable(
     every: Duration | None = None,
     timezone: str | None = None,
     overlap: str | None = None,
+    on_failure: Callable[[Any, Any], Any] | None = None,
 ) -> Callable[[Callable[..., Any]], DurableTask]:
     """Make a function a durable task named ``name`` and register it (in the default registry).
 
@@ -104,6 +107,9 @@ def durable(
     JSON; its return annotation types the output. ``timeout`` bounds the whole execution.
     ``events`` maps event names to payload types: ``offer_event`` checks every payload against
     it, even one that arrives before the wait, and ``wait_for_event`` returns that type.
+    ``on_failure(data, failure)`` runs durably when an execution fails or times out (its steps
+    checkpointed like the function's); ``data`` is the input, ``failure`` a
+    ``zart_django.Failure``; its return value is stored as the compensation result.
 
     ``schedule`` (a cron expression, read in ``timezone``: default ``settings.TIME_ZONE``) or
     ``every`` (a period) makes the task recur, ``overlap`` ("skip", "queue", "allow") saying what
@@ -118,7 +124,9 @@ def durable(
 
     def decorate(fn: Callable[..., Any]) -> DurableTask:
         limit = parse_duration(timeout) if timeout is not None else None
-        task = DurableTask(name, fn, limit, dict(events or {}), schedule=spec)
+        task = DurableTask(
+            name, fn, limit, dict(events or {}), schedule=spec, on_failure=on_failure
+        )
         if spec is not None:
             from .schedules import check_scheduled_task
 

@@ -20,26 +20,30 @@ import logging
 import traceback
 import typing
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, TypeVar
 
 from . import clock, conf, metrics, store, tracing
 from .codec import decode, encode, type_ref
+from .compensation import Failure, begun, failure_of
 from .durations import Duration, parse_duration
 from .errors import (
     DatabaseUnavailable,
+    EventReserved,
     EventTimeout,
     LeaseLost,
     NonDeterminismError,
     StepFailed,
     Suspended,
 )
-from .models import Status, StepKind, StepResult, StepStatus
+from .models import ANY_SEPARATOR, CompensationStatus, Status, StepKind, StepResult, StepStatus
+from .names import MAX_LENGTH as MAX_NAME_LENGTH
 from .names import check_name
-from .registry import DurableTask, TaskRegistry
+from .registry import DurableTask, TaskRegistry, default_registry
+from .reserved import reservation
 from .retry import RetryPolicy
 from .signals import execution_finished, send, send_blocked, step_failed
 
@@ -66,6 +70,10 @@ class ExecutionContext:
     fatal: NonDeterminismError | None = None
     suspended: bool = False
     in_step: bool = False
+    capturing: bool = False
+    """Set while ``parallel`` calls a member to learn its step: the step raises ``StepCall``."""
+    registry: TaskRegistry = default_registry
+    """The registry the worker runs the execution from (child tasks are looked up there)."""
 
     @property
     def execution_id(self) -> str:
@@ -80,26 +88,34 @@ class ExecutionContext:
         """The row recorded where replay now stands, checked to be the same step. Patch markers
         the code no longer asks about are passed over (the patch was removed with its old
         branch, so the code is what the marker chose)."""
+        self.pass_patch_markers()
+        if self.position >= len(self.recorded):
+            return None
+        row = self.recorded[self.position]
+        self.check_same(kind, key, self.position, row)
+        return row
+
+    def pass_patch_markers(self) -> None:
+        """Move past the patch markers recorded where replay stands (see ``recorded_at_position``)."""
         if self.fatal is not None:
             raise self.fatal  # the function caught it and went on: nothing more may run
         while self.position < len(self.recorded):
-            row = self.recorded[self.position]
-            if row.kind != StepKind.PATCH:
+            if self.recorded[self.position].kind != StepKind.PATCH:
                 break
             self.position += 1
-        else:
-            return None
+
+    def check_same(self, kind: str, key: str, position: int, row: StepResult) -> None:
+        """Raise (and keep) ``NonDeterminismError`` unless ``row`` is ``kind`` ``key``."""
         if row.name != key or row.kind != kind:
             self.fatal = NonDeterminismError(
                 f"execution {self.execution_id!r} replayed {kind} {key!r} at position"
-                f" {self.position}, where {row.kind} {row.name!r} is recorded: the durable"
+                f" {position}, where {row.kind} {row.name!r} is recorded: the durable"
                 " function's code changed while the execution was in flight. The execution is"
                 ' blocked, not failed: put the change behind zart_django.patched("<patch id>")'
                 " (the new code where it returns True, the old where it returns False), or revert"
                 " it, and deploy; a worker started after the deploy retries it once"
             )
             raise self.fatal
-        return row
 
     def new_row(self, kind: str, key: str, existing: StepResult | None) -> StepResult:
         if existing is not None:
@@ -134,6 +150,28 @@ class ExecutionContext:
 _current: ContextVar[ExecutionContext | None] = ContextVar("zart_execution", default=None)
 
 
+class StepCall(BaseException):
+    """Internal: a step called while ``parallel`` learns its members (``capturing``), with what
+    running it takes. A ``BaseException`` so the call's own ``except Exception`` lets it pass."""
+
+    def __init__(
+        self,
+        name: str,
+        retry: RetryPolicy | None,
+        return_type: Any,
+        fn: Callable[..., Any],
+        positional: tuple[Any, ...],
+        keywords: dict[str, Any],
+    ) -> None:
+        super().__init__(name)
+        self.name = name
+        self.retry = retry
+        self.return_type = return_type
+        self.fn = fn
+        self.positional = positional
+        self.keywords = keywords
+
+
 def current_execution_id() -> str | None:
     """The id of the execution whose durable function is running in this thread, if any."""
     ctx = _current.get()
@@ -149,6 +187,8 @@ def _require_context(what: str) -> ExecutionContext:
         )
     if ctx.in_step:
         raise RuntimeError(f"{what} cannot be called inside a step; call it between steps")
+    if ctx.capturing:
+        raise RuntimeError(f"{what} cannot be a member of parallel(); each member calls one step")
     return ctx
 
 
@@ -172,6 +212,8 @@ def step(
             ctx = _current.get()
             if ctx is None or ctx.in_step:
                 return fn(*args, **kwargs)  # outside a durable function, or inside a step
+            if ctx.capturing:
+                raise StepCall(name, retry, return_type(), fn, args, kwargs)
             return _run_step(ctx, name, retry, return_type(), fn, args, kwargs)
 
         return wrapper
@@ -271,6 +313,24 @@ def _step_failed(
     )
 
 
+def recorded_value(name: str, make: Callable[[], Any], type: Any = Any) -> Any:
+    """``make()``'s value, recorded as value ``name`` (``name``, ``name#2``, ...) the first time
+    the running durable function reaches this point and read back on every replay, rebuilt as
+    ``type``. Outside a durable function, or inside a step's body, ``make()`` as it is."""
+    ctx = _current.get()
+    if ctx is None or ctx.in_step:
+        return make()
+    key = ctx.next_key(name)
+    where = f"value {key!r}"
+    row = ctx.recorded_at_position(StepKind.VALUE, key)
+    if row is not None:
+        ctx.advance(row)
+        return decode(row.result, type, where)
+    data = encode(make(), where)
+    _record(ctx, ctx.new_row(StepKind.VALUE, key, None), StepStatus.COMPLETED, data)
+    return decode(data, type, where)
+
+
 def wait_recorded(name: str) -> bool:
     """Whether the wait for event ``name`` that the running durable function is about to make is
     already recorded in this run (reached before, or kept from an earlier run by a retry or rerun):
@@ -340,6 +400,95 @@ def wait_for_event(
     store.park(ctx.claim, row, name, _earliest(timer, ctx.deadline))
     logger.info("execution %s: waiting for event %s", ctx.execution_id, name)
     ctx.suspend()
+
+
+def wait_for_any(
+    names: Sequence[str], timeout: Duration | None = None, type: Any = Any
+) -> tuple[str, Any]:
+    """Return ``(name, payload)`` of the first of the events ``names`` to be offered, parking
+    until one is. ``type`` rebuilds the payload: one type for all, or a mapping from name to type
+    (by default the types the task declares in ``@durable(events=...)``).
+
+    Events offered before the wait count, and the one the database stored first wins; the others
+    stay in the inbox for a later wait (this one skips events an earlier wait of the run took).
+    The choice is recorded, so a replay returns it. Past the deadline (now + ``timeout``, stored
+    when the wait begins), ``EventTimeout`` is raised here. A reserved name (an approval's) is
+    refused with ``EventReserved``: only its own app's path may complete a wait on it.
+    """
+    ctx = _require_context("wait_for_any")
+    names = _any_names(names)
+    key = ANY_SEPARATOR.join(names)
+    row = ctx.recorded_at_position(StepKind.ANY, key)
+    if row is not None and row.status == StepStatus.COMPLETED:
+        ctx.advance(row)
+        return _chosen(ctx, row.result, type)
+    if row is not None and row.status == StepStatus.TIMED_OUT:
+        ctx.advance(row)
+        raise EventTimeout(key)
+    taken = _taken(ctx)
+    candidates = [name for name in names if name not in taken]
+    if not candidates:
+        raise ValueError(f"wait_for_any({key!r}): earlier waits of this run took every one")
+    found = store.first_event(ctx.execution_id, ctx.claim.run, candidates)
+    deadline = row.deadline if row is not None else _deadline(timeout)
+    row = ctx.new_row(StepKind.ANY, key, row)
+    row.deadline = deadline
+    if found is None and deadline is not None and clock.now() >= deadline:
+        row.status, row.result, row.finished_at = StepStatus.TIMED_OUT, None, clock.now()
+        found = store.expire_any_wait(ctx.claim, row, candidates)
+        if found is None:
+            ctx.advance(row)
+            raise EventTimeout(key)
+    if found is not None:
+        choice = {"name": found[0], "payload": found[1]}
+        value = _chosen(ctx, choice, type)
+        _record(ctx, row, StepStatus.COMPLETED, choice)
+        return value
+    row.status = StepStatus.WAITING
+    waiting_on = ANY_SEPARATOR.join(candidates)
+    store.park(ctx.claim, row, waiting_on, _earliest(deadline, ctx.deadline), events=candidates)
+    logger.info("execution %s: waiting for the first of %s", ctx.execution_id, waiting_on)
+    ctx.suspend()
+
+
+def _any_names(names: Sequence[str]) -> list[str]:
+    """``names`` checked: a list of distinct event names, none reserved, that fit ``waiting_on``."""
+    if isinstance(names, str) or not names:
+        raise ValueError("wait_for_any takes a list of one or more event names")
+    checked = [check_name(name, "event name") for name in names]
+    if len(set(checked)) != len(checked):
+        raise ValueError(f"wait_for_any: an event name is repeated in {checked!r}")
+    for name in checked:
+        how = reservation(name)
+        if how is not None:
+            raise EventReserved(name, how)
+    if len(ANY_SEPARATOR.join(checked)) > MAX_NAME_LENGTH:
+        raise ValueError(
+            f"wait_for_any: the names joined by {ANY_SEPARATOR!r} must fit {MAX_NAME_LENGTH}"
+            " characters"
+        )
+    return checked
+
+
+def _taken(ctx: ExecutionContext) -> set[str]:
+    """The events earlier waits of this run took: ``wait_for_any`` leaves them to no one else."""
+    taken = set()
+    for row in ctx.recorded[: ctx.position]:
+        if row.kind == StepKind.EVENT and row.status == StepStatus.COMPLETED:
+            taken.add(row.name)
+        elif row.kind == StepKind.ANY and row.status == StepStatus.COMPLETED:
+            taken.add(row.result["name"])
+    return taken
+
+
+def _chosen(ctx: ExecutionContext, choice: dict[str, Any], type: Any) -> tuple[str, Any]:
+    name = choice["name"]
+    declared = ctx.task.events.get(name, Any)
+    if isinstance(type, Mapping):
+        expected = type.get(name, declared)
+    else:
+        expected = type if type is not Any else declared
+    return name, decode(choice["payload"], expected, f"event {name!r}")
 
 
 def sleep(name: str, duration: Duration) -> None:
@@ -461,33 +610,129 @@ def _hand_back(claim: store.Claim, why: str) -> str:
 
 def _run(claim: store.Claim, registry: TaskRegistry) -> str:
     task = registry.get(claim.task_name)
+    running = store.running_compensation(claim.execution_id) if task.on_failure else None
     if claim.recoveries > conf.get("MAX_RECOVERIES"):
         error = f"its worker was lost {claim.recoveries} times while running it; giving up"
+        if running is not None:
+            return _end_compensation(claim, running, error=error)
         return _end(claim, Status.FAILED, error=error)
     steps = store.load_steps(claim.execution_id, claim.run)
-    ctx = ExecutionContext(claim, task, steps, float(conf.get("LEASE")))
+    if running is not None:
+        return _compensate(claim, task, steps, running, registry)
+    ctx = ExecutionContext(claim, task, steps, float(conf.get("LEASE")), registry=registry)
+
+    def function() -> Any:
+        ctx.check_deadline()
+        return encode(task.invoke(decode(claim.input, task.input_type, "input")))
+
+    outcome, value = _drive(ctx, function)
+    if outcome == Status.TIMED_OUT:
+        error = f"timed out after {task.timeout}"
+        failure = Failure(step="", error=error, timed_out=True)
+        return _fail(claim, task, ctx, Status.TIMED_OUT, error, failure)
+    if outcome == Status.FAILED:
+        return _fail(claim, task, ctx, Status.FAILED, _describe(value), failure_of(value))
+    if outcome == Status.COMPLETED:
+        return _end(claim, Status.COMPLETED, output=value)
+    return outcome
+
+
+def _drive(ctx: ExecutionContext, call: Callable[[], Any]) -> tuple[str, Any]:
+    """Run ``call`` (a durable function, or its ``on_failure`` handler) in ``ctx``; return how it
+    left: (``completed``, its value), (``failed``, the exception), (``timed_out``, None),
+    (``waiting``, None: it parked or waits for a retry) or (``blocked``, None: ``ctx.fatal``,
+    after which it is blocked here)."""
     reset = _current.set(ctx)
     try:
-        ctx.check_deadline()
-        output = encode(task.invoke(decode(claim.input, task.input_type, "input")))
+        value = call()
     except Suspended:
-        return Status.WAITING
+        return Status.WAITING, None
     except _ExecutionTimedOut:
-        return _end(claim, Status.TIMED_OUT, error=f"timed out after {task.timeout}")
+        return Status.TIMED_OUT, None
     except store.CONNECTION_ERRORS:
         raise  # a query between steps failed on the database: the run is handed back
     except Exception as exc:
         if ctx.suspended:
-            return Status.WAITING
+            return Status.WAITING, None
         if ctx.fatal is None:
-            return _end(claim, Status.FAILED, error=_describe(exc))
+            return Status.FAILED, exc
     finally:
         _current.reset(reset)
     if ctx.suspended:
-        return Status.WAITING
+        return Status.WAITING, None
     if ctx.fatal is not None:
-        return _block(claim, ctx.fatal)
-    return _end(claim, Status.COMPLETED, output=output)
+        return _block(ctx.claim, ctx.fatal), None
+    return Status.COMPLETED, value
+
+
+def _fail(
+    claim: store.Claim,
+    task: DurableTask,
+    ctx: ExecutionContext,
+    status: Status,
+    error: str,
+    failure: Failure,
+) -> str:
+    """End the execution ``status`` with ``error``, or, if its task has an ``on_failure``
+    handler, begin compensation (its steps follow the function's) and run it."""
+    if task.on_failure is None:
+        return _end(claim, status, error=error)
+    state = begun(failure, len(ctx.recorded), str(status), error)
+    store.begin_compensation(claim, state)
+    logger.warning("execution %s: %s; compensating", claim.execution_id, failure.error)
+    return _compensate(claim, task, ctx.recorded, state, ctx.registry)
+
+
+def _compensate(
+    claim: store.Claim,
+    task: DurableTask,
+    steps: list[StepResult],
+    state: dict[str, Any],
+    registry: TaskRegistry,
+) -> str:
+    """Run (or resume) the ``on_failure`` handler, free of the execution's timeout, its steps
+    recorded from ``state["from_position"]``; end the execution once it is done."""
+    assert task.on_failure is not None
+    handler = task.on_failure
+    ctx = ExecutionContext(
+        replace(claim, deadline=None),
+        task,
+        steps,
+        float(conf.get("LEASE")),
+        position=int(state["from_position"]),
+        registry=registry,
+    )
+    failure = Failure(**state["failure"])
+
+    def compensation() -> Any:
+        data = decode(claim.input, task.input_type, "input")
+        return encode(handler(data, failure), "compensation result")
+
+    outcome, value = _drive(ctx, compensation)
+    if outcome == Status.COMPLETED:
+        return _end_compensation(claim, state, result=value)
+    if outcome == Status.FAILED:
+        return _end_compensation(claim, state, error=_describe(value))
+    return outcome
+
+
+def _end_compensation(
+    claim: store.Claim, state: dict[str, Any], result: Any = None, error: str = ""
+) -> str:
+    """End the execution as its failure left it, with its compensation's result or error."""
+    status = CompensationStatus.FAILED if error else CompensationStatus.COMPLETED
+    logger.log(
+        logging.ERROR if error else logging.INFO,
+        "execution %s: compensation %s%s",
+        claim.execution_id,
+        status,
+        f": {error.splitlines()[0]}" if error else "",
+    )
+    ended = {**state, "result": result, "error": error}
+    ends_as = state["ends_as"]
+    return _end(
+        claim, Status(ends_as["status"]), error=ends_as["error"], compensation=(status, ended)
+    )
 
 
 def _block(claim: store.Claim, fatal: NonDeterminismError) -> str:
@@ -500,8 +745,14 @@ def _block(claim: store.Claim, fatal: NonDeterminismError) -> str:
 _END_LEVELS = {Status.COMPLETED: logging.INFO, Status.TIMED_OUT: logging.WARNING}
 
 
-def _end(claim: store.Claim, status: Status, output: Any = None, error: str = "") -> str:
-    store.finish(claim, status, output=output, error=error)
+def _end(
+    claim: store.Claim,
+    status: Status,
+    output: Any = None,
+    error: str = "",
+    compensation: tuple[str, dict[str, Any]] | None = None,
+) -> str:
+    store.finish(claim, status, output=output, error=error, compensation=compensation)
     detail = f": {error.splitlines()[0]}" if error else ""
     level = _END_LEVELS.get(status, logging.ERROR)
     logger.log(level, "execution %s: %s%s", claim.execution_id, status, detail)

@@ -57,7 +57,7 @@ def retry_keeps(steps: list[StepResult], offered: Collection[str]) -> int:
 def _unfinished(row: StepResult, offered: Collection[str]) -> bool:
     """Whether a retry must reach ``row`` anew: a step between attempts, or a wait that is still
     waiting with nothing offered for it."""
-    if row.kind == StepKind.EVENT and row.name in offered:
+    if any(name in offered for name in row.awaited):
         return False
     return row.status in _UNFINISHED
 

@@ -6,12 +6,13 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from . import clock, runs, store
 from .codec import check_text, decode, encode, resolve_type
+from .compensation import Compensation, shown
 from .durations import Duration, parse_duration
 from .errors import EventReserved, ExecutionFailed, PayloadError, WaitTimeout
 from .models import (
@@ -92,6 +93,13 @@ class ExecutionInfo:
     created: bool = False
     """From ``start``: True when that call stored the execution, False when it found it stored
     already (a repeated, idempotent start). Always False from the other methods."""
+    compensation: Compensation | None = None
+    """The ``on_failure`` handler's run, once a failure began it: its status, the failure, and
+    the handler's result (stored JSON) or error. None if the current run had none."""
+    parent: str | None = None
+    """The id of the execution that started it with ``start_child`` (None for a top-level one)."""
+    children: list[str] = field(default_factory=list)
+    """The ids of the executions it started with ``start_child``, oldest first."""
 
     @property
     def is_finished(self) -> bool:
@@ -390,6 +398,9 @@ def _info(execution: Execution, past: list[Run], steps: list[StepResult]) -> Exe
         steps=by_run[execution.run],
         run=execution.run,
         runs=_runs(execution, {r.number: r for r in past}, by_run),
+        compensation=shown(execution.compensation_status, execution.compensation),
+        parent=execution.parent_id,
+        children=store.child_ids(execution.id),
     )
 
 

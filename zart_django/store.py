@@ -62,7 +62,9 @@ from .errors import (
 )
 from .models import (
     ACTIVE_STATUSES,
+    ANY_SEPARATOR,
     FINISHED_STATUSES,
+    CompensationStatus,
     Event,
     Execution,
     Overlap,
@@ -75,7 +77,7 @@ from .models import (
     StepStatus,
     WorkerSeen,
 )
-from .reserved import reservation
+from .reserved import binds
 from .signals import execution_finished, execution_started, send
 from .wakeups import work_is_due
 
@@ -211,6 +213,8 @@ class Claim:
     input: Any
     deadline: datetime | None
     run: int
+    parent_id: str | None = None
+    """The execution that started this one as a child, told of its end by ``finish``."""
 
 
 def create_execution(
@@ -219,15 +223,18 @@ def create_execution(
     input_data: Any,
     deadline: datetime | None,
     started_by: str = "",
+    parent_id: str | None = None,
 ) -> tuple[Execution, bool]:
     """Insert a pending execution, atomically, and return the stored execution and whether this
-    call inserted it.
+    call inserted it; ``parent_id`` makes it a child of that execution.
 
-    An existing execution with the same task and input is returned as is, with False (the start
-    is idempotent); one with another task or input raises ``ExecutionAlreadyExists``.
+    An existing execution with the same task, input and parent is returned as is, with False
+    (the start is idempotent); one with another task, input or parent raises
+    ``ExecutionAlreadyExists``.
     """
     candidate = _pending(execution_id, task_name, input_data, deadline, clock.now())
     candidate.started_by = started_by
+    candidate.parent_id = parent_id
     with atomic():
         created = _insert_unless_taken(candidate)
         work_is_due()
@@ -236,6 +243,9 @@ def create_execution(
         raise ExecutionAlreadyExists(execution_id, f"for task {stored.task_name!r}")
     if stored.input != input_data:
         raise ExecutionAlreadyExists(execution_id, "with a different input")
+    if stored.parent_id != parent_id:
+        where = f"a child of {stored.parent_id!r}" if stored.parent_id else "a top-level execution"
+        raise ExecutionAlreadyExists(execution_id, f"as {where}")
     if created:
         logger.info("execution %s: started (task %s)", execution_id, task_name)
         send(execution_started, execution_id=execution_id, task_name=task_name, input=input_data)
@@ -323,7 +333,7 @@ def claim_due(
     sql, params = backends.current().claim(token, owner[:200], names, limit, lease)
     return _write(
         lambda: [
-            Claim(e.pk, token, e.recoveries, e.task_name, e.input, e.deadline, e.run)
+            Claim(e.pk, token, e.recoveries, e.task_name, e.input, e.deadline, e.run, e.parent_id)
             for e in Execution.objects.raw(sql, params)
         ],
         single=True,
@@ -461,6 +471,55 @@ def checkpoint(claim: Claim, row: StepResult, lease: float) -> None:
     row.pk = written[0]
 
 
+CHECKPOINT_BATCH = 100
+"""Rows ``checkpoint_many`` inserts per statement, at most."""
+
+
+@engine_io
+def checkpoint_many(claim: Claim, rows: list[StepResult], lease: float) -> None:
+    """Store the outcomes of several steps (a parallel group's members that finished together)
+    if ``claim`` still owns the execution: new rows ``CHECKPOINT_BATCH`` to a statement, each
+    statement one commit; rows stored before (a member retried) one at a time, as ``checkpoint``.
+    Lost connections are handled as ``checkpoint`` handles them."""
+    new = [row for row in rows if row.pk is None]
+    for row in rows:
+        if row.pk is not None:
+            checkpoint(claim, row, lease)
+    for start in range(0, len(new), CHECKPOINT_BATCH):
+        _insert_batch(claim, new[start : start + CHECKPOINT_BATCH], lease)
+
+
+def _insert_batch(claim: Claim, rows: list[StepResult], lease: float) -> None:
+    sql, params = backends.current().checkpoint_batch(rows, claim.execution_id, claim.token, lease)
+
+    def write() -> dict[int, int]:
+        with _connection().cursor() as cursor:
+            cursor.execute(sql, params)
+            stored = {position: pk for pk, position in cursor.fetchall()}
+        if len(stored) < len(rows):  # a first attempt committed and only its answer was lost
+            stored.update(_landed_positions(claim, rows[0].run, [r.position for r in rows]))
+        return stored
+
+    stored = _write(write, single=True, reconnect_for=lease)
+    if len(stored) < len(rows):
+        raise LeaseLost(claim.execution_id)
+    for row in rows:
+        row.pk = stored[row.position]
+
+
+def _landed_positions(claim: Claim, run: int, positions: list[int]) -> dict[int, int]:
+    """Position -> id of the steps stored at ``positions``, if ``claim`` still owns the
+    execution (else none)."""
+    stored = StepResult.objects.filter(
+        execution_id=claim.execution_id,
+        run=run,
+        position__in=positions,
+        execution__lease_token=claim.token,
+        execution__status=Status.RUNNING,
+    ).values_list("position", "pk")
+    return dict(stored)
+
+
 def _landed(claim: Claim, row: StepResult) -> tuple[int] | None:
     """The id of the step stored at ``row``'s position, if ``claim`` still owns the execution: a
     retried checkpoint whose first attempt committed. None if the claim lost the execution."""
@@ -475,26 +534,36 @@ def _landed(claim: Claim, row: StepResult) -> tuple[int] | None:
 
 
 @engine_io
-def reschedule(claim: Claim, row: StepResult, due_at: datetime) -> None:
-    """Store a failed attempt that will be retried and hand the execution back until ``due_at``
-    (as far ahead of the database's clock as ``due_at`` is ahead of the engine's)."""
+def reschedule(claim: Claim, row: StepResult | None, due_at: datetime) -> None:
+    """Store a failed attempt that will be retried (unless ``row`` is None: it was checkpointed)
+    and hand the execution back until ``due_at`` (as far ahead of the database's clock as
+    ``due_at`` is ahead of the engine's)."""
     delay = (due_at - clock.now()).total_seconds()
 
     def write() -> None:
         _renew(claim, status=Status.PENDING, scheduled_at=_db_time(delay), lease_token="")
-        row.save()
+        if row is not None:
+            row.save()
         work_is_due()
 
     _write(write)
 
 
 @engine_io
-def park(claim: Claim, row: StepResult, waiting_on: str, due_at: datetime | None) -> None:
-    """Store a wait and let go of the execution until ``due_at`` or until its event arrives.
+def park(
+    claim: Claim,
+    row: StepResult,
+    waiting_on: str,
+    due_at: datetime | None,
+    events: Collection[str] = (),
+) -> None:
+    """Store a wait and let go of the execution until ``due_at`` or until one of ``events``
+    arrives (by default the event an event wait is named for).
 
     The inbox is read again under the row lock taken by the update, so an event offered while the
     worker was deciding to park makes the execution due now instead of being missed.
     """
+    wakes_on = list(events) or ([row.name] if row.kind == StepKind.EVENT else [])
 
     def write() -> None:
         _renew(
@@ -505,7 +574,7 @@ def park(claim: Claim, row: StepResult, waiting_on: str, due_at: datetime | None
             lease_token="",
         )
         row.save()
-        if row.kind == StepKind.EVENT and has_event(claim.execution_id, claim.run, row.name):
+        if wakes_on and first_event(claim.execution_id, claim.run, wakes_on) is not None:
             Execution.objects.filter(pk=claim.execution_id).update(scheduled_at=_db_time())
             work_is_due()
 
@@ -513,10 +582,27 @@ def park(claim: Claim, row: StepResult, waiting_on: str, due_at: datetime | None
 
 
 @engine_io
-def finish(claim: Claim, status: Status, output: Any = None, error: str = "") -> None:
-    """End the execution with ``status`` if ``claim`` still owns it."""
-    _write(
-        lambda: _renew(
+def finish(
+    claim: Claim,
+    status: Status,
+    output: Any = None,
+    error: str = "",
+    compensation: tuple[str, dict[str, Any]] | None = None,
+) -> None:
+    """End the execution with ``status`` if ``claim`` still owns it; with ``compensation``
+    (its status and what it stored), end its compensation too.
+
+    A child execution's end is delivered to its parent in the same transaction, as the event
+    ``child:<id>`` (see ``child_end``): kept in the parent's inbox until its ``wait_for_child``
+    gets there, or resuming it if it is parked on it. The parent's row is locked before the
+    child's, as ``cancel`` locks them (ancestors first), so the two cannot deadlock.
+    """
+    ended = {}
+    if compensation is not None:
+        ended = {"compensation_status": compensation[0], "compensation": compensation[1]}
+
+    def end() -> None:
+        _renew(
             claim,
             status=status,
             output=output,
@@ -525,9 +611,113 @@ def finish(claim: Claim, status: Status, output: Any = None, error: str = "") ->
             scheduled_at=None,
             lease_token="",
             finished_at=clock.now(),
+            **ended,
+        )
+
+    parent_id = claim.parent_id
+    if parent_id is None:
+        _write(end, single=True)
+        return
+
+    def end_and_tell_parent() -> None:
+        parent_there = _lock_if_there(parent_id)
+        end()
+        if parent_there:
+            outcome = child_end(claim.task_name, status, output, error)
+            _deliver_to_parent(parent_id, claim.execution_id, outcome)
+
+    _write(end_and_tell_parent)
+
+
+CHILD_EVENTS = "child:"
+"""The reserved namespace of the events that tell a parent execution that a child ended."""
+
+
+def child_event(child_id: str) -> str:
+    """The event a child's end is delivered to its parent as."""
+    return CHILD_EVENTS + child_id
+
+
+def child_end(task_name: str, status: str, output: Any, error: str) -> dict[str, Any]:
+    """The payload of a child's end event: its task, status, output (JSON) and error."""
+    return {"task": task_name, "status": str(status), "output": output, "error": error}
+
+
+def _lock_if_there(execution_id: str) -> bool:
+    """Lock the execution's row until the transaction ends; False if there is none (deleted)."""
+    return bool(Execution.objects.select_for_update().filter(pk=execution_id).values_list("pk"))
+
+
+def _deliver_to_parent(parent_id: str, child_id: str, outcome: dict[str, Any]) -> None:
+    """Deliver a child's end to its parent, unless the parent can no longer take it (it
+    finished, its wait for the child expired, or an earlier end of the child was delivered:
+    the parent takes the first)."""
+    try:
+        _offer_event(parent_id, child_event(child_id), outcome, lambda task, wait_type: None)
+    except (ExecutionNotFound, ExecutionFinished, EventAlreadyDelivered, EventExpired) as exc:
+        logger.info("execution %s: its end is not delivered to its parent: %s", child_id, exc)
+
+
+def child_ids(execution_id: str) -> list[str]:
+    """The ids of the executions that ``execution_id`` started as children, oldest first."""
+    children = Execution.objects.filter(parent_id=execution_id).order_by("created_at", "id")
+    return list(children.values_list("pk", flat=True))
+
+
+@engine_io
+def load_child(child_id: str) -> Execution | None:
+    """The execution ``child_id`` (its task, status, outcome and parent), or None."""
+    fields = ("id", "task_name", "status", "output", "error", "parent_id")
+    return Execution.objects.filter(pk=child_id).only(*fields).first()
+
+
+@engine_io
+def collect_child_end(claim: Claim, child: Execution) -> None:
+    """Put the end of ``child`` (finished) in the inbox of the run ``claim`` owns, unless it is
+    there: for a wait reached in a run its end was never delivered to (a rerun or restart of
+    the parent begun after the child ended)."""
+    name = child_event(child.pk)
+
+    def write() -> None:
+        _renew(claim)
+        if not Event.objects.filter(
+            execution_id=claim.execution_id, run=claim.run, name=name
+        ).exists():
+            outcome = child_end(child.task_name, child.status, child.output, child.error)
+            Event.objects.create(
+                execution_id=claim.execution_id,
+                run=claim.run,
+                name=name,
+                payload=outcome,
+                created_at=clock.now(),
+            )
+
+    _write(write)
+
+
+@engine_io
+def begin_compensation(claim: Claim, compensation: dict[str, Any]) -> None:
+    """Record, if ``claim`` still owns the execution, that its ``on_failure`` handler runs from
+    now on, with what it needs to resume after a crash (``compensation.begun``). The handler is
+    free of the execution's timeout: the deadline is cleared, so events it waits for are taken."""
+    _write(
+        lambda: _renew(
+            claim,
+            compensation_status=CompensationStatus.RUNNING,
+            compensation=compensation,
+            deadline=None,
         ),
         single=True,
     )
+
+
+@engine_io
+def running_compensation(execution_id: str) -> dict[str, Any] | None:
+    """What ``begin_compensation`` stored, while the execution's compensation runs; else None."""
+    running = Execution.objects.filter(
+        pk=execution_id, compensation_status=CompensationStatus.RUNNING
+    )
+    return running.values_list("compensation", flat=True).first()
 
 
 @engine_io
@@ -618,19 +808,35 @@ def expire_wait(claim: Claim, row: StepResult) -> tuple[bool, Any]:
     are serialized: returns (True, payload) if the event was delivered first (the caller records
     it as received), else stores the wait as timed out and returns (False, None).
     """
+    found = expire_any_wait(claim, row, [row.name])
+    return (True, found[1]) if found is not None else (False, None)
 
-    def write() -> tuple[bool, Any]:
+
+@engine_io
+def expire_any_wait(
+    claim: Claim, row: StepResult, names: Collection[str]
+) -> tuple[str, Any] | None:
+    """Time out a wait for the first of the events ``names`` whose deadline passed, unless one of
+    them arrived meanwhile: as ``expire_wait``, returns (name, payload) of the first delivered,
+    else stores the wait as timed out and returns None."""
+
+    def write() -> tuple[str, Any] | None:
         _renew(claim)
-        found, payload = event_payload(claim.execution_id, claim.run, row.name)
-        if not found:
+        found = first_event(claim.execution_id, claim.run, names)
+        if found is None:
             row.save()
-        return found, payload
+        return found
 
     return _write(write)
 
 
-def has_event(execution_id: str, run: int, name: str) -> bool:
-    return Event.objects.filter(execution_id=execution_id, run=run, name=name).exists()
+@engine_io
+def first_event(execution_id: str, run: int, names: Collection[str]) -> tuple[str, Any] | None:
+    """(name, payload) of the event among ``names`` delivered first to this run (by the order the
+    database stored them in: deliveries are serialized by the execution's row lock), else None."""
+    offered = Event.objects.filter(execution_id=execution_id, run=run, name__in=list(names))
+    event = offered.order_by("pk").only("name", "payload").first()
+    return (event.name, event.payload) if event is not None else None
 
 
 @engine_io
@@ -693,8 +899,12 @@ def _offer_event(
     )
     if expired_wait or (execution.deadline is not None and now >= execution.deadline):
         raise EventExpired(execution_id, name)
-    parked_on_it = execution.status == Status.WAITING and execution.waiting_on == name
-    validate(execution.task_name, execution.wait_type if parked_on_it else "")
+    if _any_wait_expired(execution, name, now):
+        raise EventExpired(execution_id, name)
+    parked_on_it = execution.status == Status.WAITING and name in waits_for(execution.waiting_on)
+    validate(
+        execution.task_name, execution.wait_type if parked_on_it and execution.wait_type else ""
+    )
     run = execution.run
     backend = backends.current()
     if parked_on_it and backend.delivers_in_one_statement:
@@ -726,50 +936,114 @@ def _offer_event(
     return execution
 
 
-def cancel(execution_id: str) -> None:
-    """Cancel an unfinished execution for good: no worker writes to it or resumes it again.
+def waits_for(waiting_on: str) -> list[str]:
+    """The events whose delivery resumes an execution parked on ``waiting_on``: one event's name,
+    or the names of a wait for the first of several, joined by ``|`` (no name has one)."""
+    return waiting_on.split(ANY_SEPARATOR)
 
-    Refused with ``ExecutionResuming`` while a delivery to a reserved name (an approval's decision)
-    completed the wait it is parked on: that decision is recorded, so the execution must act on it.
+
+def _any_wait_expired(execution: Execution, name: str, now: datetime) -> bool:
+    """Whether the latest wait for the first of several events that include ``name`` timed out, or
+    is still waiting past its deadline: as for a wait for ``name`` alone, the event is refused."""
+    waits = StepResult.objects.filter(
+        execution_id=execution.pk, run=execution.run, kind=StepKind.ANY, name__contains=name
+    ).order_by("-position")
+    for wait in waits.only("name", "status", "deadline"):
+        if name in waits_for(wait.name):
+            late = wait.deadline is not None and now >= wait.deadline
+            return wait.status == StepStatus.TIMED_OUT or (
+                wait.status == StepStatus.WAITING and late
+            )
+    return False
+
+
+def cancel(execution_id: str) -> None:
+    """Cancel an unfinished execution for good, with its unfinished descendants (the children
+    it started, theirs, ...): no worker writes to them or resumes them again. One transaction;
+    rows are locked ancestors first, as ``finish`` locks them. A cancelled child's end is
+    delivered to its parent (``ChildFailed`` where it waits for it).
+
+    Refused with ``ExecutionResuming`` while a delivery to a binding reserved name (an approval's
+    decision) completed the wait it, or one of those descendants, is parked on: that decision is
+    recorded, so the execution must act on it.
     """
     with atomic():
+        parent = Execution.objects.filter(pk=execution_id).values_list("parent_id", flat=True)
+        parent_id = parent.first()
+        parent_there = parent_id is not None and _lock_if_there(parent_id)
         _locked(execution_id)
-        execution = Execution.objects.only("id", "task_name", "status", "waiting_on", "run").get(
-            pk=execution_id
-        )
+        fields = ("id", "task_name", "status", "waiting_on", "run")
+        execution = Execution.objects.only(*fields).get(pk=execution_id)
         if execution.is_finished:
             raise ExecutionFinished(execution_id, execution.status)
-        if (
-            execution.status == Status.WAITING
-            and reservation(execution.waiting_on) is not None
-            and StepResult.objects.filter(
-                execution_id=execution_id,
-                run=execution.run,
-                kind=StepKind.EVENT,
-                name=execution.waiting_on,
-                status=StepStatus.COMPLETED,
-            ).exists()
-        ):
-            raise ExecutionResuming(execution_id, execution.waiting_on)
+        descendants = [d for d in _descendants(execution_id) if not d.is_finished]
+        for unfinished in (execution, *descendants):
+            _refuse_if_resuming(unfinished)
         now = clock.now()
-        Execution.objects.filter(pk=execution_id).update(
-            status=Status.CANCELLED,
-            error="cancelled",
-            waiting_on="",
-            scheduled_at=None,
-            lease_token="",
-            updated_at=now,
-            finished_at=now,
+        cancelled = {
+            "status": Status.CANCELLED,
+            "waiting_on": "",
+            "scheduled_at": None,
+            "lease_token": "",
+            "updated_at": now,
+            "finished_at": now,
+        }
+        Execution.objects.filter(pk=execution_id).update(error="cancelled", **cancelled)
+        cascade = f"cancelled with its ancestor {execution_id!r}"
+        Execution.objects.filter(pk__in=[d.pk for d in descendants]).update(
+            error=cascade, **cancelled
         )
-        logger.info("execution %s: cancelled", execution_id)
-        send(
-            execution_finished,
-            execution_id=execution_id,
-            task_name=execution.task_name,
-            status=Status.CANCELLED.value,
-            output=None,
-            error="cancelled",
+        if parent_there:
+            outcome = child_end(execution.task_name, Status.CANCELLED, None, "cancelled")
+            _deliver_to_parent(parent_id, execution_id, outcome)
+        for ended, error in [(execution, "cancelled"), *((d, cascade) for d in descendants)]:
+            logger.info("execution %s: %s", ended.pk, error)
+            send(
+                execution_finished,
+                execution_id=ended.pk,
+                task_name=ended.task_name,
+                status=Status.CANCELLED.value,
+                output=None,
+                error=error,
+            )
+
+
+def _descendants(execution_id: str) -> list[Execution]:
+    """Every execution started, directly or not, as a child of ``execution_id``, finished ones
+    included, locked a generation at a time (ancestors first)."""
+    found: list[Execution] = []
+    seen = {execution_id}
+    generation = [execution_id]
+    while generation:
+        children = (
+            Execution.objects.select_for_update()
+            .filter(parent_id__in=generation)
+            .exclude(pk__in=seen)
+            .only("id", "task_name", "status", "waiting_on", "run")
+            .order_by("pk")
         )
+        level = list(children)
+        found += level
+        generation = [child.pk for child in level]
+        seen.update(generation)
+    return found
+
+
+def _refuse_if_resuming(execution: Execution) -> None:
+    """Raise ``ExecutionResuming`` if a binding delivery (a decision) completed the wait the
+    execution is parked on: it must act on it before it can be cancelled."""
+    if (
+        execution.status == Status.WAITING
+        and binds(execution.waiting_on)
+        and StepResult.objects.filter(
+            execution_id=execution.pk,
+            run=execution.run,
+            kind=StepKind.EVENT,
+            name=execution.waiting_on,
+            status=StepStatus.COMPLETED,
+        ).exists()
+    ):
+        raise ExecutionResuming(execution.pk, execution.waiting_on)
 
 
 def _locked(execution_id: str) -> None:
@@ -883,7 +1157,7 @@ def begin_run(
         execution = Execution.objects.get(pk=execution_id)
         if execution.status not in allowed:
             raise RunRefused(execution_id, began, execution.status, allowed)
-        steps = load_steps(execution_id, execution.run)
+        steps = load_steps(execution_id, execution.run)[: _function_steps(execution)]
         inbox = Event.objects.filter(execution_id=execution_id, run=execution.run)
         offered = set(inbox.values_list("name", flat=True))
         kept = steps[: keep(steps, offered)]
@@ -903,7 +1177,7 @@ def begin_run(
             StepResult(execution_id=execution_id, run=number, **_copied(row)) for row in kept
         )
         if not carry_inbox:
-            inbox = inbox.filter(name__in=[r.name for r in kept if r.kind == StepKind.EVENT])
+            inbox = inbox.filter(name__in=[name for row in kept for name in row.awaited])
         Event.objects.bulk_create(
             Event(
                 execution_id=execution_id,
@@ -927,9 +1201,19 @@ def begin_run(
             recoveries=0,
             updated_at=now,
             finished_at=None,
+            compensation_status="",
+            compensation=None,
         )
         work_is_due()
     return load_execution(execution_id)
+
+
+def _function_steps(execution: Execution) -> int | None:
+    """How many of the current run's steps are the durable function's: those before its
+    compensation's (all, None, if it has none)."""
+    if not execution.compensation_status or execution.compensation is None:
+        return None
+    return int(execution.compensation["from_position"])
 
 
 def _close_run(execution: Execution, now: datetime) -> None:

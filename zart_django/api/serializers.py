@@ -130,16 +130,45 @@ class RunSerializer(serializers.Serializer):
     steps = StepSerializer(many=True)
 
 
+class FailureSerializer(serializers.Serializer):
+    """What ended an execution whose task compensates (a ``Failure``)."""
+
+    step = serializers.CharField(allow_blank=True)
+    error = serializers.CharField()
+    timed_out = serializers.BooleanField()
+
+
+class CompensationSerializer(serializers.Serializer):
+    """The run of the task's ``on_failure`` handler (a ``Compensation``)."""
+
+    status = serializers.CharField()
+    failure = FailureSerializer()
+    result = StoredJSONField(allow_null=True)
+    error = serializers.CharField(allow_blank=True)
+
+
 class ExecutionDetailSerializer(ExecutionSerializer):
-    """An execution with the steps of its current run (number ``run``) and every run."""
+    """An execution with the steps of its current run (number ``run``), every run, and its
+    compensation (null unless it failed and its task has an ``on_failure`` handler)."""
 
     task = serializers.CharField()
     steps = StepSerializer(many=True)
     run = serializers.IntegerField()
     runs = RunSerializer(many=True)
+    compensation = CompensationSerializer(allow_null=True)
     unclaimed_seconds = serializers.SerializerMethodField(
         help_text="How long it has been due with no worker claiming it (null if not due):"
         " minutes mean no running worker has its task's code."
+    )
+
+    parent = serializers.CharField(
+        allow_null=True,
+        help_text="The id of the execution that started it with start_child (null for a"
+        " top-level one).",
+    )
+    children = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="The ids of the executions it started with start_child, oldest first.",
     )
 
     def get_unclaimed_seconds(self, info: Any) -> float | None:

@@ -163,7 +163,8 @@ class Backend:
             f" AND {ex('task_name')} IN ("
         )
         returned = ", ".join(
-            ex(name) for name in ("id", "recoveries", "task_name", "input", "deadline", "run")
+            ex(name)
+            for name in ("id", "recoveries", "task_name", "input", "deadline", "run", "parent")
         )
         tail = f") ORDER BY {scheduled} LIMIT %s{self.claim_lock()}) RETURNING {returned}"
         return head, tail
@@ -186,6 +187,13 @@ class Backend:
     def checkpoint(self, row: StepResult, execution_id: str, token: str, lease: float) -> Statement:
         """Store ``row`` (insert, or update if it has an id) if ``token`` still owns the
         execution; returns the step's id, or nothing if it does not (or the row was there)."""
+        raise NotImplementedError
+
+    def checkpoint_batch(
+        self, rows: Sequence[StepResult], execution_id: str, token: str, lease: float
+    ) -> Statement:
+        """Insert new ``rows`` in one statement if ``token`` still owns the execution; returns
+        (id, position) of each row stored (none if it does not own it, nor rows already there)."""
         raise NotImplementedError
 
     def deliver_and_wake(

@@ -4,6 +4,7 @@ same statement, a delivery is one statement, and wake-ups go by ``NOTIFY``."""
 from __future__ import annotations
 
 import select
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -29,6 +30,9 @@ class PostgreSQLBackend(Backend):
         connection = self.connection
         casts = ", ".join(f"CAST(%s AS {f.db_type(connection)})" for f in self.step_fields)
         step_id = f"{self.steps}.{self.column(StepResult, 'id')}"
+        self._renew = renew
+        self._casts = f"({casts})"
+        self._returned = f"{step_id}, {self.steps}.{self.column(StepResult, 'position')}"
         self._checkpoint_insert = (
             f"{renew}INSERT INTO {self.steps} ({self.step_columns}) SELECT {casts} FROM owned"
             f"{self.step_conflict} RETURNING {step_id}"
@@ -52,6 +56,20 @@ class PostgreSQLBackend(Backend):
         if row.pk is None:
             return self._checkpoint_insert, params
         return self._checkpoint_update, [*params, row.pk]
+
+    def checkpoint_batch(
+        self, rows: Sequence[StepResult], execution_id: str, token: str, lease: float
+    ) -> Statement:
+        """The rows' insert joined to the lease's renewal (the lease extended by ``lease``)."""
+        values = ", ".join([self._casts] * len(rows))
+        sql = (
+            f"{self._renew}INSERT INTO {self.steps} ({self.step_columns}) SELECT batch.* FROM"
+            f" (VALUES {values}) AS batch, owned{self.step_conflict} RETURNING {self._returned}"
+        )
+        params = [*self.clock_params(lease), *self.clock_params(), execution_id, token]
+        for row in rows:
+            params += self.step_values(row)
+        return sql, params
 
     def _deliver_and_wake_sql(self) -> str:
         ex = self._execution_column

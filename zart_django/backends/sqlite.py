@@ -4,7 +4,7 @@ its clock is text to the millisecond; there are no notifications (workers poll).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,6 +25,9 @@ class SQLiteBackend(Backend):
         owned = f" EXISTS (SELECT 1 FROM {self.executions} WHERE {self.owned})"
         step_id = self.column(StepResult, "id")
         marks = ", ".join("%s" for _ in self.step_fields)
+        self._owned = owned
+        self._marks = f"({marks})"
+        self._returned = f"{step_id}, {self.column(StepResult, 'position')}"
         self._checkpoint_insert = (
             f"INSERT INTO {self.steps} ({self.step_columns}) SELECT {marks} WHERE{owned}"
             f"{self.step_conflict} RETURNING {step_id}"
@@ -53,6 +56,18 @@ class SQLiteBackend(Backend):
         if row.pk is None:
             return self._checkpoint_insert, [*self.step_values(row), execution_id, token]
         return self._checkpoint_update, [*self.step_values(row), row.pk, execution_id, token]
+
+    def checkpoint_batch(
+        self, rows: Sequence[StepResult], execution_id: str, token: str, lease: float
+    ) -> Statement:
+        """The rows' insert if the claim owns the execution (the heartbeat extends the lease)."""
+        values = ", ".join([self._marks] * len(rows))
+        sql = (
+            f"INSERT INTO {self.steps} ({self.step_columns}) SELECT * FROM (VALUES {values})"
+            f" WHERE{self._owned}{self.step_conflict} RETURNING {self._returned}"
+        )
+        params = [value for row in rows for value in self.step_values(row)]
+        return sql, [*params, execution_id, token]
 
     @contextlib.contextmanager
     def atomic(self) -> Iterator[None]:

@@ -181,6 +181,10 @@ def _show_text(info: ExecutionInfo, events: list[dict], sections: dict[str, list
         ("Output", cell(info.output)),
         ("Error", cell(info.error)),
     ]
+    if info.parent:
+        fields.append(("Parent", info.parent))
+    if info.children:
+        fields.append(("Children", ", ".join(info.children)))
     parts = ["\n".join(f"{label + ':':<12}{cell(value)}" for label, value in fields)]
     steps = [
         (s.position, s.name, s.kind, s.status, s.attempts, s.error or s.result, s.finished_at)

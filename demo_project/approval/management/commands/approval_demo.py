@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from demo_project.approval.users import MANAGER_PASSWORD, MANAGER_USERNAME, ensure_manager
+from demo_project.approval.worker import running_worker
 from demo_project.approval.workflows import (
     ApprovalDecision,
     ApprovalRequest,
@@ -28,23 +26,10 @@ class Command(BaseCommand):
     help = "Start an approval execution, park it, approve it as a manager, and print the outcome."
 
     def handle(self, *args: Any, **options: Any) -> None:
-        log_path = Path(settings.BASE_DIR) / "var" / "demo-worker.log"
-        log_path.parent.mkdir(exist_ok=True)
-        with open(log_path, "w") as log:
-            worker = subprocess.Popen(
-                [sys.executable, "manage.py", "run_zart_worker"],
-                cwd=settings.BASE_DIR,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=os.environ.copy(),
-            )
-            try:
-                self._flow()
-                self._leave_requests_for_the_inbox()
-            finally:
-                worker.send_signal(signal.SIGTERM)
-                worker.wait(timeout=30)
-        self.stdout.write(f"\n(worker log: {log_path.relative_to(settings.BASE_DIR)})")
+        with running_worker("demo-worker.log") as log_path:
+            self._flow()
+            self._leave_requests_for_the_inbox()
+        self.stdout.write(f"\n(worker log: {log_path})")
         python = os.path.relpath(sys.executable, settings.BASE_DIR)
         self.stdout.write(
             "\nTry the inbox in a browser:\n"
