@@ -1052,7 +1052,7 @@ def _locked(execution_id: str) -> None:
     Read what the decision depends on in a statement after this one: on PostgreSQL a statement
     that waited for the lock still sees other tables as they were when it began.
     """
-    if not Execution.objects.select_for_update().filter(pk=execution_id).values_list("pk"):
+    if not _lock_if_there(execution_id):
         raise ExecutionNotFound(execution_id)
 
 
