@@ -65,6 +65,17 @@ def fan_out_shaky(job: Job) -> str:
     return f"results {results}"
 
 
+@durable("fan-out-failing")
+def fan_out_failing(job: Job) -> list[int]:
+    """price 1, shaky 2, price 3, shaky 4 in one group; a failure fails the execution."""
+    return parallel(
+        functools.partial(price, job, 1),
+        lambda: shaky(job, 2),
+        functools.partial(price, job, 3),
+        lambda: shaky(job, 4),
+    )
+
+
 @step("noop")
 def noop(n: int) -> int:
     members = [t for t in threading.enumerate() if t.name.startswith("zart-parallel-")]

@@ -16,7 +16,7 @@ from tests import parallel_workflows
 from tests.conftest import wait_until
 from tests.queries import step_writes
 from tests.workflows import Job, lines
-from zart_django import DurableScheduler, ExecutionFailed, conf, store
+from zart_django import DurableScheduler, ExecutionFailed, conf, runs, store
 from zart_django.errors import LeaseLost
 from zart_django.models import Execution, StepResult
 from zart_django.testing import advance_time, run_until_idle
@@ -237,6 +237,49 @@ def test_a_group_that_failed_is_run_again_by_a_rerun_from_its_failed_member(sche
     run_until_idle()
     assert scheduler.wait_completion("p-rerun", timeout=1) == "results [10, 2, 30]"
     assert [count(job, f"start price {n}") for n in (1, 3)] == [1, 2]
+
+
+def test_a_retry_after_a_failed_group_runs_only_its_failed_members(scheduler, job):
+    job.fail_times = 2
+    scheduler.start("p-retry", "fan-out-failing", job)
+    run_until_idle()
+    advance_time("2s")
+    run_until_idle()
+    with pytest.raises(ExecutionFailed, match="shaky"):
+        scheduler.wait_completion("p-retry", timeout=1)
+    first_run = rows("p-retry")
+    scheduler.retry("p-retry")
+    run_until_idle()
+    assert scheduler.wait_completion("p-retry", timeout=1) == [10, 2, 30, 4]
+    assert [count(job, f"start price {n}") for n in (1, 3)] == [1, 1]
+    assert [count(job, f"start shaky {n}") for n in (2, 4)] == [3, 3]
+    assert run_rows("p-retry", 2) == [
+        (0, "price", "completed", 1),
+        (1, "shaky", "completed", 1),
+        (2, "price#2", "completed", 1),
+        (3, "shaky#2", "completed", 1),
+    ]
+    assert run_rows("p-retry", 1) == [row[:4] for row in first_run]  # the first run is kept
+
+
+def test_a_retry_cut_inside_a_group_keeps_its_finished_members_after_the_cut():
+    def row(position: int, status: str, group: int | None = None) -> StepResult:
+        return StepResult(
+            position=position, name=f"s{position}", status=status, parallel_group=group
+        )
+
+    steps = [
+        row(0, "completed"),
+        row(1, "completed", 1),
+        row(2, "retrying", 1),  # a worker lost too often while this member waited to retry
+        row(3, "completed", 1),
+    ]
+    assert [r.position for r in runs.retry_keeps(steps, offered=())] == [0, 1, 3]
+
+
+def run_rows(execution_id: str, run: int) -> list[tuple[int, str, str, int]]:
+    steps = StepResult.objects.filter(execution_id=execution_id, run=run).order_by("position")
+    return [(s.position, s.name, s.status, s.attempts) for s in steps]
 
 
 def test_a_group_whose_members_changed_blocks_the_execution(scheduler, job):

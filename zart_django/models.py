@@ -186,6 +186,11 @@ class StepResult(EngineModel):
     type_ref = models.CharField(max_length=300, blank=True)
     started_at = models.DateTimeField()
     finished_at = models.DateTimeField(null=True, blank=True)
+    parallel_group = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="For a member of a parallel() group: the position of the group's first member.",
+    )
 
     class Meta:
         ordering = ["execution", "run", "position"]

@@ -179,6 +179,7 @@ class _Group:
             name="",
             kind=StepKind.STEP,
             started_at=clock.now(),
+            parallel_group=self.base,
         )
 
     def settled(self, outcomes: list[_Outcome]) -> None:

@@ -43,14 +43,22 @@ from .models import StepKind, StepResult, StepStatus
 _UNFINISHED = (StepStatus.WAITING, StepStatus.RETRYING)
 
 
-def retry_keeps(steps: list[StepResult], offered: Collection[str]) -> int:
-    """How many steps a retry keeps: all of them up to the first that had not finished (a step
-    between attempts, a wait whose event is not among ``offered``), less a failed step at the end
-    (the failure that ended the run, which runs again with fresh attempts)."""
-    kept = next((n for n, row in enumerate(steps) if _unfinished(row, offered)), len(steps))
-    last = steps[kept - 1] if kept else None
-    if last is not None and last.kind == StepKind.STEP and last.status == StepStatus.FAILED:
-        kept -= 1
+def retry_keeps(steps: list[StepResult], offered: Collection[str]) -> list[StepResult]:
+    """What a retry keeps: every step up to the first that had not finished (a step between
+    attempts, a wait whose event is not among ``offered``), less the failure that ended the run,
+    which runs again with fresh attempts: a failed step at the end, or the failed members of the
+    ``parallel`` group at the end (its finished members are kept: they never run twice)."""
+    end = next((n for n, row in enumerate(steps) if _unfinished(row, offered)), len(steps))
+    edge = steps[end] if end < len(steps) else (steps[-1] if steps else None)
+    if edge is not None and edge.parallel_group is not None:
+        base = edge.parallel_group
+        members = [row for row in steps if row.parallel_group == base and row.position >= base]
+        if any(row.status != StepStatus.COMPLETED for row in members):
+            before = [row for row in steps[:end] if row.position < base]
+            return before + [row for row in members if row.status == StepStatus.COMPLETED]
+    kept = steps[:end]
+    if kept and kept[-1].kind == StepKind.STEP and kept[-1].status == StepStatus.FAILED:
+        kept.pop()
     return kept
 
 
@@ -62,19 +70,23 @@ def _unfinished(row: StepResult, offered: Collection[str]) -> bool:
     return row.status in _UNFINISHED
 
 
-def keep_before(execution_id: str, step: str) -> Callable[[list[StepResult], Collection[str]], int]:
+Keep = Callable[[list[StepResult], Collection[str]], list[StepResult]]
+"""What a new run keeps of the steps of the run it replaces, given the names in its inbox."""
+
+
+def keep_before(execution_id: str, step: str) -> Keep:
     """What a rerun from ``step`` keeps: the steps recorded before it (``StepNotFound``, naming
     the recorded steps, if the run has not recorded it)."""
 
-    def keep(steps: list[StepResult], offered: Collection[str]) -> int:
-        for position, row in enumerate(steps):
+    def keep(steps: list[StepResult], offered: Collection[str]) -> list[StepResult]:
+        for index, row in enumerate(steps):
             if row.name == step:
-                return position
+                return steps[:index]
         raise StepNotFound(execution_id, step, [row.name for row in steps])
 
     return keep
 
 
-def keep_none(steps: list[StepResult], offered: Collection[str]) -> int:
+def keep_none(steps: list[StepResult], offered: Collection[str]) -> list[StepResult]:
     """What a restart keeps: nothing."""
-    return 0
+    return []

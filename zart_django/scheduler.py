@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -243,7 +243,7 @@ class DurableScheduler:
         execution_id: str,
         began: RunStart,
         allowed: Collection[str],
-        keep: Callable[[list[StepResult], Collection[str]], int],
+        keep: runs.Keep,
         **options: Any,
     ) -> ExecutionInfo:
         task = self.registry.get(self._task_name(execution_id))

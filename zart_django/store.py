@@ -78,6 +78,7 @@ from .models import (
     WorkerSeen,
 )
 from .reserved import binds
+from .runs import Keep
 from .signals import execution_finished, execution_started, send
 from .wakeups import work_is_due
 
@@ -1136,7 +1137,7 @@ def begin_run(
     execution_id: str,
     began: RunStart,
     allowed: Collection[str],
-    keep: Callable[[list[StepResult], Collection[str]], int],
+    keep: Keep,
     *,
     deadline: datetime | None,
     from_step: str = "",
@@ -1146,8 +1147,8 @@ def begin_run(
     """Begin the next run of an execution whose status is in ``allowed`` (else ``RunRefused``).
 
     In one transaction under the execution's row lock: the run it replaces is kept as a ``Run``
-    (how it ended); the first ``keep(steps, offered)`` steps of that run (``offered``: the names
-    in its inbox) are copied into the new one, with
+    (how it ended); the steps ``keep(steps, offered)`` picks of that run (``offered``: the names
+    in its inbox) are copied into the new one, at their positions, with
     the events their waits consumed (all of that run's inbox with ``carry_inbox``); the execution
     becomes pending and due now, with no output or error, ``deadline``, and ``new_input[0]`` as
     its input if given. The rows of earlier runs are never changed. ``keep`` may raise to refuse.
@@ -1160,7 +1161,7 @@ def begin_run(
         steps = load_steps(execution_id, execution.run)[: _function_steps(execution)]
         inbox = Event.objects.filter(execution_id=execution_id, run=execution.run)
         offered = set(inbox.values_list("name", flat=True))
-        kept = steps[: keep(steps, offered)]
+        kept = keep(steps, offered)
         now = clock.now()
         number = execution.run + 1
         _close_run(execution, now)

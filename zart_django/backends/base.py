@@ -33,6 +33,7 @@ STEP_COLUMNS = (
     "type_ref",
     "started_at",
     "finished_at",
+    "parallel_group",
 )
 """The fields of ``StepResult`` a checkpoint writes (all but its id)."""
 
