@@ -24,6 +24,7 @@ from zart_django import (
     Worker,
     current_execution_id,
     durable,
+    recurrence,
     schedules,
 )
 from zart_django import clock as engine_clock
@@ -70,12 +71,12 @@ def sync_at(registry: TaskRegistry, moment: datetime) -> None:
 
 
 def test_cron_ticks_in_its_time_zone_and_every_counts_from_the_epoch():
-    berlin = schedules.make_spec("0 2 * * *", None, "Europe/Berlin", None)
+    berlin = recurrence.make_spec("0 2 * * *", None, "Europe/Berlin", None)
     assert berlin.after(BASE) == datetime(2030, 1, 1, 1, tzinfo=UTC)  # 02:00 CET
     summer = datetime(2030, 7, 1, 12, tzinfo=UTC)
     assert berlin.after(summer) == datetime(2030, 7, 2, 0, tzinfo=UTC)  # 02:00 CEST
     assert berlin.latest(datetime(2030, 1, 1, 1, tzinfo=UTC)) == datetime(2030, 1, 1, 1, tzinfo=UTC)
-    quarter = schedules.make_spec(None, "15m", None, None)
+    quarter = recurrence.make_spec(None, "15m", None, None)
     moment = datetime(2030, 1, 1, 10, 7, 30, tzinfo=UTC)
     assert quarter.latest(moment) == datetime(2030, 1, 1, 10, 0, tzinfo=UTC)
     assert quarter.after(moment) == datetime(2030, 1, 1, 10, 15, tzinfo=UTC)

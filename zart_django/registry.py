@@ -8,13 +8,11 @@ import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .durations import Duration, parse_duration
 from .errors import TaskNotFound
-
-if TYPE_CHECKING:
-    from .schedules import ScheduleSpec
+from .recurrence import ScheduleSpec, check_scheduled_task, make_spec
 
 
 @dataclass(frozen=True)
@@ -118,8 +116,6 @@ def durable(
     """
     spec = None
     if schedule is not None or every is not None or timezone is not None or overlap is not None:
-        from .schedules import make_spec
-
         spec = make_spec(schedule, every, timezone, overlap)
 
     def decorate(fn: Callable[..., Any]) -> DurableTask:
@@ -128,9 +124,7 @@ def durable(
             name, fn, limit, dict(events or {}), schedule=spec, on_failure=on_failure
         )
         if spec is not None:
-            from .schedules import check_scheduled_task
-
-            check_scheduled_task(task)
+            check_scheduled_task(task.name, task.input_type)
         (registry or default_registry).register(name, task)
         return task
 
