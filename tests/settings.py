@@ -4,6 +4,7 @@ Worker subprocesses started by tests get ZART_DB_NAME, the name of the test data
 ZART_SQLITE_PLAIN=1 uses a project's plain SQLite settings; ZART_TEST_LEASE,
 ZART_TEST_MAX_RECOVERIES and ZART_TEST_RETENTION set LEASE, MAX_RECOVERIES and RETENTION, so a
 test can give the workers it starts short leases (monkeypatch.setenv before start_worker);
+ZART_TEST_PG_POOL=N gives PostgreSQL workers Django's connection pool of at most N connections;
 ZART_TEST_CLOCK_SKEW=60 puts the process's wall clock a minute ahead (as Django reads it).
 ZART_TEST_WORKFLOW_MODULES (comma-separated) starts a worker with fewer durable tasks, as code
 from before a deploy added them.
@@ -30,6 +31,12 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
         DATABASES["default"]["OPTIONS"] = {}
 else:
     DATABASES["default"]["TEST"] = {"NAME": f"test_zart_{_RUN}"}
+    if os.environ.get("ZART_TEST_PG_POOL"):
+        # Django's connection pool, at most ZART_TEST_PG_POOL connections, named for the test.
+        DATABASES["default"]["OPTIONS"] = {
+            "pool": {"min_size": 1, "max_size": int(os.environ["ZART_TEST_PG_POOL"])},
+            "application_name": "zart-pool-test",
+        }
 
 ZART = {
     "POLL_INTERVAL": 0.05,

@@ -247,6 +247,7 @@ def _run_step(
     row.started_at = clock.now()
     row.attempts = attempt
     ctx.in_step = True
+    store.release_pooled_connection()  # the body may wait on I/O for long: don't hold one
     try:
         with tracing.step_span(ctx.execution_id, key, attempt):
             value = fn(*args, **kwargs)

@@ -166,6 +166,19 @@ def close_connection() -> None:
         _connection().close()
 
 
+def release_pooled_connection() -> None:
+    """Give this thread's connection back to the database's connection pool (Django's
+    ``OPTIONS={"pool": ...}`` on PostgreSQL) while the thread has no use for it: a step body is
+    about to run, a run or a claim has ended. The next query borrows one again, so a worker
+    process needs as many connections as it writes at once, not one per thread. Without a pool,
+    or inside a transaction, the connection is kept (reopening it would cost a connect)."""
+    connection = _connection()
+    if connection.connection is None or connection.in_atomic_block:
+        return
+    if getattr(connection, "pool", None) is not None:
+        close_connection()
+
+
 def drop_dead_connection() -> str:
     """Close this thread's connection if the server closed it or an error left it unusable, so
     the next query opens a new one; return why ("" if it was kept). Call it before each unit of

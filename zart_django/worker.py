@@ -148,6 +148,7 @@ class Worker:
                     continue  # a full batch: more may be due
                 if once and not self._inflight:
                     return
+            store.release_pooled_connection()
             self._wake.wait(self.poll_interval)
 
     def _say_seen_now_and_then(self) -> None:
@@ -241,6 +242,8 @@ class Worker:
         except Exception:
             logger.exception("execution %s: unexpected engine error", claim.execution_id)
             store.close_connection()
+        finally:
+            store.release_pooled_connection()
 
     def _heartbeat(self) -> None:
         while not self._drained.wait(self.lease / 3):
@@ -249,6 +252,7 @@ class Worker:
             self._check_connection("the heartbeat")
             try:
                 store.heartbeat(claims, self.lease)
+                store.release_pooled_connection()
             except _DB_ERRORS as exc:
                 logger.warning("worker %s: heartbeat failed: %s", self.name, store.first_line(exc))
                 store.close_connection()
