@@ -47,6 +47,7 @@ ZART = {
                 "tests.async_workflows",
                 "demo_project.approval.orders",
                 "demo_project.approval.teams",
+                "demo_project.approval.rates",
             )
         ),
     ).split(","),
