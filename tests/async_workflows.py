@@ -31,6 +31,7 @@ from zart_django import (
     wait_for_child,
     wait_for_event,
 )
+from zart_django.approvals import wait_for_approval
 
 
 async def hold_if_asked(job: Job, point: str) -> None:
@@ -206,3 +207,62 @@ async def a_breaks(job: Job) -> str:
 async def async_compensated(job: Job) -> str:
     await a_first(job)
     return await a_breaks(job)
+
+
+@step("a-orm")
+async def a_orm(execution_id: str) -> str:
+    """Reads the database from an async step body with Django's async ORM."""
+    from zart_django.models import Execution
+
+    execution = await Execution.objects.aget(pk=execution_id)
+    return execution.task_name
+
+
+@durable("async-orm")
+async def async_orm(execution_id: str) -> str:
+    return await a_orm(execution_id)
+
+
+@durable("async-timeout", timeout="1m")
+async def async_timeout(job: Job) -> str:
+    """A first step, then a sleep past the execution's timeout: it times out before a second."""
+    await a_first(job)
+    await sleep("long", "2m")
+    return await a_second(job)
+
+
+@durable("async-approval")
+async def async_approval(job: Job) -> str:
+    """Asks for an approval, awaited, then runs a step."""
+    decision = await wait_for_approval("ok", title="Async deploy")
+    return f"{decision.reviewer}: {decision.approved}, {await a_first(job)}"
+
+
+@step("a-outer")
+async def a_outer(job: Job) -> str:
+    """An async step whose body awaits another async step's function: a plain call there."""
+    return "outer of " + await a_first(job)
+
+
+@durable("async-nested")
+async def async_nested(job: Job) -> str:
+    return await a_outer(job)
+
+
+@durable("async-slow-group")
+async def async_slow_group(job: Job) -> list[str]:
+    """A group of an async member with a timeout and an async member without one."""
+    return await parallel(lambda: a_slow(job), lambda: a_second(job))
+
+
+@step("plain-breaks")
+def plain_breaks(job: Job) -> str:
+    record(job, "start plain-breaks")
+    raise ValueError("broken")
+
+
+@durable("plain-compensated-async", on_failure=undo)
+def plain_compensated_async(job: Job) -> str:
+    """A plain function with an async ``on_failure`` handler: the task runs on the event loop,
+    the plain function on an engine thread."""
+    return plain_breaks(job)

@@ -5,8 +5,11 @@ errors, a lost lease, cancellation, 1,000 parked executions, and the scheduler's
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
@@ -16,6 +19,8 @@ from tests import async_workflows
 from tests.conftest import wait_until
 from tests.workflows import Approval, Job, lines
 from zart_django import (
+    DurableScheduler,
+    DurableTask,
     ExecutionFailed,
     ExecutionFinished,
     StepTimeout,
@@ -23,6 +28,8 @@ from zart_django import (
     step,
     store,
 )
+from zart_django.approvals import decide
+from zart_django.approvals.models import ApprovalRequest
 from zart_django.models import Execution, StepResult
 from zart_django.replay import run_execution
 from zart_django.testing import advance_time, run_until_idle
@@ -44,6 +51,14 @@ def run_through_retries(rounds: int) -> None:
     for _ in range(rounds):
         run_until_idle()
         advance_time("2s")
+
+
+def output_after_retries(task: DurableTask, execution_id: str, job: Job, rounds: int) -> Any:
+    """Start ``task`` on ``job``, run it through ``rounds`` retry delays, return its output."""
+    scheduler = DurableScheduler()
+    scheduler.start_for(task, execution_id, job)
+    run_through_retries(rounds)
+    return scheduler.wait_completion(execution_id, timeout=5)
 
 
 def test_an_async_function_awaits_async_and_plain_steps_and_an_event(scheduler, job):
@@ -68,17 +83,14 @@ def test_an_async_function_awaits_async_and_plain_steps_and_an_event(scheduler, 
 
 def test_a_failing_async_step_is_retried_then_succeeds(scheduler, job):
     job.fail_times = 2
-    scheduler.start_for(async_workflows.async_retrying, "as-retry", job)
-    run_through_retries(3)
-    assert scheduler.wait_completion("as-retry", timeout=5) == "succeeded on attempt 3"
+    output = output_after_retries(async_workflows.async_retrying, "as-retry", job, 3)
+    assert output == "succeeded on attempt 3"
     assert rows("as-retry") == [("a-flaky", "completed", 3)]
 
 
 def test_an_async_step_out_of_attempts_raises_step_failed(scheduler, job):
     job.fail_times = 5
-    scheduler.start_for(async_workflows.async_retrying, "as-fail", job)
-    run_through_retries(4)
-    output = scheduler.wait_completion("as-fail", timeout=5)
+    output = output_after_retries(async_workflows.async_retrying, "as-fail", job, 4)
     assert (
         output
         == "gave up: step 'a-flaky' failed after 3 attempts: ConnectionError: attempt 3 failed"
@@ -104,9 +116,7 @@ def test_an_attempt_past_its_timeout_is_cancelled_and_counted(scheduler, job):
 
 def test_attempts_that_all_time_out_end_in_step_failed(scheduler, job):
     job.fail_times = 3
-    scheduler.start_for(async_workflows.async_slow, "as-slow-3", job)
-    run_through_retries(4)
-    output = scheduler.wait_completion("as-slow-3", timeout=5)
+    output = output_after_retries(async_workflows.async_slow, "as-slow-3", job, 4)
     assert output.startswith("gave up: step 'a-slow' failed after 3 attempts: StepTimeout:")
     assert [count(job, f"cancelled a-slow {n}") for n in (1, 2, 3)] == [1, 1, 1]
 
@@ -191,6 +201,13 @@ def test_an_async_compensation_handler_runs_its_steps(scheduler, job):
     assert count(job, "undo") == 1
 
 
+def test_a_plain_function_may_have_an_async_compensation_handler(scheduler, job):
+    scheduler.start_for(async_workflows.plain_compensated_async, "as-plain-comp", job)
+    run_until_idle()
+    info = scheduler.get("as-plain-comp")
+    assert (info.status, info.compensation.result) == ("failed", "undone after plain-breaks")
+
+
 def test_a_parked_async_execution_can_be_cancelled(scheduler, job):
     scheduler.start_for(async_workflows.async_three_steps, "as-cancel", job)
     run_until_idle()
@@ -227,24 +244,83 @@ def test_a_database_error_mid_async_function_hands_it_back(scheduler, job, monke
     assert [count(job, f"done {s}") for s in ("a-first", "a-second")] == [1, 1]
 
 
-@pytest.mark.django_db(transaction=True)
-def test_a_lease_lost_mid_async_step_writes_nothing(scheduler, job):
-    """Another owner takes the execution while an async step's body runs: the checkpoint is
-    refused, the run lets go, and the new owner's state stands."""
+@contextlib.contextmanager
+def inside_the_second_step(job: Job, execution_id: str) -> Iterator[list[str]]:
+    """Run ``async-three-steps`` on a thread of its own; the block runs while its second step's
+    body is held; yield the list that receives how the run ended once the block let it go."""
     gate = Path(f"{job.log}.hold-a-second")
     gate.touch()
-    scheduler.start_for(async_workflows.async_three_steps, "as-lease", job)
-    (claim,) = store.claim_due("first-owner", 1, 30, tasks=["async-three-steps"])
+    DurableScheduler().start_for(async_workflows.async_three_steps, execution_id, job)
+    (claim,) = store.claim_due("owner", 1, 30, tasks=["async-three-steps"])
     ended: list[str] = []
     runner = threading.Thread(target=lambda: ended.append(run_execution(claim, default_registry)))
     runner.start()
     wait_until(lambda: count(job, "start a-second") == 1, what="the second step to start")
-    Execution.objects.filter(pk="as-lease").update(lease_token="someone-else")
-    gate.unlink()
-    runner.join(timeout=30)
+    try:
+        yield ended
+    finally:
+        gate.unlink()
+        runner.join(timeout=30)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_lease_lost_mid_async_step_writes_nothing(scheduler, job):
+    """Another owner takes the execution while an async step's body runs: the checkpoint is
+    refused, the run lets go, and the new owner's state stands."""
+    with inside_the_second_step(job, "as-lease") as ended:
+        Execution.objects.filter(pk="as-lease").update(lease_token="someone-else")
     assert ended == ["lease lost"]
     assert count(job, "done a-second") == 1
     assert rows("as-lease") == [("a-first", "completed", 1)]
+
+
+def test_an_async_step_body_may_use_the_async_orm(scheduler):
+    scheduler.start_for(async_workflows.async_orm, "as-orm", "as-orm")
+    run_until_idle()
+    assert scheduler.wait_completion("as-orm", timeout=5) == "async-orm"
+
+
+def test_an_async_function_past_its_timeout_times_out(scheduler, job):
+    scheduler.start_for(async_workflows.async_timeout, "as-late", job)
+    run_until_idle()
+    advance_time("3m")
+    run_until_idle()
+    with pytest.raises(ExecutionFailed, match="timed_out"):
+        scheduler.wait_completion("as-late", timeout=5)
+    assert (count(job, "done a-first"), count(job, "start a-second")) == (1, 0)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_cancelled_while_an_async_step_runs_it_goes_no_further(scheduler, job):
+    with inside_the_second_step(job, "as-stop") as ended:
+        scheduler.cancel("as-stop")
+    assert ended == ["lease lost"]
+    assert Execution.objects.get(pk="as-stop").status == "cancelled"
+    assert rows("as-stop") == [("a-first", "completed", 1)]
+
+
+def test_an_async_function_awaits_an_approval(scheduler, job, manager):
+    scheduler.start_for(async_workflows.async_approval, "as-approve", job)
+    run_until_idle()
+    assert ApprovalRequest.objects.get(execution_id="as-approve").title == "Async deploy"
+    decide("as-approve", manager, approved=True)
+    run_until_idle()
+    assert scheduler.wait_completion("as-approve", timeout=5) == "Alice Manager: True, a-first ok"
+
+
+def test_an_async_step_body_awaits_another_async_step_as_a_plain_call(scheduler, job):
+    scheduler.start_for(async_workflows.async_nested, "as-nested", job)
+    run_until_idle()
+    assert scheduler.wait_completion("as-nested", timeout=5) == "outer of a-first ok"
+    assert rows("as-nested") == [("a-outer", "completed", 1)]
+
+
+def test_an_async_member_past_its_timeout_is_retried_alone(scheduler, job):
+    job.fail_times = 1
+    output = output_after_retries(async_workflows.async_slow_group, "as-slow-group", job, 2)
+    assert output == ["in time on attempt 2", "a-second ok"]
+    assert (count(job, "cancelled a-slow 1"), count(job, "done a-second")) == (1, 1)
+    assert rows("as-slow-group") == [("a-slow", "completed", 2), ("a-second", "completed", 1)]
 
 
 def test_a_thousand_parked_async_executions_resume(scheduler):

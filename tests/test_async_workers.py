@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from tests.workflows import Approval, Job, lines
 from zart_django import Worker, default_registry
 from zart_django.models import Execution, StepResult
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(240)]
 
 
 def count(job: Job, line: str) -> int:
@@ -127,6 +128,36 @@ def test_async_executions_await_without_holding_a_thread(scheduler, tmp_path):
         runner.join(timeout=30)
     assert not runner.is_alive()
     assert "zart-async" not in [thread.name for thread in threading.enumerate()]
+
+
+def test_a_thousand_parked_async_executions_resume_on_one_worker(scheduler):
+    """1,000 async executions park on a worker, then their events arrive: all resume and
+    finish, at most ``concurrency`` at a time on one event loop; the figures are printed."""
+    ids = [f"aw-many-{n}" for n in range(1000)]
+    for n, execution_id in enumerate(ids):
+        scheduler.start_for(async_workflows.async_parked, execution_id, n)
+    worker = Worker(default_registry, concurrency=16, poll_interval=0.02)
+    runner = threading.Thread(target=run_then_close, args=(worker,), name="test-worker")
+    started = time.monotonic()
+    runner.start()
+    try:
+        waiting = Execution.objects.filter(pk__in=ids, status="waiting")
+        wait_until(lambda: waiting.count() == 1000, timeout=100, what="all 1,000 to park")
+        parked = time.monotonic()
+        for execution_id in ids:
+            scheduler.offer_event(execution_id, "go", 1)
+        done = Execution.objects.filter(pk__in=ids, status="completed")
+        wait_until(lambda: done.count() == 1000, timeout=100, what="all 1,000 to resume")
+        resumed = time.monotonic()
+    finally:
+        worker.stop()
+        runner.join(timeout=30)
+    outputs = sorted(output for (output,) in done.values_list("output"))
+    assert outputs == list(range(1, 1001))
+    print(
+        f"\n1,000 async executions on {connection.vendor}: parked in {parked - started:.1f}s,"
+        f" offered and resumed in {resumed - parked:.1f}s (concurrency 16)"
+    )
 
 
 def run_then_close(worker: Worker) -> None:

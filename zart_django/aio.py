@@ -3,9 +3,9 @@ database calls go.
 
 Django's ORM is synchronous and refuses to run in a thread with a running event loop, so an
 async execution's engine calls (checkpoints, parking, the start and end of a run) are made on an
-*engine thread*: ``engine_call`` hands a function to the executor of the running execution (a
-worker's pool of database threads, or the thread that drives the loop in ``run_here``) with the
-caller's context variables, and awaits it. The event loop itself never touches the database.
+*engine thread*: ``engine_call`` hands a function to a worker's pool of database threads (or,
+in ``run_here``, to the thread that waits for the loop) with the caller's context variables,
+and awaits it. The event loop itself never touches the database.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
-import queue
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
+from asgiref.sync import async_to_sync, sync_to_async
 from django.db import connections
 
 from . import store
@@ -40,10 +40,14 @@ def on_engine_thread() -> bool:
 
 async def engine_call(fn: Callable[[], T]) -> T:
     """Run ``fn()`` on an engine thread with a copy of this context and return what it returns
-    (or raise what it raises, ``Suspended`` and ``LeaseLost`` included)."""
-    loop = asyncio.get_running_loop()
+    (or raise what it raises, ``Suspended`` and ``LeaseLost`` included): a thread of the
+    worker's ``EventLoop``, or else Django's thread for synchronous code (``run_here``)."""
     context = contextvars.copy_context()
-    return await loop.run_in_executor(_executor.get(), context.run, _as_engine, fn)
+    executor = _executor.get()
+    if executor is None:
+        return await sync_to_async(context.run, thread_sensitive=True)(_as_engine, fn)
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(executor, context.run, _as_engine, fn)
 
 
 def _as_engine(fn: Callable[[], T]) -> T:
@@ -100,52 +104,10 @@ class EventLoop:
             self._engine.submit(close)
 
 
-class _ThisThread(concurrent.futures.Executor):
-    """An executor whose calls are run by the thread that calls ``serve``."""
-
-    def __init__(self) -> None:
-        self._calls: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
-
-    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Any:
-        future: concurrent.futures.Future[T] = concurrent.futures.Future()
-
-        def call() -> None:
-            if not future.set_running_or_notify_cancel():
-                return
-            try:
-                future.set_result(fn(*args, **kwargs))
-            except BaseException as exc:  # Suspended, LeaseLost: the awaiting coroutine's
-                future.set_exception(exc)
-
-        self._calls.put(call)
-        return future
-
-    def serve(self) -> None:
-        """Run the submitted calls until ``done``."""
-        while (call := self._calls.get()) is not None:
-            call()
-
-    def done(self) -> None:
-        self._calls.put(None)
-
-
-def run_here(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run ``work()`` to its end from synchronous code: the event loop runs on a helper thread
-    and the engine calls run in this thread, so they see its database connection (and, in a
-    test, its transaction). For ``run_execution`` outside a worker and for ``testing``."""
-    engine = _ThisThread()
-    outcome: concurrent.futures.Future[T] = concurrent.futures.Future()
-
-    def loop() -> None:
-        try:
-            outcome.set_result(asyncio.run(_using(engine, work())))
-        except BaseException as exc:  # raised in the calling thread below
-            outcome.set_exception(exc)
-        finally:
-            engine.done()
-
-    thread = threading.Thread(target=loop, name="zart-async-here")
-    thread.start()
-    engine.serve()
-    thread.join()
-    return outcome.result()
+def run_here(work: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
+    """Run ``work(*args)`` (an ``async def`` function) to its end from synchronous code, as ``asgiref.sync.async_to_sync`` does:
+    the event loop runs on a helper thread and the engine calls (and a step body's
+    ``sync_to_async`` calls, the async ORM's included) run in this thread, so they see its
+    database connection and, in a test, its transaction. For ``run_execution`` outside a worker
+    and for ``zart_django.testing``."""
+    return async_to_sync(work)(*args)

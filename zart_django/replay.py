@@ -755,7 +755,7 @@ def run_execution(claim: store.Claim, registry: TaskRegistry) -> str:
     if claim.task_name not in registry:
         return _hand_back(claim, f"this worker has no task {claim.task_name!r}")
     if registry.get(claim.task_name).is_async:
-        return aio.run_here(lambda: arun_execution(claim, registry))
+        return aio.run_here(arun_execution, claim, registry)
     with tracing.execution_span(claim.execution_id, claim.task_name) as outcome:
         try:
             return outcome(_run(claim, registry))
