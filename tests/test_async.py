@@ -129,6 +129,12 @@ def test_a_plain_step_with_a_timeout_is_refused_when_it_is_declared():
             return n
 
 
+@pytest.mark.parametrize("timeout", [0, -1, "0s"])
+def test_a_step_timeout_that_is_not_positive_is_refused(timeout):
+    with pytest.raises(ValueError, match="timeout must be positive"):
+        step("never", timeout=timeout)
+
+
 def test_step_timeout_is_a_timeout_error():
     assert issubclass(StepTimeout, TimeoutError)
 

@@ -94,6 +94,8 @@ class EventLoop:
     def _close_connections(self) -> None:
         """Close the database connection of each engine thread: one call per thread, each held
         at a barrier until all have run, so no thread takes two."""
+        if not self._started:
+            return
         barrier = threading.Barrier(self._started)
 
         def close() -> None:

@@ -283,6 +283,8 @@ def step(
     fails with ``StepTimeout`` and counts as a failed attempt for ``retry``.
     """
     limit = parse_duration(timeout) if timeout is not None else None
+    if limit is not None and limit <= timedelta(0):
+        raise ValueError(f"step {name!r}: timeout must be positive, not {timeout!r}")
 
     def decorate(fn: Callable[..., T]) -> Callable[..., T]:
         is_async = iscoroutinefunction(fn)

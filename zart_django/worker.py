@@ -109,9 +109,11 @@ class Worker:
         listener = Listener(self._wake.set) if Listener.available() and not once else None
         if listener is not None:
             listener.start()
-        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="zart-worker") as pool:
-            self._loop(pool, once)
-        self._close_event_loop()
+        try:
+            with ThreadPoolExecutor(self.concurrency, thread_name_prefix="zart-worker") as pool:
+                self._loop(pool, once)
+        finally:
+            self._close_event_loop()  # its thread would keep the process alive
         if listener is not None:
             listener.stop()
         self._drained.set()
