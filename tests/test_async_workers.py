@@ -81,6 +81,20 @@ def test_a_worker_killed_mid_async_group_runs_only_the_unfinished_members(
     assert count(job, "square 3") == 1
 
 
+def test_an_async_step_longer_than_the_lease_keeps_it_by_heartbeat(scheduler, job, start_worker):
+    """The lease is 2 s in the tests: a body held for three leases is not taken from its worker."""
+    gate = hold(job, "a-second")
+    scheduler.start_for(async_workflows.async_three_steps, "aw-long", job)
+    start_worker()
+    start_worker()  # would take the execution over if its lease expired
+    wait_until(lambda: count(job, "start a-second") == 1, what="the second async step to start")
+    time.sleep(6)
+    gate.unlink()
+    wait_until(lambda: status("aw-long") == "waiting", what="the wait for 'go'")
+    assert Execution.objects.get(pk="aw-long").recoveries == 0
+    assert (count(job, "start a-second"), count(job, "done a-second")) == (1, 1)
+
+
 def test_sigterm_lets_the_async_executions_in_flight_finish(scheduler, tmp_path, start_worker):
     log = str(tmp_path / "term.log")
     jobs = {f"aw-term-{n}": Job(log=log, name=f"aw-term-{n}") for n in range(3)}
