@@ -96,6 +96,7 @@ ZART = {
         "demo_project.approval.scheduled",  # the nightly digest (recurring)
         "demo_project.approval.teams",  # the team onboarding (child executions)
         "demo_project.approval.quotes",  # the quote (parallel steps)
+        "demo_project.approval.rates",  # the invoice conversion (async def)
     ],
     "APPROVALS_BASE_URL": "http://127.0.0.1:8000",
 }

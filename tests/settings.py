@@ -51,8 +51,10 @@ ZART = {
                 "tests.values_workflows",
                 "tests.child_workflows",
                 "tests.parallel_workflows",
+                "tests.async_workflows",
                 "demo_project.approval.orders",
                 "demo_project.approval.teams",
+                "demo_project.approval.rates",
             )
         ),
     ).split(","),

@@ -89,3 +89,19 @@ def test_quote_demo_prices_in_parallel_and_prints_in_call_order():
         " price-lookup#4, price-lookup#5",
     ):
         assert expected in out, out
+
+
+def test_async_demo_converts_from_async_code_and_shows_the_timed_out_attempt():
+    out = run_command("async_demo")
+    for expected in (
+        "=== Zart Async Workflow Example ===",
+        "Rates fetched; waiting for the customer's confirmation...",
+        "  total:     1760.00 EUR",
+        "  status:    booked",
+        "  reference: CONV-ACME-176000",
+        "  fetch-rate (completed)",
+        "  fetch-rate#3 (completed, 2 attempts: the first timed out)",
+        "  confirm (completed)",
+        "  book-conversion (completed)",
+    ):
+        assert expected in out, out

@@ -28,6 +28,16 @@ The whole public surface::
     def onboard(team: Team) -> list[Account]:
         return [run_child(create_account, f"account-{m}", m) for m in team.members]
 
+    @step("fetch-rate", timeout="30s")            # async def steps and functions: every step,
+    async def fetch_rate(currency: str) -> float: ...   # wait and recorded value is awaited
+
+    @durable("convert")
+    async def convert(order: Order) -> float:
+        rate = await fetch_rate(order.currency)   # an attempt past 30 s is cancelled: StepTimeout
+        await sleep("settle", "1h")
+        return order.amount * rate
+    # ASGI views: await scheduler.astart_for(...), aoffer_event(...), await_completion(...)
+
 Workers run executions: ``python manage.py run_zart_worker``. Errors live in
 ``zart_django.errors`` and are re-exported here. Names are imported lazily, so importing this
 package never touches the models before Django is set up.
@@ -87,6 +97,7 @@ _EXPORTS = {
     "RunRefused": "errors",
     "StepNotFound": "errors",
     "StepFailed": "errors",
+    "StepTimeout": "errors",
     "ChildFailed": "errors",
     "NotAChild": "errors",
     "PayloadError": "errors",
@@ -122,6 +133,7 @@ __all__ = [
     "StepFailed",
     "StepInfo",
     "StepNotFound",
+    "StepTimeout",
     "TaskError",
     "TaskNotFound",
     "TaskRegistry",
@@ -175,6 +187,7 @@ if TYPE_CHECKING:
         ScheduleNotFound,
         StepFailed,
         StepNotFound,
+        StepTimeout,
         TaskError,
         TaskNotFound,
         WaitTimeout,

@@ -10,6 +10,9 @@ the child refuses the person who started the parent).
 the child's end to the parent in the transaction that ends the child, so an end that comes
 before the parent waits is kept in its inbox, and a parent parked on it is resumed. Only that
 path delivers there: ``offer_event`` refuses the namespace.
+
+In an ``async def`` durable function the three are awaited (``await run_child(...)``); a child
+is any durable task, async or not.
 """
 
 from __future__ import annotations
@@ -23,7 +26,14 @@ from .errors import ChildFailed, ExecutionNotFound, NotAChild, PayloadError
 from .models import Status
 from .names import MAX_LENGTH, check_name
 from .registry import DurableTask
-from .replay import ExecutionContext, _require_context, step, wait_for_event, wait_recorded
+from .replay import (
+    ExecutionContext,
+    _require_context,
+    awaitable_in_async,
+    step,
+    wait_for_event,
+    wait_recorded,
+)
 from .reserved import reserve
 
 START_STEP = "start-child:"
@@ -42,6 +52,7 @@ def reserve_child_events() -> None:
     )
 
 
+@awaitable_in_async
 def start_child(task: DurableTask | str, execution_id: str, data: Any = None) -> str:
     """Start ``task`` (a ``@durable`` task or its name) as ``execution_id`` with input ``data``,
     as a child of the running durable function, and return the child's id.
@@ -71,6 +82,7 @@ def start_child(task: DurableTask | str, execution_id: str, data: Any = None) ->
     return step(START_STEP + execution_id)(start)(child.name, execution_id)
 
 
+@awaitable_in_async
 def wait_for_child(execution_id: str, timeout: Duration | None = None) -> Any:
     """Park until the child ``execution_id`` (started with ``start_child``) ends, holding no
     thread, and return its output, typed as its task declares.
@@ -90,6 +102,7 @@ def wait_for_child(execution_id: str, timeout: Duration | None = None) -> Any:
     return _output(ctx, execution_id, end)
 
 
+@awaitable_in_async
 def run_child(
     task: DurableTask | str, execution_id: str, data: Any = None, timeout: Duration | None = None
 ) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import timedelta
 
 
 class ZartError(Exception):
@@ -145,6 +146,19 @@ class StepFailed(TaskError):
         self.step = step
         self.error = error
         self.attempts = attempts
+
+
+class StepTimeout(TaskError, TimeoutError):
+    """An attempt of an async step ran past the step's ``timeout`` and was cancelled; it counts
+    as a failed attempt (retried by the step's policy, then recorded in its ``StepFailed``)."""
+
+    def __init__(self, step: str, attempt: int, timeout: timedelta) -> None:
+        super().__init__(
+            f"attempt {attempt} of step {step!r} ran past its timeout ({timeout}) and was cancelled"
+        )
+        self.step = step
+        self.attempt = attempt
+        self.timeout = timeout
 
 
 class EventTimeout(TaskError):

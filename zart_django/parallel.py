@@ -10,22 +10,30 @@ the group's own, at most ``max_concurrency`` of them, while the function's threa
 each outcome as it arrives: a crash loses only the members in flight, and a replay answers the
 others from their checkpoints. The member threads never write; a body's own ORM queries use its
 thread's connection, closed when the group ends.
+
+In an ``async def`` durable function ``parallel`` is awaited: async members run as tasks on its
+event loop (each cancelled past its step's timeout), plain members on engine threads, at most
+``max_concurrency`` at a time; checkpoints are written as they finish, as above.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
+import functools
 import logging
 import queue
 import threading
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from asgiref.sync import iscoroutinefunction
 from django.db import connections
 
-from . import clock, conf, store, tracing
+from . import aio, clock, conf, store
 from .codec import decode, encode
 from .errors import StepFailed
 from .models import StepKind, StepResult, StepStatus
@@ -34,6 +42,7 @@ from .replay import (
     StepCall,
     _current,
     _require_context,
+    _running_body,
     _step_failed,
     _step_ran,
 )
@@ -77,17 +86,46 @@ def parallel(*calls: Callable[[], Any], max_concurrency: int | None = None) -> l
     if outer is None or outer.in_step:
         return [call() for call in calls]
     ctx = _require_context("parallel")
-    captured = [_capture(ctx, call, index) for index, call in enumerate(calls)]
-    ctx.pass_patch_markers()
-    base = ctx.position
-    rows = _recorded(ctx, captured, base)
-    group = _Group(ctx, base, rows)
-    pending = group.replay(captured)
+    group, pending = _prepare(ctx, calls)
+    if ctx.awaits:
+        return typing.cast(list[Any], _aparallel(ctx, group, pending, width))
     if pending:
         ctx.check_deadline()
         _settle(ctx, pending, width, group.settled)
-    ctx.recorded[base:] = [*group.rows, *_after(ctx.recorded[base:], base + len(rows))]
-    ctx.position = base + len(rows)
+    return _conclude(ctx, group)
+
+
+async def _aparallel(
+    ctx: ExecutionContext, group: _Group, pending: list[_Member], width: int
+) -> list[Any]:
+    """``parallel`` in an async durable function: async bodies run as tasks on its event loop
+    (cancelled past their step's timeout), plain ones on engine threads; checkpoints are written
+    on an engine thread as members finish."""
+    with ctx.one_at_a_time("parallel()"):
+        if pending:
+            ctx.check_deadline()
+            await _asettle(ctx, pending, width, group.settled)
+        return await aio.engine_call(functools.partial(_conclude, ctx, group))
+
+
+def _prepare(
+    ctx: ExecutionContext, calls: tuple[Callable[[], Any], ...]
+) -> tuple[_Group, list[_Member]]:
+    """Learn the members' steps, answer the recorded ones; return the group and the members
+    still to run (no database call)."""
+    captured = [_capture(ctx, call, index) for index, call in enumerate(calls)]
+    ctx.pass_patch_markers()
+    base = ctx.position
+    group = _Group(ctx, base, _recorded(ctx, captured, base))
+    return group, group.replay(captured)
+
+
+def _conclude(ctx: ExecutionContext, group: _Group) -> list[Any]:
+    """Move replay past the group; park until the earliest retry is due, raise the first
+    failure, or return the results in call order."""
+    base, size = group.base, len(group.recorded)
+    ctx.recorded[base:] = [*group.rows, *_after(ctx.recorded[base:], base + size)]
+    ctx.position = base + size
     if group.retry_at:
         store.reschedule(ctx.claim, None, min(group.retry_at))
         ctx.suspend()
@@ -304,12 +342,48 @@ def _settle(
 def _run_body(ctx: ExecutionContext, member: _Member) -> _Outcome:
     """Run one member's body in this thread, as inside a step: nested steps run as plain calls."""
     _current.set(ctx)
-    call = member.call
     started = clock.now()
+    with _running_body(ctx, member.key, member.attempt, mark=False) as ran:
+        ran.data = encode(member.call.body(), f"result of step {member.key!r}")
+    return _Outcome(member, started, clock.now(), data=ran.data, exc=ran.error)
+
+
+async def _arun_body(ctx: ExecutionContext, member: _Member) -> _Outcome:
+    """``_run_body`` for an async member, awaited on the event loop; a plain member's body runs
+    on an engine thread."""
+    if not iscoroutinefunction(member.call.fn):
+        return await aio.engine_call(functools.partial(_run_body, ctx, member))
+    _current.set(ctx)
+    started = clock.now()
+    with _running_body(ctx, member.key, member.attempt, mark=False) as ran:
+        value = await member.call.awaited(member.key, member.attempt)
+        ran.data = encode(value, f"result of step {member.key!r}")
+    return _Outcome(member, started, clock.now(), data=ran.data, exc=ran.error)
+
+
+async def _asettle(
+    ctx: ExecutionContext,
+    pending: list[_Member],
+    width: int,
+    settled: Callable[[list[_Outcome]], None],
+) -> None:
+    """``_settle`` on the event loop: at most ``width`` bodies at a time, ``settled`` called on
+    an engine thread with the outcomes that arrived together. If that fails, the bodies still
+    running are cancelled."""
+    gate = asyncio.Semaphore(width)
+    in_member = replace(ctx, in_step=True)
+
+    async def run(member: _Member) -> _Outcome:
+        async with gate:
+            return await _arun_body(in_member, member)
+
+    running = {asyncio.ensure_future(run(member)) for member in pending}
     try:
-        with tracing.step_span(ctx.execution_id, member.key, member.attempt):
-            value = call.fn(*call.positional, **call.keywords)
-            data = encode(value, f"result of step {member.key!r}")
-    except Exception as exc:
-        return _Outcome(member, started, clock.now(), exc=exc)
-    return _Outcome(member, started, clock.now(), data=data)
+        while running:
+            done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+            outcomes = [task.result() for task in done]
+            await aio.engine_call(functools.partial(settled, outcomes))
+    finally:
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
+from asgiref.sync import iscoroutinefunction
+
 from .durations import Duration, parse_duration
 from .errors import TaskNotFound
 from .recurrence import ScheduleSpec, check_scheduled_task, make_spec
@@ -42,8 +44,17 @@ class DurableTask:
     def output_type(self) -> Any:
         return typing.get_type_hints(self.fn).get("return", Any)
 
+    @functools.cached_property
+    def is_async(self) -> bool:
+        """Whether the function or its ``on_failure`` handler is ``async def``: a worker runs
+        its executions on its event loop."""
+        return iscoroutinefunction(self.fn) or (
+            self.on_failure is not None and iscoroutinefunction(self.on_failure)
+        )
+
     def invoke(self, input_value: Any) -> Any:
-        """Call the function with its input (or with nothing, if it takes no argument)."""
+        """Call the function with its input (or with nothing, if it takes no argument); for an
+        ``async def`` function, the coroutine to await."""
         if self._parameters:
             return self.fn(input_value)
         return self.fn()

@@ -14,19 +14,23 @@ lets go of it.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import itertools
 import logging
 import traceback
 import typing
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
-from datetime import datetime
-from typing import Any, TypeVar
+from datetime import datetime, timedelta
+from typing import Any, ParamSpec, TypeVar
 
-from . import clock, conf, metrics, store, tracing
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+
+from . import aio, clock, conf, metrics, store, tracing
 from .codec import decode, encode, type_ref
 from .compensation import Failure, begun, failure_of
 from .durations import Duration, parse_duration
@@ -37,6 +41,7 @@ from .errors import (
     LeaseLost,
     NonDeterminismError,
     StepFailed,
+    StepTimeout,
     Suspended,
 )
 from .models import ANY_SEPARATOR, CompensationStatus, Status, StepKind, StepResult, StepStatus
@@ -50,6 +55,7 @@ from .signals import execution_finished, send, send_blocked, step_failed
 logger = logging.getLogger("zart_django")
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 class _ExecutionTimedOut(BaseException):
@@ -74,10 +80,36 @@ class ExecutionContext:
     """Set while ``parallel`` calls a member to learn its step: the step raises ``StepCall``."""
     registry: TaskRegistry = default_registry
     """The registry the worker runs the execution from (child tasks are looked up there)."""
+    is_async: bool = False
+    """Whether the code it runs (the function, or its ``on_failure`` handler) is ``async def``."""
+    busy: str = ""
+    """What an async function awaits from the engine now ("" when nothing): one at a time."""
 
     @property
     def execution_id(self) -> str:
         return self.claim.execution_id
+
+    @property
+    def awaits(self) -> bool:
+        """Whether an engine call made here must be awaited: the running code is ``async def``
+        and this is its event loop (not a step's body, nor an engine thread)."""
+        return self.is_async and not (self.in_step or self.capturing or aio.on_engine_thread())
+
+    @contextmanager
+    def one_at_a_time(self, what: str) -> Iterator[None]:
+        """Mark the async function as awaiting ``what``; refuse a second engine call meanwhile
+        (steps of one execution run one after another, or together through ``parallel``)."""
+        if self.busy:
+            raise RuntimeError(
+                f"execution {self.execution_id!r} awaits {what} while it awaits {self.busy}: an"
+                " async durable function awaits one step or wait at a time (no asyncio.gather or"
+                " create_task over them); run steps together with zart_django.parallel"
+            )
+        self.busy = what
+        try:
+            yield
+        finally:
+            self.busy = ""
 
     def next_key(self, name: str) -> str:
         self.occurrences[name] += 1
@@ -151,8 +183,9 @@ _current: ContextVar[ExecutionContext | None] = ContextVar("zart_execution", def
 
 
 class StepCall(BaseException):
-    """Internal: a step called while ``parallel`` learns its members (``capturing``), with what
-    running it takes. A ``BaseException`` so the call's own ``except Exception`` lets it pass."""
+    """A call of a step: the step's name, retry policy, timeout, return type and body, and the
+    arguments. The engine runs it; while ``parallel`` learns its members (``capturing``) the step
+    raises it instead, a ``BaseException`` so the call's own ``except Exception`` lets it pass."""
 
     def __init__(
         self,
@@ -162,6 +195,7 @@ class StepCall(BaseException):
         fn: Callable[..., Any],
         positional: tuple[Any, ...],
         keywords: dict[str, Any],
+        timeout: timedelta | None = None,
     ) -> None:
         super().__init__(name)
         self.name = name
@@ -170,6 +204,23 @@ class StepCall(BaseException):
         self.fn = fn
         self.positional = positional
         self.keywords = keywords
+        self.timeout = timeout
+
+    def body(self) -> Any:
+        """Call the step's function (for an async step, the coroutine to await)."""
+        return self.fn(*self.positional, **self.keywords)
+
+    async def awaited(self, key: str, attempt: int) -> Any:
+        """Await an async step's body, cancelled past its timeout with ``StepTimeout``."""
+        if self.timeout is None:
+            return await self.body()
+        try:
+            async with asyncio.timeout(self.timeout.total_seconds()) as limit:
+                return await self.body()
+        except TimeoutError:
+            if limit.expired():
+                raise StepTimeout(key, attempt, self.timeout) from None
+            raise
 
 
 def current_execution_id() -> str | None:
@@ -192,31 +243,82 @@ def _require_context(what: str) -> ExecutionContext:
     return ctx
 
 
+def awaitable_in_async(fn: Callable[P, T]) -> Callable[P, T]:
+    """Make an engine function (a wait, a sleep, a recorded value...) awaitable in an ``async
+    def`` durable function: called there it returns a coroutine that runs it on an engine thread
+    (see ``zart_django.aio``); anywhere else it runs as it is. For apps built on the engine, such
+    as ``wait_for_approval``."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        ctx = _current.get()
+        if ctx is not None and ctx.awaits:
+            return typing.cast(
+                T, _awaited(ctx, fn.__name__, functools.partial(fn, *args, **kwargs))
+            )
+        return fn(*args, **kwargs)
+
+    return wrapper
+
+
+async def _awaited(ctx: ExecutionContext, what: str, call: Callable[[], T]) -> T:
+    with ctx.one_at_a_time(what):
+        return await aio.engine_call(call)
+
+
 def step(
-    name: str, *, retry: RetryPolicy | None = None
+    name: str, *, retry: RetryPolicy | None = None, timeout: Duration | None = None
 ) -> Callable[[Callable[..., T]], Callable[..., T]]:
     """Make a function a checkpointed step named ``name``.
 
     Inside a durable function the body runs once; its JSON result is stored and returned on every
-    replay. Outside one, or inside another step's body, the function is called as it is. A failure is retried by ``retry``;
-    with no attempts left it is recorded and raised as ``StepFailed``.
+    replay. Outside one, or inside another step's body, the function is called as it is. A
+    failure is retried by ``retry``; with no attempts left it is recorded and raised as
+    ``StepFailed``.
+
+    An ``async def`` step is awaited, in an ``async def`` durable function only (a plain one
+    gets ``TypeError``); an async durable function awaits its plain steps too, whose bodies run
+    on an engine thread. ``timeout`` (async steps only: Python cannot stop a thread, so a plain
+    step with one is refused here with ``TypeError``) cancels an attempt that runs longer; it
+    fails with ``StepTimeout`` and counts as a failed attempt for ``retry``.
     """
+    limit = parse_duration(timeout) if timeout is not None else None
+    if limit is not None and limit <= timedelta(0):
+        raise ValueError(f"step {name!r}: timeout must be positive, not {timeout!r}")
 
     def decorate(fn: Callable[..., T]) -> Callable[..., T]:
+        is_async = iscoroutinefunction(fn)
+        if limit is not None and not is_async:
+            raise TypeError(
+                f"step {name!r}: timeout= applies to async def steps only; {fn.__qualname__} is a"
+                " plain function, which runs on a thread that Python cannot stop (bound its work"
+                " yourself, e.g. a socket timeout, or make it async def)"
+            )
+
         @functools.cache
         def return_type() -> Any:
             return typing.get_type_hints(fn).get("return", Any)
 
+        def call(args: tuple[Any, ...], kwargs: dict[str, Any]) -> StepCall:
+            return StepCall(name, retry, return_type(), fn, args, kwargs, limit)
+
         @functools.wraps(fn)
-        def wrapper(*args: Any, **kwargs: Any) -> T:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
             ctx = _current.get()
             if ctx is None or ctx.in_step:
                 return fn(*args, **kwargs)  # outside a durable function, or inside a step
             if ctx.capturing:
-                raise StepCall(name, retry, return_type(), fn, args, kwargs)
-            return _run_step(ctx, name, retry, return_type(), fn, args, kwargs)
+                raise call(args, kwargs)
+            if is_async:
+                _check_awaitable(ctx, name)
+                return _arun_step(ctx, call(args, kwargs))
+            if ctx.awaits:
+                return _awaited(
+                    ctx, f"step {name!r}", functools.partial(_run_step, ctx, call(args, kwargs))
+                )
+            return _run_step(ctx, call(args, kwargs))
 
-        return wrapper
+        return markcoroutinefunction(wrapper) if is_async else wrapper
 
     return decorate
 
@@ -224,75 +326,149 @@ def step(
 zart_step = step
 
 
-def _run_step(
-    ctx: ExecutionContext,
-    name: str,
-    retry: RetryPolicy | None,
-    return_type: Any,
-    fn: Callable[..., Any],
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-) -> Any:
-    key = ctx.next_key(name)
+@dataclass
+class _Attempt:
+    """A step call about to run its body: its key, its row and the attempt's number (1, 2...)."""
+
+    key: str
+    row: StepResult
+    number: int
+
+
+def _step_begins(ctx: ExecutionContext, call: StepCall) -> _Attempt | tuple[Any]:
+    """The attempt that is to run now, or ``(result,)`` for a step recorded as completed (a step
+    recorded as failed raises its ``StepFailed`` again). Makes no database call."""
+    key = ctx.next_key(call.name)
     row = ctx.recorded_at_position(StepKind.STEP, key)
     if row is not None and row.status == StepStatus.COMPLETED:
         ctx.advance(row)
-        return decode(row.result, return_type, f"result of step {key!r}")
+        return (decode(row.result, call.return_type, f"result of step {key!r}"),)
     if row is not None and row.status == StepStatus.FAILED:
         ctx.advance(row)
         raise StepFailed(key, row.error, row.attempts)
-    attempt = row.attempts + 1 if row is not None else 1
+    number = row.attempts + 1 if row is not None else 1
     ctx.check_deadline()
     row = ctx.new_row(StepKind.STEP, key, row)
     row.started_at = clock.now()
-    row.attempts = attempt
-    ctx.in_step = True
-    store.release_pooled_connection()  # the body may wait on I/O for long: don't hold one
+    row.attempts = number
+    return _Attempt(key, row, number)
+
+
+@dataclass
+class _Ran:
+    """How a step body's run ended: its JSON result, or the exception it raised."""
+
+    data: Any = None
+    error: Exception | None = None
+
+
+@contextmanager
+def _running_body(
+    ctx: ExecutionContext, key: str, attempt: int, mark: bool = True
+) -> Iterator[_Ran]:
+    """Around a step body's run (in ``ctx``, marked as inside a step unless ``mark`` is False:
+    a ``parallel`` member's context is marked already): its trace span, and its exception kept
+    in the ``_Ran`` it yields, for the caller to record."""
+    ran = _Ran()
+    ctx.in_step = ctx.in_step or mark
     try:
         with tracing.step_span(ctx.execution_id, key, attempt):
-            value = fn(*args, **kwargs)
-            data = encode(value, f"result of step {key!r}")
+            yield ran
     except Exception as exc:
-        row.error = f"{type(exc).__name__}: {exc}"
-        row.finished_at = clock.now()
-        _step_ran(ctx, name, row, "failed")
-        if retry is not None and attempt < retry.max_attempts:
-            row.status = StepStatus.RETRYING
-            due = clock.now() + retry.delay_after(attempt)
-            store.reschedule(ctx.claim, row, due)
-            _step_failed(ctx, key, row.error, attempt, will_retry=True)
-            logger.warning(
-                "execution %s: step %s failed (attempt %d of %d), retrying at %s: %s",
-                ctx.execution_id,
-                key,
-                attempt,
-                retry.max_attempts,
-                due.isoformat(),
-                row.error,
-            )
-            ctx.suspend()
-        row.status = StepStatus.FAILED
-        store.checkpoint(ctx.claim, row, ctx.lease)
-        ctx.advance(row)
-        _step_failed(ctx, key, row.error, attempt, will_retry=False)
+        ran.error = exc
+    finally:
+        if mark:
+            ctx.in_step = False
+
+
+def _run_step(ctx: ExecutionContext, call: StepCall) -> Any:
+    attempt = _step_begins(ctx, call)
+    if not isinstance(attempt, _Attempt):
+        return attempt[0]
+    store.release_pooled_connection()  # the body may wait on I/O for long: don't hold one
+    with _running_body(ctx, attempt.key, attempt.number) as ran:
+        ran.data = encode(call.body(), f"result of step {attempt.key!r}")
+    if ran.error is not None:
+        _step_raised(ctx, call, attempt, ran.error)
+    return _step_returned(ctx, call, attempt, ran.data)
+
+
+def _check_awaitable(ctx: ExecutionContext, name: str) -> None:
+    """Refuse an async step called where it cannot be awaited: from a plain def function."""
+    if not ctx.is_async or aio.on_engine_thread():
+        raise TypeError(
+            f"step {name!r} is async def: only an async def durable function can await it,"
+            f" and {ctx.task.name!r} runs a plain def one here; make the function async def, or"
+            " the step a plain def"
+        )
+
+
+async def _arun_step(ctx: ExecutionContext, call: StepCall) -> Any:
+    """``_run_step`` for an async step: the body is awaited on the event loop (cancelled past
+    the step's timeout), the checkpoint is written on an engine thread."""
+    with ctx.one_at_a_time(f"step {call.name!r}"):
+        attempt = _step_begins(ctx, call)
+        if not isinstance(attempt, _Attempt):
+            return attempt[0]
+        with _running_body(ctx, attempt.key, attempt.number) as ran:
+            value = await call.awaited(attempt.key, attempt.number)
+            ran.data = encode(value, f"result of step {attempt.key!r}")
+        if ran.error is not None:
+            await aio.engine_call(functools.partial(_step_raised, ctx, call, attempt, ran.error))
+        return await aio.engine_call(
+            functools.partial(_step_returned, ctx, call, attempt, ran.data)
+        )
+
+
+def _step_raised(
+    ctx: ExecutionContext, call: StepCall, attempt: _Attempt, exc: Exception
+) -> typing.NoReturn:
+    """Record a failed attempt: park the execution until the retry is due, or, with no attempt
+    left, checkpoint the failure and raise ``StepFailed``."""
+    row, key, number, retry = attempt.row, attempt.key, attempt.number, call.retry
+    row.error = f"{type(exc).__name__}: {exc}"
+    row.finished_at = clock.now()
+    _step_ran(ctx, call.name, row, "failed")
+    if retry is not None and number < retry.max_attempts:
+        row.status = StepStatus.RETRYING
+        due = clock.now() + retry.delay_after(number)
+        store.reschedule(ctx.claim, row, due)
+        _step_failed(ctx, key, row.error, number, will_retry=True)
         logger.warning(
-            "execution %s: step %s failed (attempt %d, no retry left): %s",
+            "execution %s: step %s failed (attempt %d of %d), retrying at %s: %s",
             ctx.execution_id,
             key,
-            attempt,
+            number,
+            retry.max_attempts,
+            due.isoformat(),
             row.error,
         )
-        raise StepFailed(key, row.error, attempt) from exc
-    finally:
-        ctx.in_step = False
+        ctx.suspend()
+    row.status = StepStatus.FAILED
+    store.checkpoint(ctx.claim, row, ctx.lease)
+    ctx.advance(row)
+    _step_failed(ctx, key, row.error, number, will_retry=False)
+    logger.warning(
+        "execution %s: step %s failed (attempt %d, no retry left): %s",
+        ctx.execution_id,
+        key,
+        number,
+        row.error,
+    )
+    raise StepFailed(key, row.error, number) from exc
+
+
+def _step_returned(ctx: ExecutionContext, call: StepCall, attempt: _Attempt, data: Any) -> Any:
+    """Checkpoint a completed attempt and return its result, rebuilt as the step's type."""
+    row = attempt.row
     row.status = StepStatus.COMPLETED
     row.result = data
     row.error = ""
     row.finished_at = clock.now()
-    _step_ran(ctx, name, row, "completed")
+    _step_ran(ctx, call.name, row, "completed")
     store.checkpoint(ctx.claim, row, ctx.lease)
     ctx.advance(row)
-    return decode(data, return_type, f"result of step {key!r}")
+    return decode(data, call.return_type, f"result of step {attempt.key!r}")
 
 
 def _step_ran(ctx: ExecutionContext, name: str, row: StepResult, outcome: str) -> None:
@@ -343,6 +519,7 @@ def wait_recorded(name: str) -> bool:
     return row.kind == StepKind.EVENT and row.name == name
 
 
+@awaitable_in_async
 def wait_for_event(
     name: str,
     timeout: Duration | None = None,
@@ -403,6 +580,7 @@ def wait_for_event(
     ctx.suspend()
 
 
+@awaitable_in_async
 def wait_for_any(
     names: Sequence[str], timeout: Duration | None = None, type: Any = Any
 ) -> tuple[str, Any]:
@@ -492,6 +670,7 @@ def _chosen(ctx: ExecutionContext, choice: dict[str, Any], type: Any) -> tuple[s
     return name, decode(choice["payload"], expected, f"event {name!r}")
 
 
+@awaitable_in_async
 def sleep(name: str, duration: Duration) -> None:
     """Pause the durable function for ``duration``, durably: the execution parks until then."""
     ctx = _require_context("sleep")
@@ -512,6 +691,7 @@ def sleep(name: str, duration: Duration) -> None:
     ctx.suspend()
 
 
+@awaitable_in_async
 def patched(patch_id: str) -> bool:
     """Whether this execution runs the code of patch ``patch_id``: a change to a durable
     function that executions in flight must not see.
@@ -572,22 +752,41 @@ def run_execution(claim: store.Claim, registry: TaskRegistry) -> str:
 
     A database error is never the execution's failure, nor a task missing from ``registry``: the
     execution is handed back, due after a poll interval, to be resumed from its checkpoints
-    ("handed back") by a worker that can.
+    ("handed back") by a worker that can. An async task runs on an event loop of its own while
+    its engine calls run in this thread (a worker runs it on its loop: ``arun_execution``).
     """
     if claim.task_name not in registry:
         return _hand_back(claim, f"this worker has no task {claim.task_name!r}")
+    if registry.get(claim.task_name).is_async:
+        return aio.run_here(arun_execution, claim, registry)
     with tracing.execution_span(claim.execution_id, claim.task_name) as outcome:
         try:
             return outcome(_run(claim, registry))
-        except LeaseLost:
-            logger.warning(
-                "execution %s: lease lost, leaving it to its new owner", claim.execution_id
-            )
-            metrics.lease_lost()
-            return outcome("lease lost")
-        except (DatabaseUnavailable, *store.CONNECTION_ERRORS) as exc:
-            store.close_connection()
-            return outcome(_hand_back(claim, f"database error: {store.first_line(exc)}"))
+        except (LeaseLost, DatabaseUnavailable, *store.CONNECTION_ERRORS) as exc:
+            return outcome(_interrupted(claim, exc))
+
+
+async def arun_execution(claim: store.Claim, registry: TaskRegistry) -> str:
+    """``run_execution`` on an event loop, for an execution of an async task: the function is
+    awaited there and every engine call is made on an engine thread (``zart_django.aio``)."""
+    if claim.task_name not in registry:
+        why = f"this worker has no task {claim.task_name!r}"
+        return await aio.engine_call(functools.partial(_hand_back, claim, why))
+    with tracing.execution_span(claim.execution_id, claim.task_name) as outcome:
+        try:
+            return outcome(await _arun(claim, registry))
+        except (LeaseLost, DatabaseUnavailable, *store.CONNECTION_ERRORS) as exc:
+            return outcome(await aio.engine_call(functools.partial(_interrupted, claim, exc)))
+
+
+def _interrupted(claim: store.Claim, exc: BaseException) -> str:
+    """Let go of an execution whose run stopped on a lost lease or a database error."""
+    if isinstance(exc, LeaseLost):
+        logger.warning("execution %s: lease lost, leaving it to its new owner", claim.execution_id)
+        metrics.lease_lost()
+        return "lease lost"
+    store.close_connection()
+    return _hand_back(claim, f"database error: {store.first_line(exc)}")
 
 
 def _hand_back(claim: store.Claim, why: str) -> str:
@@ -609,7 +808,41 @@ def _hand_back(claim: store.Claim, why: str) -> str:
     return "handed back"
 
 
+@dataclass(frozen=True)
+class _Drive:
+    """What a run does next: run ``call`` (the durable function, or its ``on_failure`` handler)
+    in ``ctx``, store its return value as ``what``, then hand how it left to ``then``, which
+    ends the execution or returns the next ``_Drive`` (a failure's compensation)."""
+
+    ctx: ExecutionContext
+    call: Callable[[], Any]
+    what: str
+    then: Callable[[str, Any], str | _Drive]
+
+
 def _run(claim: store.Claim, registry: TaskRegistry) -> str:
+    plan = _begin(claim, registry)
+    while isinstance(plan, _Drive):
+        plan = _after(plan, *_drive(plan))
+    return plan
+
+
+async def _arun(claim: store.Claim, registry: TaskRegistry) -> str:
+    """``_run`` on an event loop: the bookkeeping between drives runs on engine threads, and so
+    does the drive of a plain def ``on_failure`` handler of an async task."""
+    plan = await aio.engine_call(functools.partial(_begin, claim, registry))
+    while isinstance(plan, _Drive):
+        if plan.ctx.is_async:
+            outcome, value = await _adrive(plan)
+        else:
+            outcome, value = await aio.engine_call(functools.partial(_drive, plan))
+        plan = await aio.engine_call(functools.partial(_after, plan, outcome, value))
+    return plan
+
+
+def _begin(claim: store.Claim, registry: TaskRegistry) -> str | _Drive:
+    """The first thing a run does: give up on an execution lost too often, resume its
+    compensation, or drive its function."""
     task = registry.get(claim.task_name)
     running = store.running_compensation(claim.execution_id) if task.on_failure else None
     if claim.recoveries > conf.get("MAX_RECOVERIES"):
@@ -619,50 +852,92 @@ def _run(claim: store.Claim, registry: TaskRegistry) -> str:
         return _end(claim, Status.FAILED, error=error)
     steps = store.load_steps(claim.execution_id, claim.run)
     if running is not None:
-        return _compensate(claim, task, steps, running, registry)
-    ctx = ExecutionContext(claim, task, steps, float(conf.get("LEASE")), registry=registry)
+        return _compensation(claim, task, steps, running, registry)
+    ctx = ExecutionContext(
+        claim,
+        task,
+        steps,
+        float(conf.get("LEASE")),
+        registry=registry,
+        is_async=iscoroutinefunction(task.fn),
+    )
 
     def function() -> Any:
-        ctx.check_deadline()
-        return encode(task.invoke(decode(claim.input, task.input_type, "input")))
+        return task.invoke(decode(claim.input, task.input_type, "input"))
 
-    outcome, value = _drive(ctx, function)
+    return _Drive(ctx, function, "value", functools.partial(_function_left, claim, task, ctx))
+
+
+def _function_left(
+    claim: store.Claim, task: DurableTask, ctx: ExecutionContext, outcome: str, value: Any
+) -> str | _Drive:
     if outcome == Status.TIMED_OUT:
         error = f"timed out after {task.timeout}"
         failure = Failure(step="", error=error, timed_out=True)
         return _fail(claim, task, ctx, Status.TIMED_OUT, error, failure)
     if outcome == Status.FAILED:
         return _fail(claim, task, ctx, Status.FAILED, _describe(value), failure_of(value))
-    if outcome == Status.COMPLETED:
-        return _end(claim, Status.COMPLETED, output=value)
-    return outcome
+    return _end(claim, Status.COMPLETED, output=value)
 
 
-def _drive(ctx: ExecutionContext, call: Callable[[], Any]) -> tuple[str, Any]:
-    """Run ``call`` (a durable function, or its ``on_failure`` handler) in ``ctx``; return how it
-    left: (``completed``, its value), (``failed``, the exception), (``timed_out``, None),
-    (``waiting``, None: it parked or waits for a retry) or (``blocked``, None: ``ctx.fatal``,
-    after which it is blocked here)."""
-    reset = _current.set(ctx)
+def _after(plan: _Drive, outcome: str, value: Any) -> str | _Drive:
+    """What follows a drive: a parked run is done, a mismatch blocks the execution, and the
+    drive's ``then`` handles the rest."""
+    if outcome == Status.WAITING:
+        return outcome
+    if outcome == Status.BLOCKED:
+        assert plan.ctx.fatal is not None
+        return _block(plan.ctx.claim, plan.ctx.fatal)
+    return plan.then(outcome, value)
+
+
+def _drive(plan: _Drive) -> tuple[str, Any]:
+    """Run ``plan.call`` in its context; return how it left: (``completed``, its stored value),
+    (``failed``, the exception), (``timed_out``, None), (``waiting``, None: it parked or waits
+    for a retry) or (``blocked``, None: ``ctx.fatal``, after which it is to be blocked)."""
+    reset = _current.set(plan.ctx)
     try:
-        value = call()
-    except Suspended:
-        return Status.WAITING, None
-    except _ExecutionTimedOut:
-        return Status.TIMED_OUT, None
-    except store.CONNECTION_ERRORS:
-        raise  # a query between steps failed on the database: the run is handed back
-    except Exception as exc:
-        if ctx.suspended:
-            return Status.WAITING, None
-        if ctx.fatal is None:
-            return Status.FAILED, exc
+        plan.ctx.check_deadline()
+        value = encode(plan.call(), plan.what)
+    except BaseException as exc:
+        return _stopped(plan.ctx, exc)
     finally:
         _current.reset(reset)
+    return _returned(plan.ctx, value)
+
+
+async def _adrive(plan: _Drive) -> tuple[str, Any]:
+    """``_drive`` for an ``async def`` call, awaited on the event loop."""
+    reset = _current.set(plan.ctx)
+    try:
+        plan.ctx.check_deadline()
+        value = encode(await plan.call(), plan.what)
+    except BaseException as exc:
+        return _stopped(plan.ctx, exc)
+    finally:
+        _current.reset(reset)
+    return _returned(plan.ctx, value)
+
+
+def _stopped(ctx: ExecutionContext, exc: BaseException) -> tuple[str, Any]:
+    """How a drive left that raised ``exc``; a database error, a lost lease and the process's
+    own exits (``KeyboardInterrupt``, a cancelled task) are raised again."""
+    if isinstance(exc, Suspended):
+        return Status.WAITING, None
+    if isinstance(exc, _ExecutionTimedOut):
+        return Status.TIMED_OUT, None
+    if isinstance(exc, store.CONNECTION_ERRORS) or not isinstance(exc, Exception):
+        raise exc  # a query between steps failed on the database: the run is handed back
+    if ctx.suspended or ctx.fatal is not None:
+        return _returned(ctx, None)
+    return Status.FAILED, exc
+
+
+def _returned(ctx: ExecutionContext, value: Any) -> tuple[str, Any]:
     if ctx.suspended:
         return Status.WAITING, None
     if ctx.fatal is not None:
-        return _block(ctx.claim, ctx.fatal), None
+        return Status.BLOCKED, None
     return Status.COMPLETED, value
 
 
@@ -673,26 +948,27 @@ def _fail(
     status: Status,
     error: str,
     failure: Failure,
-) -> str:
+) -> str | _Drive:
     """End the execution ``status`` with ``error``, or, if its task has an ``on_failure``
-    handler, begin compensation (its steps follow the function's) and run it."""
+    handler, begin compensation (its steps follow the function's) and drive it."""
     if task.on_failure is None:
         return _end(claim, status, error=error)
     state = begun(failure, len(ctx.recorded), str(status), error)
     store.begin_compensation(claim, state)
     logger.warning("execution %s: %s; compensating", claim.execution_id, failure.error)
-    return _compensate(claim, task, ctx.recorded, state, ctx.registry)
+    return _compensation(claim, task, ctx.recorded, state, ctx.registry)
 
 
-def _compensate(
+def _compensation(
     claim: store.Claim,
     task: DurableTask,
     steps: list[StepResult],
     state: dict[str, Any],
     registry: TaskRegistry,
-) -> str:
-    """Run (or resume) the ``on_failure`` handler, free of the execution's timeout, its steps
-    recorded from ``state["from_position"]``; end the execution once it is done."""
+) -> _Drive:
+    """The drive of the ``on_failure`` handler (begun or resumed), free of the execution's
+    timeout, its steps recorded from ``state["from_position"]``; once it is done the execution
+    ends."""
     assert task.on_failure is not None
     handler = task.on_failure
     ctx = ExecutionContext(
@@ -702,19 +978,22 @@ def _compensate(
         float(conf.get("LEASE")),
         position=int(state["from_position"]),
         registry=registry,
+        is_async=iscoroutinefunction(handler),
     )
     failure = Failure(**state["failure"])
 
     def compensation() -> Any:
-        data = decode(claim.input, task.input_type, "input")
-        return encode(handler(data, failure), "compensation result")
+        return handler(decode(claim.input, task.input_type, "input"), failure)
 
-    outcome, value = _drive(ctx, compensation)
-    if outcome == Status.COMPLETED:
-        return _end_compensation(claim, state, result=value)
+    return _Drive(
+        ctx, compensation, "compensation result", functools.partial(_compensated, claim, state)
+    )
+
+
+def _compensated(claim: store.Claim, state: dict[str, Any], outcome: str, value: Any) -> str:
     if outcome == Status.FAILED:
         return _end_compensation(claim, state, error=_describe(value))
-    return outcome
+    return _end_compensation(claim, state, result=value)
 
 
 def _end_compensation(

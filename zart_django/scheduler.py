@@ -3,12 +3,15 @@ and begin a new run of one (retry, rerun, restart; see ``zart_django.runs``)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import defaultdict
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
+
+from asgiref.sync import sync_to_async
 
 from . import clock, runs, store
 from .codec import check_text, decode, encode, resolve_type
@@ -144,6 +147,13 @@ class DurableScheduler:
         """Start the ``@durable`` task ``task`` as ``execution_id`` (see ``start``)."""
         return self.start(execution_id, task.name, input, started_by)
 
+    async def astart_for(
+        self, task: DurableTask, execution_id: str, input: Any = None, started_by: Any = None
+    ) -> ExecutionInfo:
+        """``start_for`` for async code (an ASGI view): the queries run in Django's thread for
+        synchronous code (``asgiref.sync.sync_to_async``)."""
+        return await sync_to_async(self.start_for)(task, execution_id, input, started_by)
+
     def offer_event(self, execution_id: str, name: str, payload: Any = None) -> None:
         """Deliver event ``name`` to an execution; a wait for it resumes (now or when it gets there).
 
@@ -160,6 +170,10 @@ class DurableScheduler:
         if how is not None:
             raise EventReserved(name, how)
         self._deliver(execution_id, name, payload)
+
+    async def aoffer_event(self, execution_id: str, name: str, payload: Any = None) -> None:
+        """``offer_event`` for async code (see ``astart_for``)."""
+        await sync_to_async(self.offer_event)(execution_id, name, payload)
 
     def _deliver(self, execution_id: str, name: str, payload: Any) -> None:
         check_text(execution_id, "execution id")
@@ -260,13 +274,30 @@ class DurableScheduler:
         """
         check_text(execution_id, "execution id")
         limit = time.monotonic() + parse_duration(timeout).total_seconds()
-        while True:
-            execution = store.load_execution(execution_id)
-            if execution.is_finished:
-                return self._outcome(execution)
-            if time.monotonic() >= limit:
-                raise WaitTimeout(execution_id, execution.status)
+        while (done := self._completion(execution_id, limit)) is None:
             time.sleep(poll_interval)
+        return done[0]
+
+    async def await_completion(
+        self, execution_id: str, timeout: Duration = 60, poll_interval: float = 0.05
+    ) -> Any:
+        """``wait_completion`` for async code: it sleeps with ``asyncio.sleep`` between looks
+        (see ``astart_for``), so the event loop serves others meanwhile."""
+        check_text(execution_id, "execution id")
+        limit = time.monotonic() + parse_duration(timeout).total_seconds()
+        while (done := await sync_to_async(self._completion)(execution_id, limit)) is None:
+            await asyncio.sleep(poll_interval)
+        return done[0]
+
+    def _completion(self, execution_id: str, limit: float) -> tuple[Any] | None:
+        """``(output,)`` of a finished execution, None while it goes on; ``ExecutionFailed``,
+        or ``WaitTimeout`` once the monotonic clock passes ``limit``."""
+        execution = store.load_execution(execution_id)
+        if execution.is_finished:
+            return (self._outcome(execution),)
+        if time.monotonic() >= limit:
+            raise WaitTimeout(execution_id, execution.status)
+        return None
 
     def output(self, execution_id: str) -> Any:
         """The output of a finished execution, typed as its task declares (the stored JSON if

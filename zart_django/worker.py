@@ -1,4 +1,5 @@
-"""The worker: claims due executions in batches, runs them on a thread pool, keeps their leases.
+"""The worker: claims due executions in batches, runs them on a thread pool (those of ``async
+def`` tasks on an event loop), keeps their leases.
 
 A worker holds no execution while it waits for an event: waits park in the database. A worker
 that dies loses its executions only until their leases expire; another worker then replays them.
@@ -21,16 +22,16 @@ import os
 import socket
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import datetime
 
 from django.db import DatabaseError, InterfaceError
 
-from . import clock, conf, metrics, schedules, store
+from . import aio, clock, conf, metrics, schedules, store
 from .models import FINISHED_STATUSES
 from .notify import Listener
 from .registry import TaskRegistry, default_registry
-from .replay import run_execution
+from .replay import arun_execution, run_execution
 from .scheduler import PURGE_BATCH
 
 logger = logging.getLogger("zart_django")
@@ -83,6 +84,7 @@ class Worker:
         self._inflight: dict[Future[None], store.Claim] = {}
         self._blocked_retried = False
         self._schedules_synced = False
+        self._event_loop: aio.EventLoop | None = None
 
     def stop(self) -> None:
         """Stop claiming; ``run`` returns once the executions in flight have finished or parked."""
@@ -107,8 +109,11 @@ class Worker:
         listener = Listener(self._wake.set) if Listener.available() and not once else None
         if listener is not None:
             listener.start()
-        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="zart-worker") as pool:
-            self._loop(pool, once)
+        try:
+            with ThreadPoolExecutor(self.concurrency, thread_name_prefix="zart-worker") as pool:
+                self._loop(pool, once)
+        finally:
+            self._close_event_loop()  # its thread would keep the process alive
         if listener is not None:
             listener.stop()
         self._drained.set()
@@ -225,7 +230,11 @@ class Worker:
     def _submit(self, pool: ThreadPoolExecutor, claim: store.Claim) -> None:
         logger.info("execution %s: claimed by %s", claim.execution_id, self.name)
         metrics.claimed()
-        future = pool.submit(self._run, claim)
+        future: Future[None]
+        if self._is_async(claim):
+            future = self._async_loop().submit(self._arun(claim))
+        else:
+            future = pool.submit(self._run, claim)
         with self._lock:
             self._inflight[future] = claim
         future.add_done_callback(self._done)
@@ -244,6 +253,33 @@ class Worker:
             store.close_connection()
         finally:
             store.release_pooled_connection()
+
+    def _is_async(self, claim: store.Claim) -> bool:
+        return claim.task_name in self.registry and self.registry.get(claim.task_name).is_async
+
+    def _async_loop(self) -> aio.EventLoop:
+        """The event loop async executions run on, started with the first one: each is a task
+        there, counted in ``concurrency`` like a thread's, and holds no thread while it awaits
+        (its database calls run on ``concurrency`` engine threads of its own)."""
+        if self._event_loop is None:
+            self._event_loop = aio.EventLoop(self.concurrency)
+        return self._event_loop
+
+    async def _arun(self, claim: store.Claim) -> None:
+        try:
+            await arun_execution(claim, self.registry)  # hands it back on a database error
+        except Exception:
+            logger.exception("execution %s: unexpected engine error", claim.execution_id)
+
+    def _close_event_loop(self) -> None:
+        """Wait for the async executions in flight, then stop the event loop and its threads."""
+        if self._event_loop is None:
+            return
+        with self._lock:
+            inflight = list(self._inflight)
+        wait(inflight)
+        self._event_loop.close()
+        self._event_loop = None
 
     def _heartbeat(self) -> None:
         while not self._drained.wait(self.lease / 3):

@@ -24,7 +24,7 @@ from zart_django import (
 from zart_django.clock import now
 from zart_django.codec import decode
 from zart_django.durations import parse_duration
-from zart_django.replay import wait_recorded
+from zart_django.replay import awaitable_in_async, wait_recorded
 from zart_django.reserved import reserve
 from zart_django.signals import send
 from zart_django.store import atomic, engine_io, load_execution
@@ -68,6 +68,7 @@ def api_refusal(execution_id: str, name: str) -> str | None:
     return None
 
 
+@awaitable_in_async
 def wait_for_approval(
     event: str = DEFAULT_EVENT,
     timeout: Duration | None = None,
@@ -107,6 +108,8 @@ def wait_for_approval(
     ``remind_every`` the deciders are reminded by email (steps ``approval-reminder-1``, ``-2``...),
     and once ``escalate_after`` has passed the usernames ``escalate_to`` join the request's
     assignees and everyone is told (step ``approval-escalation``); neither expires the request.
+
+    In an ``async def`` durable function it is awaited: ``await wait_for_approval(...)``.
     """
     execution_id = current_execution_id()
     if execution_id is None:
