@@ -51,14 +51,14 @@ class SQLiteBackend(Backend):
         parked or finished."""
         return f"{self.executions} INDEXED BY {self.quote('zart_execution_due')}"
 
-    def checkpoint(self, row: StepResult, execution_id: str, token: str, lease: float) -> Statement:
+    def checkpoint(self, row: StepResult, execution_id: str, token: str) -> Statement:
         """The step's write if the claim owns the execution (the heartbeat extends the lease)."""
         if row.pk is None:
             return self._checkpoint_insert, [*self.step_values(row), execution_id, token]
         return self._checkpoint_update, [*self.step_values(row), row.pk, execution_id, token]
 
     def checkpoint_batch(
-        self, rows: Sequence[StepResult], execution_id: str, token: str, lease: float
+        self, rows: Sequence[StepResult], execution_id: str, token: str
     ) -> Statement:
         """The rows' insert if the claim owns the execution (the heartbeat extends the lease)."""
         values = ", ".join([self._marks] * len(rows))
