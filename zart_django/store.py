@@ -461,9 +461,7 @@ def checkpoint(claim: Claim, row: StepResult, lease: float) -> None:
     sql, params = backends.current().checkpoint(row, claim.execution_id, claim.token)
 
     def write() -> tuple[int] | None:
-        with _connection().cursor() as cursor:
-            cursor.execute(sql, params)
-            written = cursor.fetchone()
+        written = backends.current().write_returning(sql, params)
         return written if written is not None or row.pk is not None else _landed(claim, row)
 
     written = _write(write, single=True, reconnect_for=lease)

@@ -203,6 +203,13 @@ class Backend:
                 values.append(field.get_db_prep_save(value, connection))
         return values
 
+    def write_returning(self, sql: str, params: list[Any]) -> tuple[Any, ...] | None:
+        """Run one write statement of the engine (the checkpoint's) and return the first row it
+        returns, or None."""
+        with self.connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchone()
+
     def checkpoint(self, row: StepResult, execution_id: str, token: str) -> Statement:
         """Store ``row`` (insert, or update if it has an id) if ``token`` still owns the
         execution; returns the step's id, or nothing if it does not (or the row was there). It
