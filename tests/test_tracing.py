@@ -73,6 +73,20 @@ def test_a_failure_marks_the_step_and_execution_spans_as_errors(scheduler, tmp_p
     assert run.status.status_code == trace.StatusCode.ERROR
 
 
+def test_no_span_is_begun_before_a_tracer_provider_is_set(scheduler, job, monkeypatch):
+    """OpenTelemetry installed but no provider set (in code or by environment): the engine asks
+    it for no tracer, since its spans would record nothing."""
+
+    def no_tracer(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a tracer was asked for")
+
+    monkeypatch.setattr(trace, "get_tracer_provider", trace.ProxyTracerProvider)
+    monkeypatch.setattr(trace, "get_tracer", no_tracer)
+    scheduler.start("t-4", "three-steps", job)
+    run_until_idle()
+    assert scheduler.get("t-4").status == "waiting"
+
+
 BLOCKED = (
     "import runpy, sys\n"
     "sys.modules.update({name: None for name in ('prometheus_client', 'opentelemetry')})\n"

@@ -466,17 +466,16 @@ def _renew(claim: Claim, **fields: Any) -> None:
 def checkpoint(claim: Claim, row: StepResult, lease: float) -> None:
     """Store a step's outcome if ``claim`` still owns the execution: one statement, one commit.
 
-    On PostgreSQL the same statement extends the lease; on SQLite the heartbeat does. A lost
+    The execution's row is only read (the heartbeat extends the lease), so on PostgreSQL a step
+    leaves no new row version of it behind (nor index entries to vacuum). A lost
     connection is replaced and the write retried with the same lease token for up to ``lease``
     seconds, the outcome kept in memory meanwhile; if the first attempt committed and only its
     answer was lost, the row it stored is taken as this checkpoint.
     """
-    sql, params = backends.current().checkpoint(row, claim.execution_id, claim.token, lease)
+    sql, params = backends.current().checkpoint(row, claim.execution_id, claim.token)
 
     def write() -> tuple[int] | None:
-        with _connection().cursor() as cursor:
-            cursor.execute(sql, params)
-            written = cursor.fetchone()
+        written = backends.current().write_returning(sql, params)
         return written if written is not None or row.pk is not None else _landed(claim, row)
 
     written = _write(write, single=True, reconnect_for=lease)
@@ -504,7 +503,7 @@ def checkpoint_many(claim: Claim, rows: list[StepResult], lease: float) -> None:
 
 
 def _insert_batch(claim: Claim, rows: list[StepResult], lease: float) -> None:
-    sql, params = backends.current().checkpoint_batch(rows, claim.execution_id, claim.token, lease)
+    sql, params = backends.current().checkpoint_batch(rows, claim.execution_id, claim.token)
 
     def write() -> dict[int, int]:
         with _connection().cursor() as cursor:

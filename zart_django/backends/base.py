@@ -57,6 +57,9 @@ class Backend:
         self.executions = self.quote(Execution._meta.db_table)
         self.steps = self.quote(StepResult._meta.db_table)
         self.step_fields = [StepResult._meta.get_field(name) for name in STEP_COLUMNS]
+        self._step_preparation = [
+            (field, field.get_internal_type() == "JSONField") for field in self.step_fields
+        ]
         self.step_columns = ", ".join(self.quote(f.column) for f in self.step_fields)
         self.step_sets = ", ".join(f"{self.quote(f.column)} = %s" for f in self.step_fields)
         self.step_conflict = (
@@ -181,17 +184,41 @@ class Backend:
         return sql, params
 
     def step_values(self, row: StepResult) -> list[Any]:
-        """``row``'s fields as the checkpoint writes them."""
+        """``row``'s fields as the checkpoint writes them: what ``get_db_prep_save`` gives. A plain
+        ``str``, ``int`` or None of a field that is not JSON is passed as it is and an aware
+        ``datetime`` straight to the backend's adapter, skipping Django's generic preparation,
+        which they do not need (it was a third of the engine's time in a step)."""
         connection = self.connection
-        return [f.get_db_prep_save(getattr(row, f.attname), connection) for f in self.step_fields]
+        adapt_datetime = connection.ops.adapt_datetimefield_value
+        values = []
+        for field, json in self._step_preparation:
+            value = getattr(row, field.attname)
+            kind = type(value)
+            if json:
+                values.append(field.get_db_prep_save(value, connection))
+            elif value is None or kind is str or kind is int:
+                values.append(value)
+            elif kind is datetime and value.tzinfo is not None:
+                values.append(adapt_datetime(value))
+            else:
+                values.append(field.get_db_prep_save(value, connection))
+        return values
 
-    def checkpoint(self, row: StepResult, execution_id: str, token: str, lease: float) -> Statement:
+    def write_returning(self, sql: str, params: list[Any]) -> tuple[Any, ...] | None:
+        """Run one write statement of the engine (the checkpoint's) and return the first row it
+        returns, or None."""
+        with self.connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchone()
+
+    def checkpoint(self, row: StepResult, execution_id: str, token: str) -> Statement:
         """Store ``row`` (insert, or update if it has an id) if ``token`` still owns the
-        execution; returns the step's id, or nothing if it does not (or the row was there)."""
+        execution; returns the step's id, or nothing if it does not (or the row was there). It
+        does not write the execution's row: the heartbeat extends the lease."""
         raise NotImplementedError
 
     def checkpoint_batch(
-        self, rows: Sequence[StepResult], execution_id: str, token: str, lease: float
+        self, rows: Sequence[StepResult], execution_id: str, token: str
     ) -> Statement:
         """Insert new ``rows`` in one statement if ``token`` still owns the execution; returns
         (id, position) of each row stored (none if it does not own it, nor rows already there)."""

@@ -1,5 +1,5 @@
-"""PostgreSQL: claims lock with ``FOR UPDATE SKIP LOCKED``, a checkpoint extends the lease in the
-same statement, a delivery is one statement, and wake-ups go by ``NOTIFY``."""
+"""PostgreSQL: claims lock with ``FOR UPDATE SKIP LOCKED``, a checkpoint checks the lease under a
+shared row lock in the same statement, a delivery is one statement, and wake-ups go by ``NOTIFY``."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import select
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
+
+from django.db.backends.postgresql.psycopg_any import is_psycopg3
 
 from ..models import Event, StepKind, StepResult, StepStatus
 from .base import Backend, Statement
@@ -22,23 +24,22 @@ class PostgreSQLBackend(Backend):
 
     def __init__(self, alias: str) -> None:
         super().__init__(alias)
-        ex = self._execution_column
-        renew = (
-            f"WITH owned AS (UPDATE {self.executions} SET {ex('scheduled_at')} = {self.CLOCK},"
-            f" {ex('updated_at')} = {self.CLOCK} WHERE {self.owned} RETURNING {ex('id')}) "
+        owned = (
+            f"WITH owned AS (SELECT {self._execution_column('id')} FROM {self.executions}"
+            f" WHERE {self.owned} FOR SHARE) "
         )
         connection = self.connection
         casts = ", ".join(f"CAST(%s AS {f.db_type(connection)})" for f in self.step_fields)
         step_id = f"{self.steps}.{self.column(StepResult, 'id')}"
-        self._renew = renew
+        self._owned = owned
         self._casts = f"({casts})"
         self._returned = f"{step_id}, {self.steps}.{self.column(StepResult, 'position')}"
         self._checkpoint_insert = (
-            f"{renew}INSERT INTO {self.steps} ({self.step_columns}) SELECT {casts} FROM owned"
+            f"{owned}INSERT INTO {self.steps} ({self.step_columns}) SELECT {casts} FROM owned"
             f"{self.step_conflict} RETURNING {step_id}"
         )
         self._checkpoint_update = (
-            f"{renew}UPDATE {self.steps} SET {self.step_sets} FROM owned WHERE {step_id} = %s"
+            f"{owned}UPDATE {self.steps} SET {self.step_sets} FROM owned WHERE {step_id} = %s"
             f" RETURNING {step_id}"
         )
         self._deliver_and_wake = self._deliver_and_wake_sql()
@@ -49,27 +50,48 @@ class PostgreSQLBackend(Backend):
     def claim_lock(self) -> str:
         return " FOR UPDATE SKIP LOCKED"
 
-    def checkpoint(self, row: StepResult, execution_id: str, token: str, lease: float) -> Statement:
-        """The step's write joined to the lease's renewal (the lease extended by ``lease``)."""
-        params = [*self.clock_params(lease), *self.clock_params(), execution_id, token]
-        params += self.step_values(row)
+    def checkpoint(self, row: StepResult, execution_id: str, token: str) -> Statement:
+        """The step's write joined to the lease's check, which takes a shared lock on the
+        execution's row: a claim (``FOR UPDATE``) or a cancel waits for it to commit, and it waits
+        for theirs and then sees their token. The row itself is not written, so the step costs the
+        executions table no new row version (the heartbeat extends the lease)."""
+        params = [execution_id, token, *self.step_values(row)]
         if row.pk is None:
             return self._checkpoint_insert, params
         return self._checkpoint_update, [*params, row.pk]
 
     def checkpoint_batch(
-        self, rows: Sequence[StepResult], execution_id: str, token: str, lease: float
+        self, rows: Sequence[StepResult], execution_id: str, token: str
     ) -> Statement:
-        """The rows' insert joined to the lease's renewal (the lease extended by ``lease``)."""
+        """The rows' insert joined to the lease's check, as ``checkpoint`` checks it."""
         values = ", ".join([self._casts] * len(rows))
         sql = (
-            f"{self._renew}INSERT INTO {self.steps} ({self.step_columns}) SELECT batch.* FROM"
+            f"{self._owned}INSERT INTO {self.steps} ({self.step_columns}) SELECT batch.* FROM"
             f" (VALUES {values}) AS batch, owned{self.step_conflict} RETURNING {self._returned}"
         )
-        params = [*self.clock_params(lease), *self.clock_params(), execution_id, token]
+        params = [execution_id, token]
         for row in rows:
             params += self.step_values(row)
         return sql, params
+
+    def write_returning(self, sql: str, params: list[Any]) -> tuple[Any, ...] | None:
+        """With psycopg 3 and its prepared statements turned on for the connection (Django turns
+        them off for connection poolers; ``OPTIONS["prepare_threshold"]`` turns them on), through a
+        cursor that binds on the server, so that psycopg prepares the checkpoint once per
+        connection: parsing and planning it were a third of a step's cost. Through Django's
+        cursor wrapper either way (its ``execute_wrapper`` hooks, its errors); while Django logs
+        queries (``DEBUG``, ``CaptureQueriesContext``) through its own cursor, which logs the SQL
+        with its parameters."""
+        connection = self.connection
+        connection.ensure_connection()
+        raw = connection.connection
+        if not is_psycopg3 or raw.prepare_threshold is None or connection.queries_logged:
+            return super().write_returning(sql, params)
+        import psycopg
+
+        with connection.make_cursor(psycopg.Cursor(raw)) as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchone()
 
     def _deliver_and_wake_sql(self) -> str:
         ex = self._execution_column

@@ -1,0 +1,187 @@
+"""The checkpoint's statement: fenced by the lease token on both of its paths (a new row, a row
+stored before), serialized with a claim by a shared row lock on PostgreSQL, and leaving the
+execution's row unwritten (so PostgreSQL can keep its index entries: no new row version a step).
+Each is checked on both ways the statement is run: the engine's own (straight on ``sqlite3``; a
+prepared statement when psycopg prepares) and Django's cursor (while Django logs queries).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import timedelta
+
+import psycopg
+import pytest
+from django.db import connection, connections
+from django.test.utils import CaptureQueriesContext
+
+from tests.conftest import wait_until
+from tests.test_parallel import step_row
+from zart_django import backends, clock, store
+from zart_django.errors import LeaseLost
+from zart_django.models import Execution, StepResult, StepStatus
+from zart_django.testing import run_until_idle
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
+
+
+@pytest.fixture(params=["engine's own", "Django's cursor"])
+def run_by(request) -> Iterator[str]:
+    """How the checkpoint's statement runs: the engine's own way (on PostgreSQL with psycopg's
+    prepared statements turned on, from the first execution), or Django's logging cursor."""
+    connection.ensure_connection()
+    raw = connection.connection
+    threshold = getattr(raw, "prepare_threshold", None)
+    if request.param == "Django's cursor":
+        connection.force_debug_cursor = True
+    elif connection.vendor == "postgresql":
+        raw.prepare_threshold = 0
+    yield request.param
+    connection.force_debug_cursor = False
+    if connection.vendor == "postgresql" and connection.connection is raw:
+        raw.prepare_threshold = threshold
+
+
+def prepared_checkpoints() -> list[str]:
+    """The checkpoint statements this PostgreSQL session has prepared."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT statement FROM pg_prepared_statements WHERE statement LIKE %s",
+            ["WITH owned AS%"],
+        )
+        return [statement for (statement,) in cursor.fetchall()]
+
+
+def claimed(scheduler, job, execution_id: str) -> store.Claim:
+    scheduler.start(execution_id, "three-steps", job)
+    (claim,) = store.claim_due("test", 1, lease=30, tasks=["three-steps"])
+    return claim
+
+
+def step(claim: store.Claim, position: int = 0, status: str = StepStatus.COMPLETED) -> StepResult:
+    row = step_row(claim, position)
+    row.status = status
+    return row
+
+
+def execution_row_version(execution_id: str) -> tuple[str, str, str]:
+    """What a write of the execution's row changes: its version (``xmin`` on PostgreSQL, the
+    row itself on SQLite), its due time and its last update."""
+    execution = Execution.objects.get(pk=execution_id)
+    version = ""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT xmin::text FROM {Execution._meta.db_table} WHERE id = %s", [execution_id]
+            )
+            (version,) = cursor.fetchone()
+    return version, str(execution.scheduled_at), str(execution.updated_at)
+
+
+def test_a_checkpoint_leaves_the_executions_row_unwritten(scheduler, job, run_by):
+    """No new version of the execution's row per step: on PostgreSQL its ``xmin`` stays, so the
+    step adds no index entries to the executions table (the due index's column is not touched)."""
+    claim = claimed(scheduler, job, "c-unwritten")
+    before = execution_row_version("c-unwritten")
+    row = step(claim)
+    store.checkpoint(claim, row, 30)
+    row.status, row.attempts = StepStatus.FAILED, 2
+    store.checkpoint(claim, row, 30)
+    assert execution_row_version("c-unwritten") == before
+    assert StepResult.objects.get(pk=row.pk).attempts == 2
+    if connection.vendor == "postgresql":
+        assert len(prepared_checkpoints()) == (2 if run_by == "engine's own" else 0)
+
+
+def test_a_step_is_one_statement(scheduler, job):
+    scheduler.start("c-one", "three-steps", job)
+    with CaptureQueriesContext(connection) as first:
+        run_until_idle()
+    steps = StepResult.objects.filter(execution_id="c-one").count()
+    checkpoints = [q for q in first.captured_queries if "zart_django_stepresult" in q["sql"]]
+    writes = [q for q in checkpoints if not q["sql"].startswith("SELECT")]
+    assert len(writes) == steps == 3  # two steps and the wait: one statement each
+
+
+@pytest.mark.parametrize("stored_before", [False, True], ids=["new row", "row stored before"])
+def test_a_stale_token_writes_nothing(scheduler, job, stored_before, run_by):
+    claim = claimed(scheduler, job, "c-stale")
+    row = step(claim, status=StepStatus.RETRYING)
+    if stored_before:
+        store.checkpoint(claim, row, 30)
+    stale = replace(claim, token="stale")
+    row.status = StepStatus.COMPLETED
+    with pytest.raises(LeaseLost):
+        store.checkpoint(stale, row, 30)
+    stored = list(StepResult.objects.filter(execution_id="c-stale").values_list("status"))
+    assert stored == ([("retrying",)] if stored_before else [])
+
+
+def test_a_checkpoint_behind_a_claims_lock_sees_the_new_token(scheduler, job, run_by):
+    """A checkpoint that meets the row locked by a claim that takes the execution over waits for
+    it, then sees the new token and writes nothing."""
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks are PostgreSQL's; SQLite serializes every write")
+    claim = claimed(scheduler, job, "c-locked")
+    params = connections["default"].get_connection_params()
+    params = {k: v for k, v in params.items() if k != "context"}
+    holder, observer = psycopg.connect(**params), psycopg.connect(**params, autocommit=True)
+    table = Execution._meta.db_table
+    holder.execute(f"SELECT 1 FROM {table} WHERE id = %s FOR UPDATE", ["c-locked"])
+    outcome: list[BaseException | None] = []
+
+    def write() -> None:
+        try:
+            store.checkpoint(claim, step(claim), 30)
+            outcome.append(None)
+        except LeaseLost as exc:
+            outcome.append(exc)
+        finally:
+            connections.close_all()
+
+    def blocked() -> bool:
+        waiting = observer.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+            " AND query LIKE %s",
+            ["WITH owned AS%"],
+        )
+        return waiting.fetchone()[0] == 1
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    wait_until(blocked, timeout=15, what="the checkpoint to wait for the row lock")
+    holder.execute(f"UPDATE {table} SET lease_token = 'next' WHERE id = %s", ["c-locked"])
+    holder.commit()
+    holder.close()
+    observer.close()
+    writer.join(30)
+    assert len(outcome) == 1 and isinstance(outcome[0], LeaseLost)
+    assert not StepResult.objects.filter(execution_id="c-locked").exists()
+
+
+def test_a_retry_takes_the_row_its_lost_first_attempt_stored(scheduler, job, run_by):
+    claim = claimed(scheduler, job, "c-lost")
+    row = step(claim)
+    store.checkpoint(claim, row, 30)  # committed ...
+    stored, row.pk = row.pk, None  # ... but the answer never came back
+    store.checkpoint(claim, row, 30)
+    assert row.pk == stored
+    assert StepResult.objects.filter(execution_id="c-lost").count() == 1
+    row.pk = None
+    with pytest.raises(LeaseLost):
+        store.checkpoint(replace(claim, token="stale"), row, 30)
+
+
+def test_step_values_are_what_the_fields_would_prepare(scheduler, job):
+    """The checkpoint's own preparation of a row's values gives what Django's would."""
+    claim = claimed(scheduler, job, "c-values")
+    row = step(claim)
+    row.deadline = clock.now() + timedelta(hours=1)
+    row.result = ["a", {"b": None}]
+    backend = backends.current()
+    expected = [
+        f.get_db_prep_save(getattr(row, f.attname), connection) for f in backend.step_fields
+    ]
+    assert [str(v) for v in backend.step_values(row)] == [str(v) for v in expected]
