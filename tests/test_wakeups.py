@@ -216,6 +216,8 @@ def test_ring_skips_a_stale_socket_and_never_blocks_on_a_full_one(tmp_path):
     with pytest.raises(BlockingIOError):
         busy.recv(16, socket.MSG_DONTWAIT)  # nothing goes to a busy worker
     full.close()
+    assert notify_sockets.sweep(tmp_path) == 1  # a worker starting removes what the dead left
+    assert [p.name for p in tmp_path.iterdir()] == ["busy-000000000003"]
     busy.close()
     assert notify_sockets.ring(tmp_path / "missing", 1) == 0
 

@@ -155,14 +155,36 @@ def _send(entry: os.DirEntry[str], hops: int) -> bool:
     return True
 
 
-def _remove_stale(entry: os.DirEntry[str]) -> None:
+def _remove_stale(entry: os.DirEntry[str]) -> bool:
     """Remove the socket nobody receives on, if the path still names that same file."""
     try:
-        if os.lstat(entry.path).st_ino == entry.inode():
-            os.unlink(entry.path)
-            logger.debug("removed %s: the worker that bound it is gone", entry.path)
+        if os.lstat(entry.path).st_ino != entry.inode():
+            return False
+        os.unlink(entry.path)
     except OSError:
-        pass
+        return False
+    logger.debug("removed %s: the worker that bound it is gone", entry.path)
+    return True
+
+
+def sweep(folder: Path) -> int:
+    """Remove the sockets in ``folder`` that nobody receives on (left by killed workers; a
+    sender meets only the idle ones); returns how many. Connecting sends nothing."""
+    removed = 0
+    try:
+        with os.scandir(folder) as entries:
+            named = [e for e in entries if e.name.startswith((IDLE, BUSY))]
+    except OSError:
+        return 0
+    for entry in named:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as probe:
+            try:
+                probe.connect(entry.path)
+            except ConnectionRefusedError:
+                removed += _remove_stale(entry)
+            except OSError:
+                pass
+    return removed
 
 
 class SocketReceiver:
@@ -194,6 +216,7 @@ class SocketReceiver:
             return False
         self._socket = sock
         logger.debug("worker %s: listening on %s", self.worker, self._path())
+        sweep(self.folder)
         return True
 
     def _path(self) -> Path:
