@@ -52,13 +52,14 @@ def supported() -> bool:
 
 
 def database_file(name: object) -> Path | None:
-    """The absolute path of the SQLite database ``NAME``, None for an in-memory one."""
+    """The real path of the SQLite database ``NAME`` (the same for every process, whatever
+    symbolic links it reached it through), None for an in-memory one."""
     text = str(name or "")
     if not text or text == ":memory:" or "mode=memory" in text:
         return None
     if text.startswith("file:"):
         text = unquote(urlsplit(text).path)
-    return Path(os.path.abspath(text))
+    return Path(os.path.realpath(text))
 
 
 @functools.cache
