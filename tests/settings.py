@@ -5,6 +5,7 @@ ZART_SQLITE_PLAIN=1 uses a project's plain SQLite settings; ZART_TEST_LEASE,
 ZART_TEST_MAX_RECOVERIES and ZART_TEST_RETENTION set LEASE, MAX_RECOVERIES and RETENTION, so a
 test can give the workers it starts short leases (monkeypatch.setenv before start_worker);
 ZART_TEST_PG_POOL=N gives PostgreSQL workers Django's connection pool of at most N connections;
+ZART_TEST_LOG_LEVEL=DEBUG makes the zart_django logger (a worker's log) that verbose;
 ZART_TEST_CLOCK_SKEW=60 puts the process's wall clock a minute ahead (as Django reads it).
 ZART_TEST_WORKFLOW_MODULES (comma-separated) starts a worker with fewer durable tasks, as code
 from before a deploy added them.
@@ -86,3 +87,14 @@ if os.environ.get("ZART_TEST_CLOCK_SKEW"):
     _skew = timedelta(seconds=float(os.environ["ZART_TEST_CLOCK_SKEW"]))
     _host_now = timezone.now
     timezone.now = lambda: _host_now() + _skew
+
+if os.environ.get("ZART_TEST_LOG_LEVEL"):
+    LOGGING = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"line": {"format": "%(asctime)s %(levelname)s %(message)s"}},
+        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "line"}},
+        "loggers": {
+            "zart_django": {"handlers": ["stderr"], "level": os.environ["ZART_TEST_LOG_LEVEL"]}
+        },
+    }

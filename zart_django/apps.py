@@ -43,8 +43,9 @@ def dispatches_to_django_q() -> bool:
 
 
 def register_wakers() -> None:
-    """Fill the waker registry for this project: ``NOTIFY`` on PostgreSQL, an enqueue with
-    ``DISPATCH = "django_q"``; only the modules of the wakers used are imported."""
+    """Fill the waker registry for this project: the push wake-ups of its database (``NOTIFY``
+    on PostgreSQL, sockets beside an SQLite file), an enqueue with ``DISPATCH = "django_q"``;
+    only the modules of the wakers used are imported."""
     from . import backends, wakeups
 
     wakeups.clear()

@@ -24,8 +24,9 @@ SCHEDULE_NAME = "zart_django: run due executions"
 TASK = "zart_django.dispatch.run_due"
 
 
-def on_due() -> None:
-    """Enqueue ``run_due`` for the cluster once the current transaction commits."""
+def on_due(count: int = 1) -> None:
+    """Enqueue one ``run_due`` for the cluster once the current transaction commits (it runs
+    every due execution, however many ``count`` says there are)."""
     transaction.on_commit(enqueue)
 
 

@@ -377,7 +377,7 @@ def release(
             updated_at=clock.now(),
         )
         if count:
-            work_is_due()
+            work_is_due(count)
         return count
 
     return _write(hand_back, reconnect_for=patience)
@@ -789,7 +789,7 @@ def _unblock(executions: QuerySet[Execution]) -> int:
         status=Status.PENDING, error="", scheduled_at=_db_time(), updated_at=clock.now()
     )
     if count:
-        work_is_due()
+        work_is_due(count)
     return count
 
 
@@ -1374,7 +1374,7 @@ def _tick(
             fields.update(last_occurrence=execution.pk, last_run_at=occurrence.at)
         Schedule.objects.filter(pk=row.pk).update(**fields)
     if started:
-        work_is_due()
+        work_is_due(len(started))
     return started
 
 

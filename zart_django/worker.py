@@ -106,12 +106,14 @@ class Worker:
         )
         heartbeat = threading.Thread(target=self._heartbeat, name="zart-heartbeat", daemon=True)
         heartbeat.start()
-        listener = Listener(self._wake.set) if Listener.available() and not once else None
+        listener = (
+            Listener(self._wake.set, self.name) if Listener.available() and not once else None
+        )
         if listener is not None:
             listener.start()
         try:
             with ThreadPoolExecutor(self.concurrency, thread_name_prefix="zart-worker") as pool:
-                self._loop(pool, once)
+                self._loop(pool, once, listener)
         finally:
             self._close_event_loop()  # its thread would keep the process alive
         if listener is not None:
@@ -120,7 +122,10 @@ class Worker:
         heartbeat.join()
         logger.log(level, "worker %s: stopped", self.name)
 
-    def _loop(self, pool: ThreadPoolExecutor, once: bool) -> None:
+    def _loop(self, pool: ThreadPoolExecutor, once: bool, listener: Listener | None) -> None:
+        """Claim while there is room; the listener hears whether there is, before each claim, so
+        work made due after the claim read the table wakes this worker, and none goes to it
+        while it is full."""
         failures = 0
         unanswered: list[str] = []  # tokens of claims that failed: they may have taken work
         while not self._stopping.is_set():
@@ -129,6 +134,8 @@ class Worker:
             self._purge_now_and_then()
             self._tick_schedules()
             wanted = min(self.concurrency - len(self._inflight), self.batch_size)
+            if listener is not None:
+                listener.ready(wanted > 0)
             if wanted > 0:
                 self._check_connection("the claim loop")
                 token = store.new_token()
@@ -150,6 +157,8 @@ class Worker:
                 for claim in claims:
                     self._submit(pool, claim)
                 if len(claims) == wanted:
+                    if listener is not None:
+                        listener.ready(self.concurrency > len(self._inflight))
                     continue  # a full batch: more may be due
                 if once and not self._inflight:
                     return

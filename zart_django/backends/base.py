@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -15,6 +15,9 @@ from django.db.models.expressions import RawSQL
 
 from .. import clock
 from ..models import ACTIVE_STATUSES, Execution, Status, StepResult
+
+if TYPE_CHECKING:
+    from ..notify import Channel
 
 Statement = tuple[str, list[Any]]
 """SQL with its parameters, ready for ``cursor.execute``."""
@@ -46,8 +49,6 @@ class Backend:
     vendor = ""
     CLOCK = ""
     """The database's clock as SQL with one parameter: a shift in seconds (see ``clock_param``)."""
-    listens = False
-    """Whether idle workers can be woken by ``notify`` (and ``Listener``)."""
     delivers_in_one_statement = False
     """Whether ``deliver_and_wake`` exists: the event, its wait and the wake-up in one statement."""
 
@@ -120,8 +121,17 @@ class Backend:
         """Whether the server closed this idle raw connection (only PostgreSQL can tell)."""
         return False
 
-    def notify(self, channel: str) -> None:
-        """Wake the listeners of ``channel`` when the current transaction commits."""
+    @property
+    def listens(self) -> bool:
+        """Whether idle workers can be woken (``zart_django.notify``), not only poll."""
+        return self.wake_channel() is not None
+
+    def wake_channel(self) -> Channel | None:
+        """How writers wake this database's idle workers; None if they only poll."""
+        return None
+
+    def notify(self, channel: str, payload: str) -> None:
+        """Send ``payload`` to the listeners of ``channel`` when the current transaction commits."""
         raise NotImplementedError(f"{self.vendor} has no notifications")
 
     def _insert_unless_taken_sql(self, model: type[Model]) -> str:

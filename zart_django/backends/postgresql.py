@@ -3,6 +3,7 @@ shared row lock in the same statement, a delivery is one statement, and wake-ups
 
 from __future__ import annotations
 
+import functools
 import select
 from collections.abc import Sequence
 from datetime import datetime
@@ -11,6 +12,7 @@ from typing import Any
 from django.db.backends.postgresql.psycopg_any import is_psycopg3
 
 from ..models import Event, StepKind, StepResult, StepStatus
+from ..notify_postgres import NotifyChannel
 from .base import Backend, Statement
 
 
@@ -19,7 +21,6 @@ class PostgreSQLBackend(Backend):
     CLOCK = "(statement_timestamp() + %s * interval '1 second')"
     """``statement_timestamp()``: the start of the statement (``now()`` would be the start of the
     transaction); stable, unlike ``clock_timestamp()``, so the due index still serves it."""
-    listens = True
     delivers_in_one_statement = True
 
     def __init__(self, alias: str) -> None:
@@ -133,7 +134,15 @@ class PostgreSQLBackend(Backend):
             return True
         return bool(readable)
 
-    def notify(self, channel: str) -> None:
+    @functools.cached_property
+    def _wake_channel(self) -> NotifyChannel:
+        return NotifyChannel(self)
+
+    def wake_channel(self) -> NotifyChannel:
+        """``NOTIFY``, that one idle worker wins (see ``zart_django.notify_postgres``)."""
+        return self._wake_channel
+
+    def notify(self, channel: str, payload: str) -> None:
         """``pg_notify`` is transactional: the listeners hear it when the transaction commits."""
         with self.connection.cursor() as cursor:
-            cursor.execute("SELECT pg_notify(%s, '')", [channel])
+            cursor.execute("SELECT pg_notify(%s, %s)", [channel, payload])

@@ -1,5 +1,5 @@
 """SQLite: one writer at a time, so transactions begin IMMEDIATE and a claim needs no row locks;
-its clock is text to the millisecond; there are no notifications (workers poll)."""
+its clock is text to the millisecond; wake-ups go by UNIX datagram sockets beside the file."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from django.db import transaction
 from django.db.backends.sqlite3.base import FORMAT_QMARK_REGEX
 
 from ..models import StepResult
+from ..notify_sockets import SocketChannel, channel_for
 from .base import Backend, Statement
 
 
@@ -38,6 +39,11 @@ class SQLiteBackend(Backend):
             f"UPDATE {self.steps} SET {self.step_sets} WHERE {step_id} = %s AND{owned}"
             f" RETURNING {step_id}"
         )
+
+    def wake_channel(self) -> SocketChannel | None:
+        """Sockets in a folder beside the database file (see ``zart_django.notify_sockets``);
+        none for an in-memory database or on Windows."""
+        return channel_for(self.alias, self.connection.settings_dict["NAME"])
 
     def clock_param(self, shift: float) -> Any:
         """Its clock counts whole milliseconds, so it is rounded up: a time written this
