@@ -250,6 +250,8 @@ class TestHostileCursors:
             token({"o": "status", "v": "done", "id": "x"}),
             token({"o": "-created_at", "v": "9" * 5000, "id": "x"}),
             "A" * 10_000,
+            base64.urlsafe_b64encode(b"[" * 1400 + b"]" * 1400).decode()[:2000],
+            token({"o": "-created_at", "v": "2026-01-01T00:00:00+00:00", "id": "\ud800"}),
         ],
     )
     def test_a_cursor_the_api_did_not_give_is_a_400_naming_it(self, api, cursor):

@@ -32,6 +32,8 @@ from zart_django.errors import PayloadError
 
 PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
+MAX_CURSOR = 2000
+"""The longest cursor read (the API's are a few hundred characters at most)."""
 
 
 class Pagination(PageNumberPagination):
@@ -181,9 +183,11 @@ class KeysetPagination(BasePagination):
     def _decode(self, token: str) -> tuple[Any, str]:
         """The value and id a cursor of this ordering holds; a 400 naming ``cursor`` for any
         other text."""
+        if len(token) > MAX_CURSOR:
+            raise _bad_cursor(f"it is longer than {MAX_CURSOR} characters")
         try:
             key = json.loads(base64.urlsafe_b64decode(token.encode("ascii")))
-        except (UnicodeError, binascii.Error, ValueError):
+        except (UnicodeError, binascii.Error, ValueError, RecursionError):
             raise _bad_cursor("it is not a cursor this list gave") from None
         if not isinstance(key, dict) or set(key) != {"o", "v", "id"}:
             raise _bad_cursor("it is not a cursor this list gave")
