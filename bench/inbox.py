@@ -1,4 +1,5 @@
-"""The manager's pages at 10k and 100k open approval requests: queries and time per page.
+"""The manager's pages at 10k and 100k open approval requests: queries and time per page; and
+the list pages beside big tables (``big_table_figures``).
 
 Open requests are bulk-loaded with their executions and assignee rows (a fifth each to the
 manager by name, to the manager's group, to a permission the group holds, to nobody — the
@@ -6,6 +7,11 @@ request's permission decides — and to another user), beside finished execution
 were decided, for the history. The manager holds the decision permission through a group only;
 the admin's changelist is read by a superuser. Each page is fetched through Django's test client
 (middleware, session, template or serializer included) on the demo project's URLs.
+
+``big_table_figures`` loads finished executions and parked ones waiting for an approval inside the
+database (``generate_series`` on PostgreSQL, a recursive CTE on SQLite), a million and a hundred
+thousand in the full run, and times the admin's execution list, the inbox and
+``/api/executions/`` against the same pages at a hundredth of that.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from bench import rows
+from bench.results import Figure
 from bench.timing import median, percentile
 from zart_django.approvals.models import (
     ApprovalAssignee,
@@ -112,7 +119,7 @@ def _measure(
 
 def _clients() -> dict[str, Client]:
     """The manager (deciding through a group), logged in to the pages and to the API, and a
-    superuser logged in to the admin."""
+    superuser logged in to the admin and to the API."""
     group = Group.objects.create(name=GROUP)
     app_label, codename = DECIDE.split(".")
     group.permissions.add(
@@ -121,11 +128,12 @@ def _clients() -> dict[str, Client]:
     manager = User.objects.create_user(MANAGER)
     manager.groups.add(group)
     admin = User.objects.create_superuser("bench-admin")
-    pages, api, site = Client(), APIClient(), Client()
+    pages, api, site, api_admin = Client(), APIClient(), Client(), APIClient()
     pages.force_login(manager)
     api.force_authenticate(manager)
     site.force_login(admin)
-    return {"manager": pages, "api": api, "admin": site}
+    api_admin.force_authenticate(admin)
+    return {"manager": pages, "api": api, "admin": site, "api-admin": api_admin}
 
 
 def load(first: int, stop: int) -> None:
@@ -218,3 +226,139 @@ def _record(request: ApprovalRequest) -> ApprovalRecord:
         source="inbox",
         decided_at=request.closed_at,
     )
+
+
+BIG_FULL = (10_000, 1_000_000)
+"""Finished executions at the small and the large size of the full run (a tenth as many parked)."""
+BIG_QUICK = (10_000, 100_000)
+BIG_REPEATS = {False: 25, True: 9}
+PARKED_SHARE = 10  # one parked execution, waiting for an approval, per this many finished
+BIG_PAGES = (
+    ("admin execution list", "/admin/zart_django/execution/", "admin"),
+    ("inbox", "/approvals/", "manager"),
+    ("/api/executions/", "/api/executions/", "api-admin"),
+)
+
+_EXECUTION_COLUMNS = (
+    "id, task_name, status, input, output, error, waiting_on, scheduled_at, deadline, lease_token,"
+    " lease_owner, recoveries, run, created_at, updated_at, finished_at, started_by"
+)
+_REQUEST_COLUMNS = (
+    "execution_id, run, event, title, summary, permission, assignees, required, allow_requester,"
+    " form, status, created_at, closed_at, deadline, escalated_to"
+)
+# {name}: done (finished) or parked; {status}, {waiting_on}, {finished}: theirs. Created one
+# second apart, the newest first; a parked one waits with no deadline.
+_EXECUTIONS = {
+    "postgresql": f"""
+INSERT INTO {{table}} ({_EXECUTION_COLUMNS})
+SELECT '{{name}}-' || i, 'bench-task-' || (i %% 3), '{{status}}',
+       '{{{{"amount": 1}}}}'::jsonb, NULL, '', '{{waiting_on}}', NULL, NULL, '', '', 0, 1,
+       now() - i * interval '1 second', now(), {{finished}}, ''
+FROM generate_series(%s, %s - 1) AS i""",
+    "sqlite": f"""
+WITH RECURSIVE n(i) AS (SELECT %s UNION ALL SELECT i + 1 FROM n WHERE i + 1 < %s)
+INSERT INTO {{table}} ({_EXECUTION_COLUMNS})
+SELECT '{{name}}-' || i, 'bench-task-' || (i %% 3), '{{status}}', '{{{{"amount": 1}}}}', NULL, '',
+       '{{waiting_on}}', NULL, NULL, '', '', 0, 1,
+       strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now', '-' || i || ' seconds'),
+       datetime('now'), {{finished}}, ''
+FROM n""",
+}
+_NOW = {"postgresql": "now()", "sqlite": "datetime('now')"}
+_REQUESTS = {
+    "postgresql": f"""
+INSERT INTO {{table}} ({_REQUEST_COLUMNS})
+SELECT '{{name}}-' || i, 1, 'approval', 'Purchase ' || i, '', %s, '[]'::jsonb, 1, false, '',
+       'pending', now() - i * interval '1 second', NULL,
+       CASE WHEN i %% 2 = 0 THEN NULL ELSE now() + (1 + i %% 30) * interval '1 day' END,
+       '[]'::jsonb
+FROM generate_series(%s, %s - 1) AS i""",
+    "sqlite": f"""
+WITH RECURSIVE n(i) AS (SELECT %s UNION ALL SELECT i + 1 FROM n WHERE i + 1 < %s)
+INSERT INTO {{table}} ({_REQUEST_COLUMNS})
+SELECT '{{name}}-' || i, 1, 'approval', 'Purchase ' || i, '', %s, '[]', 1, false, '', 'pending',
+       strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now', '-' || i || ' seconds'), NULL,
+       CASE WHEN i %% 2 = 0 THEN NULL
+            ELSE strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now', '+' || (1 + i %% 30) || ' days') END,
+       '[]'
+FROM n""",
+}
+
+
+def big_table_figures(db: str, quick: bool, item: int) -> list[Figure]:
+    """Item ``item``: a page of the admin's execution list, of the inbox and of
+    ``/api/executions/`` with a million finished executions and a hundred thousand parked ones
+    (``quick``: a tenth of that), each against the same page at a hundredth of the rows; one
+    ``Figure`` per page (target: ratio <= 1.5, the same queries). Empties the tables."""
+    small, large = BIG_QUICK if quick else BIG_FULL
+    repeats = BIG_REPEATS[quick]
+    clear()
+    clients = _clients()
+    load_big(0, small)
+    at_small = [
+        _measure(name, url, _page(who), clients, small, repeats) for name, url, who in BIG_PAGES
+    ]
+    load_big(small, large)
+    at_large = [
+        _measure(name, url, _page(who), clients, large, repeats) for name, url, who in BIG_PAGES
+    ]
+    clear()
+    return [_big_figure(item, db, s, g, repeats) for s, g in zip(at_small, at_large, strict=True)]
+
+
+def _big_figure(item: int, db: str, small: PageCost, large: PageCost, repeats: int) -> Figure:
+    """The large page's median beside the small one's (their queries in the label and details)."""
+    rows = f"{large.open_requests:,} finished + {large.open_requests // PARKED_SHARE:,} parked"
+    fewer = f"{small.open_requests:,} + {small.open_requests // PARKED_SHARE:,}"
+    ratio = large.p50 / small.p50
+    return Figure(
+        item=item,
+        db=db,
+        label=f"{large.page} p50, {rows} (vs {fewer}), {large.queries} queries",
+        value=large.p50 * 1000,
+        unit="ms",
+        reference=small.p50 * 1000,
+        reference_unit="ms",
+        target="ratio <= 1.5",
+        met=ratio <= 1.5,
+        details={
+            "url": large.url,
+            "queries": {"small": small.queries, "large": large.queries},
+            "p95_ms": {"small": small.p95 * 1000, "large": large.p95 * 1000},
+            "repeats": repeats,
+        },
+    )
+
+
+def load_big(first: int, stop: int) -> None:
+    """Finished executions ``done-<first>`` .. ``done-<stop - 1>`` and a tenth as many parked
+    ones waiting for an approval (a pending request each, decided by the permission's holders,
+    half of them with a deadline 1 to 30 days ahead),
+    generated inside the database; then, on PostgreSQL, ANALYZE."""
+    vendor = connection.vendor
+    executions = _EXECUTIONS[vendor].replace("{table}", Execution._meta.db_table)
+    requests = _REQUESTS[vendor].replace("{table}", ApprovalRequest._meta.db_table)
+    parked = [first // PARKED_SHARE, stop // PARKED_SHARE]
+    finished = {
+        "name": "done",
+        "status": Status.COMPLETED.value,
+        "waiting_on": "",
+        "finished": _NOW[vendor],
+    }
+    waiting = {
+        "name": "parked",
+        "status": Status.WAITING.value,
+        "waiting_on": "approval",
+        "finished": "NULL",
+    }
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(executions.format(**finished), [first, stop])
+        cursor.execute(executions.format(**waiting), parked)
+        on_pg = vendor == "postgresql"
+        cursor.execute(
+            requests.format(name="parked"), [DECIDE, *parked] if on_pg else [*parked, DECIDE]
+        )
+    if vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")

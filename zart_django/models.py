@@ -120,7 +120,8 @@ class Execution(EngineModel):
                 condition=Q(status__in=["pending", "running", "waiting"]),
             ),
             models.Index(fields=["status", "task_name"], name="zart_execution_status"),
-            models.Index(fields=["created_at"], name="zart_execution_created"),
+            # The lists' default order (newest first, the id as tie-break), read by index.
+            models.Index(fields=["created_at", "id"], name="zart_execution_newest"),
             models.Index(
                 fields=["finished_at"],
                 name="zart_execution_finished",

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
-from django.db.models import F, QuerySet
+from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework import status
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, NotFound, PermissionDenied, ValidationError
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -34,6 +32,7 @@ from zart_django.models import Execution, Status
 
 from . import extensions
 from .base import ApiViewSet
+from .pagination import CURSOR_PAGES, KeysetPagination, Ordering
 from .permissions import ExecutionPermission
 from .schema import JsonSchema, documented, errors
 from .serializers import (
@@ -53,39 +52,6 @@ class Conflict(APIException):
     default_code = "conflict"
 
 
-class Pagination(PageNumberPagination):
-    """Pages of 50 (``page_size`` up to 500); a ``page`` or ``page_size`` that is not a positive
-    integer (within the bound) is a 400 naming it, a page past the last a 404."""
-
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 500
-
-    def paginate_queryset(self, queryset: Any, request: Request, view: Any = None) -> Any:
-        _positive(request, self.page_query_param, None)
-        _positive(request, self.page_size_query_param, self.max_page_size)
-        return super().paginate_queryset(queryset, request, view)
-
-
-def _positive(request: Request, name: str, most: int | None) -> None:
-    """Refuse (400) query value ``name`` unless it is absent or a whole number from 1 to
-    ``most`` (no bound if None)."""
-    value = request.query_params.get(name)
-    if value is None:
-        return
-    bound = "" if most is None else f" up to {most}"
-    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= (most or int(value)):
-        raise ValidationError({name: [f"{value!r} is not a whole number from 1{bound}"]})
-
-
-PAGES = [
-    OpenApiParameter("page", {"type": "integer", "minimum": 1}, description="page number"),
-    OpenApiParameter(
-        "page_size",
-        {"type": "integer", "minimum": 1, "maximum": Pagination.max_page_size},
-        description=f"results per page (default {Pagination.page_size})",
-    ),
-]
 ID = OpenApiParameter(
     "id", {"type": "string", "pattern": NAME_PATTERN}, OpenApiParameter.PATH, required=True
 )
@@ -123,19 +89,18 @@ def as_api_error(exc: ZartError, field: str = "payload") -> APIException:
 
 
 ORDERINGS = {
-    f"{sign}{name}": (
-        getattr(F(name), "desc" if sign else "asc")(nulls_last=True),
-        "-id" if sign else "id",
-    )
-    for name in ("created_at", "updated_at", "finished_at", "id", "status", "task_name")
-    for sign in ("", "-")
+    ordering.name: ordering
+    for field in ("created_at", "updated_at", "finished_at", "id", "status", "task_name")
+    for descending in (False, True)
+    for ordering in [Ordering(field, descending, nullable=field == "finished_at")]
 }
 """The ``?ordering=`` choices of the execution list, each with a tie-break on the id (so pages do
 not overlap) and empty values last on both databases."""
+DATETIMES = frozenset({"created_at", "updated_at", "finished_at"})
 
 
-def _ordering(wanted: str) -> tuple[Any, ...]:
-    """The ``order_by`` arguments of ``?ordering=wanted``; a 400 naming the choices if unknown."""
+def _ordering(wanted: str) -> Ordering:
+    """The order ``?ordering=wanted`` asks for; a 400 naming the choices if unknown."""
     if wanted not in ORDERINGS:
         choices = ", ".join(ORDERINGS)
         raise ValidationError({"ordering": [f"unknown ordering {wanted!r}; one of: {choices}"]})
@@ -147,13 +112,13 @@ class ExecutionViewSet(ApiViewSet):
     restart, and offer events."""
 
     permission_classes = [ExecutionPermission]
-    pagination_class = Pagination
+    pagination_class = KeysetPagination
     lookup_value_regex = "[^/]+"
     schema = JsonSchema()
 
     @documented(
         parameters=[
-            *PAGES,
+            *CURSOR_PAGES,
             OpenApiParameter(
                 "status",
                 str,
@@ -173,10 +138,9 @@ class ExecutionViewSet(ApiViewSet):
     )
     def list(self, request: Request) -> Response:
         """Executions, newest first or as ``ordering`` says, filtered by ``status`` and
-        ``task``, paginated."""
-        executions: QuerySet[Execution] = Execution.objects.order_by(
-            *_ordering(request.query_params.get("ordering") or "-created_at")
-        )
+        ``task``, a page at a time after ``cursor`` (see ``KeysetPagination``)."""
+        ordering = _ordering(request.query_params.get("ordering") or "-created_at")
+        executions: QuerySet[Execution] = Execution.objects.all()
         wanted = request.query_params.get("status")
         if wanted:
             if wanted not in Status.values:
@@ -185,7 +149,7 @@ class ExecutionViewSet(ApiViewSet):
             executions = executions.filter(status=wanted)
         if request.query_params.get("task"):
             executions = executions.filter(task_name=request.query_params["task"])
-        paginator = self.pagination_class()
+        paginator = KeysetPagination(ordering, DATETIMES)
         page = paginator.paginate_queryset(executions, request, view=self)
         return paginator.get_paginated_response(ExecutionSerializer(page, many=True).data)
 

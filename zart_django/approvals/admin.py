@@ -13,6 +13,7 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
+from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -28,7 +29,13 @@ from zart_django.models import Execution
 
 from .errors import ApprovalNotFound
 from .forms import DecisionForm, ReassignForm
-from .models import DEFAULT_PERMISSION, ApprovalRecord, ApprovalRequest, Reassignment, Source
+from .models import (
+    DEFAULT_PERMISSION,
+    ApprovalRecord,
+    ApprovalRequest,
+    Reassignment,
+    Source,
+)
 from .services import (
     can_vote,
     decidable_by,
@@ -68,8 +75,28 @@ class WaitingForApprovalFilter(admin.SimpleListFilter):
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Execution]) -> QuerySet[Execution]:
         if self.value() == "waiting":
-            return queryset.filter(awaiting_approval=True)
+            return queryset.filter(
+                Exists(ApprovalRequest.objects.open().filter(execution=OuterRef("pk")))
+            )
         return queryset
+
+
+class ApprovalChangeList(ChangeList):
+    """The execution list, each row of the page marked ``awaiting_approval`` (it has an open
+    request) by one query on the page's ids: a subquery per row would let PostgreSQL hash every
+    open request of the table for one page."""
+
+    def get_results(self, request: HttpRequest) -> None:
+        super().get_results(request)
+        ids = [execution.pk for execution in self.result_list]
+        open_ids = set(
+            ApprovalRequest.objects.open()
+            .filter(execution_id__in=ids)
+            .order_by()
+            .values_list("execution_id", flat=True)
+        )
+        for execution in self.result_list:
+            execution.awaiting_approval = execution.pk in open_ids
 
 
 def _decide_all(
@@ -114,9 +141,8 @@ class ApprovalExecutionAdmin(ExecutionAdmin):
         user = request.user
         return user.has_perm(DEFAULT_PERMISSION) or decidable_by(user).exists()
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Execution]:
-        pending = ApprovalRequest.objects.open().filter(execution=OuterRef("pk"))
-        return super().get_queryset(request).annotate(awaiting_approval=Exists(pending))
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return ApprovalChangeList
 
     @admin.display(description="waiting on")
     def waiting(self, execution: Execution) -> str:

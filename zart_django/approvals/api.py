@@ -14,9 +14,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from zart_django.api.base import ApiViewSet
+from zart_django.api.pagination import PAGES, Pagination
 from zart_django.api.schema import JsonSchema, documented, errors
 from zart_django.api.serializers import NameField, TextField
-from zart_django.api.views import ID, PAGES, Pagination, as_api_error
+from zart_django.api.views import ID, as_api_error
 from zart_django.errors import ZartError
 
 from .errors import ApprovalInvalid, ApprovalNotFound

@@ -9,7 +9,6 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
 from django.db.models import F, QuerySet
 from django.http import (
     Http404,
@@ -22,6 +21,7 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from zart_django.counting import BoundedPaginator, page_number
 from zart_django.errors import ZartError
 
 from .errors import ApprovalNotFound
@@ -44,6 +44,9 @@ from .services import (
 from .timeline import story_of
 
 PAGE_SIZE = 50
+COUNT_BOUND = 1000
+"""The inbox and the history count at most this many requests from the page asked for (20
+pages): each is checked against the user's permissions, so counting costs per row."""
 
 
 @login_required
@@ -52,7 +55,7 @@ def inbox(request: HttpRequest) -> HttpResponse:
     last), filtered by ``?task=``, ``?q=`` (title, execution id, summary) and ``?assigned=``
     (``me``: naming the user; ``groups``: through a group or permission), a page at a time."""
     mine = decidable_by(request.user)
-    filters = InboxFilter(request.GET, task_choices(mine))
+    filters = InboxFilter(request.GET, task_choices())
     requests = filters.apply(mine, request.user).order_by(
         F("deadline").asc(nulls_last=True), "-created_at", "-pk"
     )
@@ -64,7 +67,7 @@ def history(request: HttpRequest) -> HttpResponse:
     """Requests that were decided, expired or closed, that the user may see, newest first,
     filtered by ``?reviewer=&task=&outcome=&since=&until=``, a page at a time (``?page=``)."""
     closed = visible_to(request.user).closed()
-    filters = HistoryFilter(request.GET, task_choices(closed))
+    filters = HistoryFilter(request.GET, task_choices())
     return _render_page(request, "zart_approvals/history.html", filters.requests(closed), filters)
 
 
@@ -73,7 +76,7 @@ def history_csv(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     """The decisions the user may see, newest first, under the history's filters, as CSV
     (streamed; cells that a spreadsheet would read as a formula are made inert). Filters that
     do not parse are a 400 naming them, never an export of everything."""
-    filters = HistoryFilter(request.GET, task_choices(visible_to(request.user)))
+    filters = HistoryFilter(request.GET, task_choices())
     if not filters.is_valid():
         return HttpResponseBadRequest(filters.errors.as_text(), content_type="text/plain")
     records = ApprovalRecord.objects.order_by("-decided_at", "-pk")
@@ -95,7 +98,9 @@ def _render_page(
     """Render one page of ``requests``: ``requests`` holds the page's rows, ``page_obj`` and
     ``paginator`` the links (a page number out of range shows the nearest page), ``filters``
     the form and ``query`` the filters as a query string for those links."""
-    page = Paginator(requests, PAGE_SIZE).get_page(request.GET.get("page"))
+    start_page = page_number(request.GET.get("page"))
+    paginator = BoundedPaginator(requests, PAGE_SIZE, start_page=start_page, bound=COUNT_BOUND)
+    page = paginator.get_page(start_page)
     query = request.GET.copy()
     query.pop("page", None)
     context = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -13,6 +14,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from zart_django.clock import now
+from zart_django.counting import bounded_count
 from zart_django.models import Status
 
 from ..models import ApprovalRequest, RequestStatus
@@ -31,10 +33,32 @@ ENDINGS = {
 """How an execution ended, in words, for "closed (execution cancelled)"."""
 
 
+OPEN_COUNT_BOUND = 99
+"""The header counts a user's open requests up to this many, then says "99+"."""
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """How many open requests wait for a user: ``number``, and ``more`` if there are more."""
+
+    number: int
+    more: bool
+
+    def __str__(self) -> str:
+        return f"{self.number}+" if self.more else str(self.number)
+
+    def __bool__(self) -> bool:
+        return self.number > 0
+
+
 @register.simple_tag
-def open_count(user: Any) -> int | None:
-    """How many open requests ``user`` may decide (one query), None for an anonymous visitor."""
-    return decidable_by(user).count() if user.is_authenticated else None
+def open_count(user: Any) -> Waiting | None:
+    """How many open requests ``user`` may decide, up to ``OPEN_COUNT_BOUND`` (one query that
+    reads at most one more), None for an anonymous visitor."""
+    if not user.is_authenticated:
+        return None
+    counted = bounded_count(decidable_by(user), OPEN_COUNT_BOUND + 1)
+    return Waiting(min(counted, OPEN_COUNT_BOUND), counted > OPEN_COUNT_BOUND)
 
 
 @register.simple_tag
