@@ -36,7 +36,9 @@ test: lint chromium
 		*) exit 1 ;; \
 	esac
 
+# The bench extra adds DBOS Transact, which the benchmarks run beside ours (skipped without it).
 bench: $(STAMP)
+	$(PY) -m pip install -q --disable-pip-version-check -e ".[dev,bench]"
 	$(PY) -m bench
 
 clean:
