@@ -60,7 +60,7 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
             f"| {row['item']} | {row['label']} | {row['db']}"
             f" | {_number(row['value'])} {row['unit']}"
             f" | {_number(row['reference'])} {row['reference_unit']}"
-            f" | {f'{ratio:.2f}' if math.isfinite(ratio) and ratio else '-'}"
+            f" | {f'{ratio:.2f}' if math.isfinite(ratio) else '-'}"
             f" | {row['target']} | {met} |"
         )
     return "\n".join(lines)
