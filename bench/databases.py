@@ -10,7 +10,13 @@ from __future__ import annotations
 import psycopg
 from psycopg import sql
 
-from bench.settings import POSTGRES, POSTGRES_NAME, SQLITE_PATH
+from bench.settings import (
+    DBOS_POSTGRES_NAME,
+    DBOS_SQLITE_PATH,
+    POSTGRES,
+    POSTGRES_NAME,
+    SQLITE_PATH,
+)
 
 
 def _admin() -> psycopg.Connection:
@@ -45,14 +51,14 @@ def create(db: str) -> None:
 
 
 def drop(db: str) -> None:
-    """Remove the benchmark database ``db``, if it exists."""
+    """Remove the benchmark database ``db`` and DBOS's beside it, if they exist."""
     if db == "postgres":
         with _admin() as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                    sql.Identifier(POSTGRES_NAME)
+            for name in (POSTGRES_NAME, DBOS_POSTGRES_NAME):
+                conn.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
                 )
-            )
     else:
-        for suffix in ("", "-wal", "-shm"):
-            SQLITE_PATH.with_name(SQLITE_PATH.name + suffix).unlink(missing_ok=True)
+        for path in (SQLITE_PATH, DBOS_SQLITE_PATH):
+            for suffix in ("", "-wal", "-shm"):
+                path.with_name(path.name + suffix).unlink(missing_ok=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -10,10 +11,12 @@ from typing import Any
 class Figure:
     """One benchmark figure: ``value`` measured beside ``reference`` in the same run.
 
-    ``ratio`` is ``value / reference``; ``met`` says whether ``target`` holds (None: no target).
+    ``item`` is the letter of the target in issue 12 (``a`` … ``f``) or of a further figure;
+    ``ratio`` is ``value / reference``; ``met`` says whether ``target`` holds (None: no target,
+    or it could not be judged: ``details["why"]`` says why).
     """
 
-    item: int
+    item: str
     db: str
     label: str
     value: float
@@ -33,6 +36,8 @@ class Figure:
 
 
 def _number(value: float) -> str:
+    if not math.isfinite(value):
+        return "-"
     if value >= 100:
         return f"{value:,.0f}"
     if value >= 10:
@@ -48,10 +53,14 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     ]
     for row in rows:
         met = {True: "yes", False: "NO", None: ""}[row["met"]]
+        if row["met"] is None and row["details"].get("why"):
+            met = "not run"
+        ratio = row["ratio"]
         lines.append(
             f"| {row['item']} | {row['label']} | {row['db']}"
             f" | {_number(row['value'])} {row['unit']}"
             f" | {_number(row['reference'])} {row['reference_unit']}"
-            f" | {row['ratio']:.2f} | {row['target']} | {met} |"
+            f" | {f'{ratio:.2f}' if math.isfinite(ratio) else '-'}"
+            f" | {row['target']} | {met} |"
         )
     return "\n".join(lines)

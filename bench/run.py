@@ -16,11 +16,14 @@ import platform
 import subprocess
 import sys
 import tempfile
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from bench import databases
 from bench.results import markdown_table
+
+INSTALL_HINT = "pip install -e .[bench]"
 
 HERE = Path(__file__).resolve().parent
 
@@ -30,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="smaller sizes (100k parked, 2k then 20k open requests), fewer runs",
+        help="smaller sizes (100k parked, 2k then 20k open requests, 2,000 executions for the"
+        " memory figure), fewer runs",
     )
     parser.add_argument("--db", choices=["sqlite", "postgres", "all"], default="all")
     parser.add_argument(
@@ -42,14 +46,20 @@ def main(argv: list[str] | None = None) -> int:
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
         "platform": platform.platform(),
+        "packages": _versions(),
+        "load_average_at_start": os.getloadavg(),
         "quick": args.quick,
         "poll_interval": args.poll_interval,
     }
     print(
         f"zart-django benchmarks: {machine['cpu_count']} cores, Python {machine['python']},"
-        f" worker poll interval {args.poll_interval}s{' (quick)' if args.quick else ''}",
+        f" worker poll interval {args.poll_interval}s{' (quick)' if args.quick else ''},"
+        f" load average {machine['load_average_at_start'][0]:.2f}",
         flush=True,
     )
+    print(", ".join(f"{name} {v}" for name, v in machine["packages"].items()), flush=True)
+    if machine["packages"]["dbos"] == "not installed":
+        print(f"DBOS comparison skipped: dbos is not installed ({INSTALL_HINT})", flush=True)
     suites: list[dict[str, Any]] = []
     skipped: dict[str, str] = {}
     failed = False
@@ -65,9 +75,10 @@ def main(argv: list[str] | None = None) -> int:
             failed = True
         else:
             suites.append(result)
+    machine["load_average_at_end"] = os.getloadavg()
     figures = [f for suite in suites for f in suite["figures"]]
     figures.sort(key=lambda f: (f["item"], f["db"]))
-    print()
+    print(f"\nload average at the end: {machine['load_average_at_end'][0]:.2f}")
     for suite in suites:
         print(f"{suite['db']}: {suite['server']}")
     print(markdown_table(figures))
@@ -101,3 +112,14 @@ def _run_suite(db: str, quick: bool, poll_interval: float) -> dict[str, Any] | N
             return json.loads(Path(out.name).read_text())
     finally:
         databases.drop(db)
+
+
+def _versions() -> dict[str, str]:
+    """The versions of the packages the figures depend on ("not installed" for a missing one)."""
+    found = {}
+    for name in ("Django", "psycopg", "dbos"):
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    return found

@@ -17,6 +17,8 @@ from demo_project.settings import BASE_DIR, POSTGRES, SQLITE
 
 SQLITE_PATH = BASE_DIR / "var" / "bench-zart.sqlite3"
 POSTGRES_NAME = os.environ.get("ZART_BENCH_PG_NAME", "zart_bench")
+DBOS_SQLITE_PATH = BASE_DIR / "var" / "bench-dbos.sqlite3"  # DBOS's side of target (b)
+DBOS_POSTGRES_NAME = f"{POSTGRES_NAME}_dbos"
 
 ROOT_URLCONF = "bench.urls"
 DEBUG = False  # with DEBUG on, Django keeps every query in memory: a leak and a cost here

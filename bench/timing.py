@@ -21,6 +21,16 @@ def median(samples: Sequence[float]) -> float:
     return percentile(samples, 50)
 
 
+def spread(samples: Sequence[float], scale: float = 1.0) -> dict[str, float]:
+    """The median, minimum and maximum of ``samples`` (each times ``scale``), for a figure's details."""
+    return {
+        "median": median(samples) * scale,
+        "min": min(samples) * scale,
+        "max": max(samples) * scale,
+        "runs": len(samples),
+    }
+
+
 def poll(fetch: Callable[[], T | None], what: str, timeout: float = 120, every: float = 0.002) -> T:
     """Call ``fetch`` every ``every`` seconds until it returns something other than None/False."""
     limit = time.monotonic() + timeout

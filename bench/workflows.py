@@ -115,3 +115,23 @@ def sequence(shape: dict[str, float]) -> int:
 def single(i: int) -> int:
     """One member as an execution of its own: what fanning out by separate claims costs."""
     return member(i, 0.0)
+
+
+@step("io")
+def io_call(label: str, i: int, pause: float, ledger: str) -> int:
+    """A step that waits ``pause`` seconds as a call to another service would (``time.sleep``),
+    then appends ``label i`` to ``ledger``: a body run twice shows there twice."""
+    time.sleep(pause)
+    with open(ledger, "a") as out:
+        out.write(f"{label} {i}\n")
+    return i
+
+
+@durable("bench-io")
+def io_bound(shape: dict[str, object]) -> int:
+    """``shape["steps"]`` I/O-bound steps in a row (see ``io_call``)."""
+    label, pause, ledger = str(shape["label"]), float(shape["pause"]), str(shape["ledger"])
+    steps = int(shape["steps"])
+    for i in range(steps):
+        io_call(label, i, pause, ledger)
+    return steps

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("zart_django", "0001_initial"),
+        ("zart_django", "0002_list_order_index"),
     ]
 
     operations = [
