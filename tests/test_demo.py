@@ -100,7 +100,8 @@ def test_async_demo_converts_from_async_code_and_shows_the_timed_out_attempt():
         "  status:    booked",
         "  reference: CONV-ACME-176000",
         "  fetch-rate (completed)",
-        "  fetch-rate#3 (completed, 2 attempts: the first timed out)",
+        "  fetch-rate#2 (completed, 2 attempts: the first timed out)",
+        "  fetch-rate#3 (completed)",
         "  confirm (completed)",
         "  book-conversion (completed)",
     ):

@@ -48,7 +48,7 @@ class Conversion:
     reference: str = ""
 
 
-@step("fetch-rate", retry=RetryPolicy.fixed(3, "1s"), timeout="0.5s")
+@step("fetch-rate", retry=RetryPolicy.fixed(3, "1s"), timeout="1s")
 async def fetch_rate(currency: str) -> float:
     """Euros per ``currency``, from the rates service (a short await stands for the call). The
     first lookup of ``SLOW_ONCE`` hangs: the timeout cancels that attempt and the retry answers."""
@@ -69,7 +69,7 @@ def book_conversion(customer: str, total_eur: float) -> str:
 @durable("convert-invoice", events={"confirm": Confirmation})
 async def convert_invoice(invoice: Invoice) -> Conversion:
     """Fetch every rate at once, quote the total, wait for the customer, book it."""
-    currencies = list(invoice.amounts)
+    currencies = sorted(invoice.amounts)  # PostgreSQL's JSON reorders the keys: sort them
     rates = await parallel(*(functools.partial(fetch_rate, c) for c in currencies))
     total = round(sum(invoice.amounts[c] * r for c, r in zip(currencies, rates, strict=True)), 2)
     quoted_at = (await now()).isoformat(timespec="seconds")
