@@ -9,8 +9,6 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from django.db.backends.postgresql.psycopg_any import is_psycopg3
-
 from ..models import Event, StepKind, StepResult, StepStatus
 from ..notify_postgres import NotifyChannel
 from .base import Backend, Statement
@@ -86,9 +84,9 @@ class PostgreSQLBackend(Backend):
         connection = self.connection
         connection.ensure_connection()
         raw = connection.connection
-        if not is_psycopg3 or raw.prepare_threshold is None or connection.queries_logged:
+        if getattr(raw, "prepare_threshold", None) is None or connection.queries_logged:
             return super().write_returning(sql, params)
-        import psycopg
+        import psycopg  # psycopg 3: psycopg2's connections have no prepare_threshold
 
         with connection.make_cursor(psycopg.Cursor(raw)) as cursor:
             cursor.execute(sql, params)
