@@ -286,7 +286,7 @@ FROM n""",
 }
 
 
-def big_table_figures(db: str, quick: bool, item: int) -> list[Figure]:
+def big_table_figures(db: str, quick: bool, item: str) -> list[Figure]:
     """Item ``item``: a page of the admin's execution list, of the inbox and of
     ``/api/executions/`` with a million finished executions and a hundred thousand parked ones
     (``quick``: a tenth of that), each against the same page at a hundredth of the rows; one
@@ -307,7 +307,7 @@ def big_table_figures(db: str, quick: bool, item: int) -> list[Figure]:
     return [_big_figure(item, db, s, g, repeats) for s, g in zip(at_small, at_large, strict=True)]
 
 
-def _big_figure(item: int, db: str, small: PageCost, large: PageCost, repeats: int) -> Figure:
+def _big_figure(item: str, db: str, small: PageCost, large: PageCost, repeats: int) -> Figure:
     """The large page's median beside the small one's (their queries in the label and details)."""
     rows = f"{large.open_requests:,} finished + {large.open_requests // PARKED_SHARE:,} parked"
     fewer = f"{small.open_requests:,} + {small.open_requests // PARKED_SHARE:,}"

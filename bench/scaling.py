@@ -8,9 +8,12 @@ step body appends a line to a ledger file; a line seen twice is a step body run 
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +27,7 @@ from zart_django.models import ACTIVE_STATUSES, Execution, Status
 
 PAUSE = 0.05  # seconds each step waits
 CONCURRENCY = 32  # executions each worker process runs at once
+POOL = 8  # connections in each worker process's pool on PostgreSQL (Django's pool option)
 
 
 @dataclass(frozen=True)
@@ -43,7 +47,7 @@ def io_rate(processes: int, executions: int, steps: int) -> IoRun:
     prefix = f"io-{uuid.uuid4().hex[:8]}-"
     mine = Execution.objects.filter(id__startswith=prefix)
     scheduler = DurableScheduler()
-    with WorkerPool(processes, ["--concurrency", str(CONCURRENCY)]):
+    with _pooled(), WorkerPool(processes, ["--concurrency", str(CONCURRENCY)]):
         start = time.perf_counter()
         for i in range(executions):
             label = f"{prefix}{i}"
@@ -67,7 +71,17 @@ def io_rate(processes: int, executions: int, steps: int) -> IoRun:
     )
 
 
+@contextmanager
+def _pooled() -> Iterator[None]:
+    """Worker processes started meanwhile use a connection pool of ``POOL`` (PostgreSQL)."""
+    os.environ["ZART_BENCH_POOL"] = str(POOL)
+    try:
+        yield
+    finally:
+        del os.environ["ZART_BENCH_POOL"]
+
+
 def connections_needed(processes: int) -> int:
-    """Database connections ``processes`` workers hold at most: a thread each, the claim loop,
-    the heartbeat and the listener."""
-    return processes * (CONCURRENCY + 3)
+    """Database connections ``processes`` workers hold at most on PostgreSQL: their pool's and
+    each one's listener."""
+    return processes * (POOL + 1)

@@ -134,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         *_io_scaling(args.db, sizes),
         *_memory(args.db, sizes, args.quick),
         *_claims(args.db, sizes),
+        *_big_tables(args.db, args.quick),
         *_inbox(args.db, sizes),
         *_resumes(args.db, sizes),
         *_fanout(args.db, sizes),
@@ -507,8 +508,17 @@ def _claims(db: str, sizes: Sizes) -> list[Figure]:
     return figures
 
 
+def _big_tables(db: str, quick: bool) -> list[Figure]:
+    """(e): a page of the admin's list, the inbox and the API with a million finished and a
+    hundred thousand parked executions (a tenth with ``quick``) beside the same at 10,000."""
+    from bench.inbox import big_table_figures
+
+    return _timed("big tables: admin list, inbox, API", big_table_figures, db, quick, "e")
+
+
 def _inbox(db: str, sizes: Sizes) -> list[Figure]:
-    """(e), the big tables' slot: the manager's pages with many open requests beside them with a tenth as many."""
+    """(i), beyond the issue's targets: the manager's pages with many open requests beside them
+    with a tenth as many."""
     from bench.inbox import page_costs
     from bench.results import Figure
 
@@ -517,7 +527,7 @@ def _inbox(db: str, sizes: Sizes) -> list[Figure]:
     costs = _timed(title, page_costs, small, large, sizes.inbox_repeats)
     return [
         Figure(
-            "e",
+            "i",
             db,
             f"{at_large.page}, {large:,} open (vs {small:,}), {at_large.queries} queries",
             at_large.p50 * 1000,

@@ -142,7 +142,7 @@ class ExecutionViewSet(ApiViewSet):
         ordering = _ordering(request.query_params.get("ordering") or "-created_at")
         executions: QuerySet[Execution] = Execution.objects.all()
         wanted = request.query_params.get("status")
-        if wanted:
+        if wanted is not None:
             if wanted not in Status.values:
                 choices = ", ".join(Status.values)
                 raise ValidationError({"status": [f"unknown status {wanted!r}; one of: {choices}"]})
