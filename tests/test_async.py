@@ -17,16 +17,19 @@ from django.db import OperationalError
 
 from tests import async_workflows
 from tests.conftest import wait_until
-from tests.workflows import Approval, Job, lines
+from tests.workflows import Approval, Job, first, lines, second
 from zart_django import (
     DurableScheduler,
     DurableTask,
     ExecutionFailed,
     ExecutionFinished,
     StepTimeout,
+    TaskRegistry,
     default_registry,
+    durable,
     step,
     store,
+    wait_for_event,
 )
 from zart_django.approvals import decide
 from zart_django.approvals.models import ApprovalRequest
@@ -361,3 +364,28 @@ def test_await_completion_raises_what_wait_completion_raises(scheduler, job):
     scheduler.start_for(async_workflows.async_three_steps, "as-wait", job)
     with pytest.raises(Exception, match="had not finished"):
         async_to_sync(scheduler.await_completion)("as-wait", timeout=0.1)
+
+
+def test_a_deploy_that_makes_a_parked_function_async_resumes_it_running_no_step_again(job):
+    before, after = TaskRegistry(), TaskRegistry()
+
+    @durable("converted", registry=before)
+    def plain(job: Job) -> list[str]:
+        done = first(job)
+        wait_for_event("go")
+        return [done, second(job)]
+
+    @durable("converted", registry=after)
+    async def converted(job: Job) -> list[str]:
+        done = await first(job)
+        await wait_for_event("go")
+        return [done, await second(job)]
+
+    DurableScheduler(before).start("converted-1", "converted", job)
+    run_until_idle(before)
+    assert Execution.objects.get(pk="converted-1").status == "waiting"
+    scheduler = DurableScheduler(after)  # the deploy: the same task, now async def
+    scheduler.offer_event("converted-1", "go")
+    run_until_idle(after)
+    assert scheduler.wait_completion("converted-1", timeout=5) == ["first ok", "second ok"]
+    assert [count(job, "start first"), count(job, "start second")] == [1, 1]
