@@ -53,7 +53,10 @@ async def engine_call(fn: Callable[[], T]) -> T:
 def _as_engine(fn: Callable[[], T]) -> T:
     _engine_side.set(True)
     store.drop_dead_connection()  # costs no query unless an earlier call left an error
-    return fn()
+    try:
+        return fn()
+    finally:
+        store.release_pooled_connection()  # the thread serves other executions meanwhile
 
 
 async def _using(executor: concurrent.futures.Executor, work: Awaitable[T]) -> T:
