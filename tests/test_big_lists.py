@@ -30,6 +30,7 @@ pytestmark = pytest.mark.django_db
 
 DECIDE = "zart_approvals.decide_approval"
 COUNT = re.compile(r"\bCOUNT\(", re.IGNORECASE)
+REQUESTS_TABLE = "zart_approvals_approvalrequest"
 
 
 def add_executions(count: int, prefix: str = "x", same_time: bool = False) -> list[str]:
@@ -65,6 +66,14 @@ def assert_no_table_scan_for_totals(sql: list[str]) -> None:
         if COUNT.search(statement):
             assert "LIMIT" in statement.upper(), statement
         assert "DISTINCT" not in statement.upper(), statement
+
+
+def query_plan(sql: str) -> list[str]:
+    """SQLite's plan for ``sql``: one line per table it reads and how (``SCAN`` or ``SEARCH``
+    with the index and the columns it looks up)."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN QUERY PLAN {sql}")
+        return [row[-1] for row in cursor.fetchall()]
 
 
 @pytest.fixture
@@ -136,6 +145,19 @@ class TestAdminList:
         assert not any("EXISTS" in s.upper() for s in sql)
         waiting = admin_client.get(f"{self.URL}?approval=waiting").content.decode()
         assert waiting.count('class="action-select"') == 3
+
+    @pytest.mark.skipif(
+        connection.vendor != "sqlite", reason="SQLite plans without statistics; PostgreSQL has them"
+    )
+    def test_the_approval_mark_looks_up_the_page_ids_not_every_open_request(self, admin_client):
+        park_many("wait", 5)
+        add_executions(5)
+        sql, page = captured(admin_client, self.URL)
+        assert page.content.decode().count("<strong>approval</strong>") == 5
+        reads = [line for s in sql for line in query_plan(s) if REQUESTS_TABLE in line]
+        assert reads
+        for line in reads:
+            assert "(execution_id=?" in line, line
 
 
 class TestInbox:
@@ -274,3 +296,4 @@ class TestHostileCursors:
         add_executions(9)
         ids = all_pages(api, f"{self.URL}?ordering=finished_at&page_size=2")
         assert ids == in_order("finished_at")
+

@@ -34,6 +34,7 @@ from .models import (
     ApprovalRecord,
     ApprovalRequest,
     Reassignment,
+    RequestStatus,
     Source,
 )
 from .services import (
@@ -84,17 +85,23 @@ class WaitingForApprovalFilter(admin.SimpleListFilter):
 class ApprovalChangeList(ChangeList):
     """The execution list, each row of the page marked ``awaiting_approval`` (it has an open
     request) by one query on the page's ids: a subquery per row would let PostgreSQL hash every
-    open request of the table for one page."""
+    open request of the table for one page.
+
+    The query reads the page's requests of current runs and keeps the pending ones here: asked
+    for ``status = 'pending'`` beside the ids, SQLite (which has no statistics unless someone
+    runs ANALYZE) walks every open request by the status index instead of looking the ids up,
+    100 ms a page at 100,000 open requests."""
 
     def get_results(self, request: HttpRequest) -> None:
         super().get_results(request)
         ids = [execution.pk for execution in self.result_list]
-        open_ids = set(
-            ApprovalRequest.objects.open()
+        current = (
+            ApprovalRequest.objects.of_current_runs()
             .filter(execution_id__in=ids)
             .order_by()
-            .values_list("execution_id", flat=True)
+            .values_list("execution_id", "status")
         )
+        open_ids = {pk for pk, status in current if status == RequestStatus.PENDING}
         for execution in self.result_list:
             execution.awaiting_approval = execution.pk in open_ids
 

@@ -35,9 +35,12 @@ class ApprovalRequestQuerySet(models.QuerySet["ApprovalRequest"]):
     def open(self) -> ApprovalRequestQuerySet:
         """Requests still waiting for a decision, asked by the current run of executions that have
         not finished."""
-        return self.filter(status=RequestStatus.PENDING, run=F("execution__run")).exclude(
-            execution__status__in=FINISHED_STATUSES
-        )
+        return self.of_current_runs().filter(status=RequestStatus.PENDING)
+
+    def of_current_runs(self) -> ApprovalRequestQuerySet:
+        """Requests asked by the current run of executions that have not finished, whatever their
+        status (``open`` keeps the pending ones)."""
+        return self.filter(run=F("execution__run")).exclude(execution__status__in=FINISHED_STATUSES)
 
     def closed(self) -> ApprovalRequestQuerySet:
         """Requests decided, expired, left undecided by an execution that ended, or by a run that a
