@@ -20,6 +20,7 @@ from rest_framework.test import APIClient
 
 from tests.approval_helpers import PASSWORD, make_user, park_many
 from zart_django.admin import ExecutionAdmin
+from zart_django.api.pagination import Pagination
 from zart_django.api.views import ORDERINGS
 from zart_django.approvals import views
 from zart_django.approvals.templatetags import zart_approvals
@@ -297,3 +298,31 @@ class TestHostileCursors:
         ids = all_pages(api, f"{self.URL}?ordering=finished_at&page_size=2")
         assert ids == in_order("finished_at")
 
+
+class TestApprovalsApi:
+    URL = "/api/approvals/"
+
+    @pytest.fixture
+    def manager(self) -> APIClient:
+        client = APIClient()
+        client.force_authenticate(make_user("boss", DECIDE))
+        return client
+
+    def test_the_count_reads_a_bounded_number_of_rows_and_says_when_it_stopped(
+        self, manager, monkeypatch
+    ):
+        monkeypatch.setattr(Pagination, "count_bound", 6)
+        park_many("few", 4)
+        few, body = captured(manager, f"{self.URL}?page_size=2")
+        assert (body.json()["count"], body.json()["count_exact"]) == (4, True)
+        park_many("many", 8)
+        many, body = captured(manager, f"{self.URL}?page_size=2")
+        assert (body.json()["count"], body.json()["count_exact"]) == (6, False)
+        assert len(few) == len(many)
+        assert_no_table_scan_for_totals(many)
+        deep = manager.get(f"{self.URL}?page_size=2&page=5").json()
+        assert (deep["count"], deep["count_exact"]) == (12, True)
+        assert deep["next"] is not None and len(deep["results"]) == 2
+        last = manager.get(f"{self.URL}?page_size=2&page=6").json()
+        assert last["next"] is None and len(last["results"]) == 2
+        assert manager.get(f"{self.URL}?page_size=2&page=7").status_code == 404

@@ -1,8 +1,10 @@
 """The API's pagination: numbered pages for short lists, and keyset pages for the execution list,
 which may hold millions of rows.
 
-``Pagination`` numbers the pages (``?page=``) and counts the list (``count``): right for the open
-approvals a user may decide. ``KeysetPagination`` never counts and never skips rows with an
+``Pagination`` numbers the pages (``?page=``) and counts the list (``count``) up to a bound from
+the page asked for, saying with ``count_exact`` whether it stopped there: right for the open
+approvals a user may decide, each checked against the user's permissions, so that counting costs
+per row. ``KeysetPagination`` never counts and never skips rows with an
 OFFSET: a page is the rows after the last one of the page before, in the list's order with the
 id as tie-break, read by index; the ``next`` link carries that row's key as an opaque
 ``?cursor=``. A cursor the API did not give (not base64, not its JSON, another ordering's) is a
@@ -16,6 +18,7 @@ import binascii
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from django.db.models import F, Q, QuerySet
@@ -28,26 +31,57 @@ from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
 from zart_django.codec import check_text
+from zart_django.counting import BoundedPaginator
 from zart_django.errors import PayloadError
 
 PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
 MAX_CURSOR = 2000
+COUNT_BOUND = 1000
+"""How many rows a numbered list counts at most from the page asked for (20 pages of 50)."""
 """The longest cursor read (the API's are a few hundred characters at most)."""
 
 
 class Pagination(PageNumberPagination):
     """Pages of 50 (``page_size`` up to 500); a ``page`` or ``page_size`` that is not a positive
-    integer (within the bound) is a 400 naming it, a page past the last a 404."""
+    integer (within the bound) is a 400 naming it, a page past the last a 404. ``count`` reads
+    at most ``count_bound`` rows from the page's first (``BoundedPaginator``): past them it
+    is that many more than the rows before the page, ``count_exact`` is false and ``next``
+    still leads on."""
 
     page_size = PAGE_SIZE
     page_size_query_param = "page_size"
     max_page_size = MAX_PAGE_SIZE
+    count_bound = COUNT_BOUND
 
     def paginate_queryset(self, queryset: Any, request: Request, view: Any = None) -> Any:
-        positive(request, self.page_query_param, None)
+        start_page = positive(request, self.page_query_param, None) or 1
         positive(request, self.page_size_query_param, self.max_page_size)
+        self.django_paginator_class = partial(
+            BoundedPaginator, start_page=start_page, bound=self.count_bound
+        )
         return super().paginate_queryset(queryset, request, view)
+
+    def get_paginated_response(self, data: Any) -> Response:
+        return Response(
+            {
+                "count": self.page.paginator.count,
+                "count_exact": not self.page.paginator.more,
+                "next": self.get_next_link(),
+                "previous": self.get_previous_link(),
+                "results": data,
+            }
+        )
+
+    def get_paginated_response_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
+        answer = super().get_paginated_response_schema(schema)
+        answer["required"].append("count_exact")
+        answer["properties"]["count_exact"] = {
+            "type": "boolean",
+            "description": f"false when counting stopped {self.count_bound} rows past the page's "
+            "first: there are more than `count`",
+        }
+        return answer
 
 
 def positive(request: Request, name: str, most: int | None) -> int | None:
