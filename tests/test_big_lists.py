@@ -22,7 +22,7 @@ from tests.approval_helpers import PASSWORD, make_user, park_many
 from zart_django.admin import ExecutionAdmin
 from zart_django.api.pagination import Pagination
 from zart_django.api.views import ORDERINGS
-from zart_django.approvals import views
+from zart_django.approvals import decide, views
 from zart_django.approvals.templatetags import zart_approvals
 from zart_django.models import Execution, Status
 from zart_django.registry import default_registry
@@ -189,6 +189,25 @@ class TestInbox:
         html = client.get("/approvals/").content.decode()
         for name in default_registry.names():
             assert f'<option value="{name}"' in html
+
+
+class TestHistory:
+    @pytest.mark.skipif(
+        connection.vendor != "sqlite", reason="SQLite plans without statistics; PostgreSQL has them"
+    )
+    def test_the_page_walks_the_requests_newest_first_by_index_instead_of_sorting_all(self):
+        manager = make_user("boss", DECIDE)
+        for execution_id in park_many("done", 4):
+            decide(execution_id, manager, approved=True)
+        client = Client()
+        client.force_login(manager)
+        sql, page = captured(client, "/approvals/history/")
+        assert page.content.decode().count('href="/approvals/requests/done-') == 4
+        ordered = [s for s in sql if REQUESTS_TABLE in s and "ORDER BY" in s.upper()]
+        assert ordered
+        for statement in ordered:
+            plan = query_plan(statement)
+            assert "USE TEMP B-TREE FOR ORDER BY" not in plan, plan
 
 
 def all_pages(api: APIClient, url: str) -> list[str]:

@@ -154,6 +154,9 @@ class ApprovalRequest(EngineModel):
             models.Index(
                 fields=["status", "deadline", "-created_at", "-id"], name="zart_approval_inbox"
             ),
+            # The history's order (newest first, the id as tie-break), read by index: its filter
+            # (closed: an OR across the request and its execution) can use no index of its own.
+            models.Index(fields=["created_at", "id"], name="zart_approval_newest"),
         ]
 
     def __str__(self) -> str:
