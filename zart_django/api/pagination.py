@@ -37,17 +37,17 @@ from zart_django.errors import PayloadError
 PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
 MAX_CURSOR = 2000
+"""The longest cursor read (the API's are a few hundred characters at most)."""
 COUNT_BOUND = 1000
 """How many rows a numbered list counts at most from the page asked for (20 pages of 50)."""
-"""The longest cursor read (the API's are a few hundred characters at most)."""
 
 
 class Pagination(PageNumberPagination):
     """Pages of 50 (``page_size`` up to 500); a ``page`` or ``page_size`` that is not a positive
     integer (within the bound) is a 400 naming it, a page past the last a 404. ``count`` reads
-    at most ``count_bound`` rows from the page's first (``BoundedPaginator``): past them it
-    is that many more than the rows before the page, ``count_exact`` is false and ``next``
-    still leads on."""
+    at most ``count_bound`` rows from the page's first (``BoundedPaginator``); when it stops
+    there, ``count`` is the rows before the page plus that many, ``count_exact`` is false and
+    ``next`` still leads on."""
 
     page_size = PAGE_SIZE
     page_size_query_param = "page_size"
