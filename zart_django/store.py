@@ -42,12 +42,11 @@ from django.db.models import (
     OuterRef,
     Q,
     QuerySet,
-    Subquery,
 )
 from django.db.models.expressions import RawSQL
 
 from . import backends, clock
-from .backends.base import STEP_COLUMNS
+from .backends.base import STEP_COLUMNS, OfferState
 from .errors import (
     DatabaseUnavailable,
     EventAlreadyDelivered,
@@ -862,7 +861,7 @@ def event_payload(execution_id: str, run: int, name: str) -> tuple[bool, Any]:
 
 def offer_event(
     execution_id: str, name: str, payload: Any, validate: Callable[[str, str], None]
-) -> Execution:
+) -> None:
     """Store an event in the execution's inbox and, if it is parked on that event, make it due.
 
     A parked wait is completed here, in the same transaction (as the reference design writes the
@@ -876,68 +875,32 @@ def offer_event(
     """
     try:
         with atomic():
-            return _offer_event(execution_id, name, payload, validate)
+            _offer_event(execution_id, name, payload, validate)
     except IntegrityError:
         raise EventAlreadyDelivered(execution_id, name) from None
 
 
 def _offer_event(
     execution_id: str, name: str, payload: Any, validate: Callable[[str, str], None]
-) -> Execution:
-    _locked(execution_id)
-    wait = StepResult.objects.filter(
-        execution_id=OuterRef("pk"), run=OuterRef("run"), kind=StepKind.EVENT, name=name
-    ).order_by("-position")
-    offered = Event.objects.filter(execution_id=OuterRef("pk"), run=OuterRef("run"), name=name)
-    execution = (
-        Execution.objects.filter(pk=execution_id)
-        .annotate(
-            delivered=Exists(offered),
-            wait_status=Subquery(wait.values("status")[:1]),
-            wait_deadline=Subquery(wait.values("deadline")[:1]),
-            wait_type=Subquery(wait.values("type_ref")[:1]),
-        )
-        .only("id", "task_name", "status", "waiting_on", "deadline", "run")
-        .get()
-    )
-    if execution.is_finished:
-        raise ExecutionFinished(execution_id, execution.status)
-    if execution.delivered:
-        raise EventAlreadyDelivered(execution_id, name)
-    now = clock.now()
-    # A wait with no deadline that timed out was woken by its timer (``wake_at``): its event is
-    # still awaited by a later wait on the same name.
-    expired_wait = execution.wait_deadline is not None and (
-        execution.wait_status == StepStatus.TIMED_OUT or now >= execution.wait_deadline
-    )
-    if expired_wait or (execution.deadline is not None and now >= execution.deadline):
-        raise EventExpired(execution_id, name)
-    if _any_wait_expired(execution, name, now):
-        raise EventExpired(execution_id, name)
-    parked_on_it = execution.status == Status.WAITING and name in waits_for(execution.waiting_on)
-    validate(
-        execution.task_name, execution.wait_type if parked_on_it and execution.wait_type else ""
-    )
-    run = execution.run
+) -> None:
     backend = backends.current()
-    if parked_on_it and backend.delivers_in_one_statement:
-        with _connection().cursor() as cursor:
-            cursor.execute(*backend.deliver_and_wake(execution_id, run, name, payload, now))
-    else:
-        Event.objects.create(
-            execution_id=execution_id, run=run, name=name, payload=payload, created_at=now
-        )
-        if parked_on_it:
-            StepResult.objects.filter(
-                execution_id=execution_id,
-                run=run,
-                kind=StepKind.EVENT,
-                name=name,
-                status=StepStatus.WAITING,
-            ).update(status=StepStatus.COMPLETED, result=payload, finished_at=now)
-            Execution.objects.filter(pk=execution_id).update(
-                scheduled_at=_db_time(), updated_at=now
-            )
+    with _connection().cursor() as cursor:
+        cursor.execute(*backend.lock_execution(execution_id))
+        if cursor.fetchone() is None:
+            raise ExecutionNotFound(execution_id)
+        cursor.execute(*backend.offer_state(execution_id, name))
+        state = backend.read_offer_state(cursor.fetchone())
+        if state.status in FINISHED_STATUSES:
+            raise ExecutionFinished(execution_id, state.status)
+        if state.delivered:
+            raise EventAlreadyDelivered(execution_id, name)
+        now = clock.now()
+        if _expired(state, now):
+            raise EventExpired(execution_id, name)
+        parked_on_it = state.status == Status.WAITING and name in waits_for(state.waiting_on)
+        validate(state.task_name, state.wait_type if parked_on_it and state.wait_type else "")
+        for statement in backend.deliver(execution_id, state.run, name, payload, now, parked_on_it):
+            cursor.execute(*statement)
     if parked_on_it:
         work_is_due()
     logger.info(
@@ -946,28 +909,29 @@ def _offer_event(
         name,
         "received, resuming" if parked_on_it else "kept in its inbox until its wait",
     )
-    return execution
+
+
+def _expired(state: OfferState, now: datetime) -> bool:
+    """Whether the event comes too late: the execution's deadline passed, or the latest wait for
+    it (alone, or among several) timed out or is still waiting past its deadline. A wait with no
+    deadline that timed out was woken by its timer (``wake_at``): its event is still awaited by
+    a later wait on the same name."""
+    if state.deadline is not None and now >= state.deadline:
+        return True
+    if state.wait_deadline is not None and (
+        state.wait_status == StepStatus.TIMED_OUT or now >= state.wait_deadline
+    ):
+        return True
+    late = state.any_deadline is not None and now >= state.any_deadline
+    return state.any_status == StepStatus.TIMED_OUT or (
+        state.any_status == StepStatus.WAITING and late
+    )
 
 
 def waits_for(waiting_on: str) -> list[str]:
     """The events whose delivery resumes an execution parked on ``waiting_on``: one event's name,
     or the names of a wait for the first of several, joined by ``|`` (no name has one)."""
     return waiting_on.split(ANY_SEPARATOR)
-
-
-def _any_wait_expired(execution: Execution, name: str, now: datetime) -> bool:
-    """Whether the latest wait for the first of several events that include ``name`` timed out, or
-    is still waiting past its deadline: as for a wait for ``name`` alone, the event is refused."""
-    waits = StepResult.objects.filter(
-        execution_id=execution.pk, run=execution.run, kind=StepKind.ANY, name__contains=name
-    ).order_by("-position")
-    for wait in waits.only("name", "status", "deadline"):
-        if name in waits_for(wait.name):
-            late = wait.deadline is not None and now >= wait.deadline
-            return wait.status == StepStatus.TIMED_OUT or (
-                wait.status == StepStatus.WAITING and late
-            )
-    return False
 
 
 def cancel(execution_id: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -14,13 +15,43 @@ from django.db.models import Model
 from django.db.models.expressions import RawSQL
 
 from .. import clock
-from ..models import ACTIVE_STATUSES, Execution, Status, StepResult
+from ..models import (
+    ACTIVE_STATUSES,
+    ANY_SEPARATOR,
+    Event,
+    Execution,
+    Status,
+    StepKind,
+    StepResult,
+    StepStatus,
+)
 
 if TYPE_CHECKING:
     from ..notify import Channel
 
 Statement = tuple[str, list[Any]]
 """SQL with its parameters, ready for ``cursor.execute``."""
+
+
+@dataclass(frozen=True)
+class OfferState:
+    """What an offer of event ``name`` decides on, read under the execution's row lock: the
+    execution, whether ``name`` was delivered to its run, the latest wait for ``name`` and the
+    latest wait for the first of several events that include ``name`` (``any_*``; None where
+    there is no such wait)."""
+
+    task_name: str
+    status: str
+    waiting_on: str
+    deadline: datetime | None
+    run: int
+    delivered: bool
+    wait_status: str | None
+    wait_deadline: datetime | None
+    wait_type: str | None
+    any_status: str | None
+    any_deadline: datetime | None
+
 
 STEP_COLUMNS = (
     "execution",
@@ -49,8 +80,6 @@ class Backend:
     vendor = ""
     CLOCK = ""
     """The database's clock as SQL with one parameter: a shift in seconds (see ``clock_param``)."""
-    delivers_in_one_statement = False
-    """Whether ``deliver_and_wake`` exists: the event, its wait and the wake-up in one statement."""
 
     def __init__(self, alias: str) -> None:
         self.alias = alias
@@ -75,6 +104,12 @@ class Backend:
         """The condition that the claim with lease token ``%s`` still owns execution ``%s``."""
         self._insert_execution = self._insert_unless_taken_sql(Execution)
         self._claim_head, self._claim_tail = self._claim_sql()
+        self.events = self.quote(Event._meta.db_table)
+        self._lock_execution = (
+            f"SELECT 1 FROM {self.executions} WHERE {ex('id')} = %s{self.row_lock()}"
+        )
+        self._offer_state = self._offer_state_sql()
+        self._insert_event = self._insert_event_sql()
 
     @property
     def connection(self) -> BaseDatabaseWrapper:
@@ -107,8 +142,8 @@ class Backend:
             (value,) = cursor.fetchone()
         return self.read_time(value)
 
-    def read_time(self, value: Any) -> datetime:
-        """A time the database's clock gave, as an aware datetime."""
+    def read_time(self, value: Any) -> datetime | None:
+        """A time the database gave (its clock, a column, a subquery's), as an aware datetime."""
         return value
 
     @contextlib.contextmanager
@@ -193,6 +228,129 @@ class Backend:
         params = [token, owner, *self.clock_params(lease), *now, *now, *names, limit]
         return sql, params
 
+    def row_lock(self) -> str:
+        """What a ``SELECT`` of one execution appends to lock its row until the transaction
+        ends (nothing where the transaction holds the database's write lock already)."""
+        return ""
+
+    def contains_sql(self, text: str, part: str) -> str:
+        """SQL that is true where ``part`` occurs in ``text`` (both SQL expressions)."""
+        raise NotImplementedError
+
+    def lock_execution(self, execution_id: str) -> Statement:
+        """Lock the execution's row until the transaction ends; returns a row if there is one."""
+        return self._lock_execution, [execution_id]
+
+    def _offer_state_sql(self) -> str:
+        ex = self._execution_column
+
+        def st(name: str) -> str:
+            return f"s.{self.column(StepResult, name)}"
+
+        def latest(column: str, kind: StepKind, match: str) -> str:
+            """The column of the run's latest step of ``kind`` that ``match`` selects."""
+            return (
+                f"(SELECT {st(column)} FROM {self.steps} s WHERE {st('execution')} = e.{ex('id')}"
+                f" AND {st('run')} = e.{ex('run')} AND {st('kind')} = '{kind.value}'"
+                f" AND {match} ORDER BY {st('position')} DESC LIMIT 1)"
+            )
+
+        def ev(name: str) -> str:
+            return f"v.{self.column(Event, name)}"
+
+        named = f"{st('name')} = %s"
+        among = self.contains_sql(f"'{ANY_SEPARATOR}' || {st('name')} || '{ANY_SEPARATOR}'", "%s")
+        columns = ", ".join(
+            f"e.{ex(name)}" for name in ("task_name", "status", "waiting_on", "deadline", "run")
+        )
+        delivered = (
+            f"EXISTS (SELECT 1 FROM {self.events} v WHERE {ev('execution')} = e.{ex('id')}"
+            f" AND {ev('run')} = e.{ex('run')} AND {ev('name')} = %s)"
+        )
+        waits = ", ".join(
+            [
+                *(latest(column, StepKind.EVENT, named) for column in ("status", "deadline")),
+                latest("type_ref", StepKind.EVENT, named),
+                *(latest(column, StepKind.ANY, among) for column in ("status", "deadline")),
+            ]
+        )
+        return f"SELECT {columns}, {delivered}, {waits} FROM {self.executions} e WHERE e.{ex('id')} = %s"
+
+    def offer_state(self, execution_id: str, name: str) -> Statement:
+        """Read what an offer of ``name`` decides on (the row of ``OfferState``'s fields, in
+        order); run it after ``lock_execution``, in the same transaction."""
+        among = f"{ANY_SEPARATOR}{name}{ANY_SEPARATOR}"
+        return self._offer_state, [name, name, name, name, among, among, execution_id]
+
+    def read_offer_state(self, row: Sequence[Any]) -> OfferState:
+        """``offer_state``'s row as an ``OfferState``, its times as aware datetimes."""
+        task, status, waiting_on, deadline, run, delivered, wait_status, wait_deadline = row[:8]
+        wait_type, any_status, any_deadline = row[8:]
+        return OfferState(
+            task,
+            status,
+            waiting_on,
+            self.read_time(deadline),
+            run,
+            bool(delivered),
+            wait_status,
+            self.read_time(wait_deadline),
+            wait_type,
+            any_status,
+            self.read_time(any_deadline),
+        )
+
+    def _insert_event_sql(self) -> str:
+        columns = ", ".join(
+            self.column(Event, name)
+            for name in ("execution", "run", "name", "payload", "created_at")
+        )
+        return f"INSERT INTO {self.events} ({columns}) VALUES (%s, %s, %s, %s, %s)"
+
+    def _event_values(
+        self, execution_id: str, run: int, name: str, payload: Any, now: datetime
+    ) -> tuple[Any, Any]:
+        """The payload as JSON for the database, and ``now`` as its adapter takes it."""
+        connection = self.connection
+        json = Event._meta.get_field("payload").get_db_prep_save(payload, connection)
+        return json, connection.ops.adapt_datetimefield_value(now)
+
+    def deliver(
+        self, execution_id: str, run: int, name: str, payload: Any, now: datetime, wake: bool
+    ) -> list[Statement]:
+        """Store the event in the run's inbox and, with ``wake`` (the execution is parked on
+        it), complete the wait and make the execution due."""
+        json, when = self._event_values(execution_id, run, name, payload, now)
+        statements = [(self._insert_event, [execution_id, run, name, json, when])]
+        if wake:
+            statements += self._complete_wait(execution_id, run, name, json, when)
+        return statements
+
+    def _complete_wait(
+        self, execution_id: str, run: int, name: str, json: Any, when: Any
+    ) -> list[Statement]:
+        """Complete the wait for ``name`` with the payload and make the execution due."""
+        ex = self._execution_column
+
+        def st(column: str) -> str:
+            return self.column(StepResult, column)
+
+        wait = (
+            f"UPDATE {self.steps} SET {st('status')} = '{StepStatus.COMPLETED.value}',"
+            f" {st('result')} = %s, {st('finished_at')} = %s WHERE {st('execution')} = %s"
+            f" AND {st('run')} = %s AND {st('name')} = %s"
+            f" AND {st('kind')} = '{StepKind.EVENT.value}'"
+            f" AND {st('status')} = '{StepStatus.WAITING.value}'"
+        )
+        due = (
+            f"UPDATE {self.executions} SET {ex('scheduled_at')} = {self.CLOCK},"
+            f" {ex('updated_at')} = %s WHERE {ex('id')} = %s"
+        )
+        return [
+            (wait, [json, when, execution_id, run, name]),
+            (due, [*self.clock_params(), when, execution_id]),
+        ]
+
     def step_values(self, row: StepResult) -> list[Any]:
         """``row``'s fields as the checkpoint writes them: what ``get_db_prep_save`` gives. A plain
         ``str``, ``int`` or None of a field that is not JSON is passed as it is and an aware
@@ -233,10 +391,3 @@ class Backend:
         """Insert new ``rows`` in one statement if ``token`` still owns the execution; returns
         (id, position) of each row stored (none if it does not own it, nor rows already there)."""
         raise NotImplementedError
-
-    def deliver_and_wake(
-        self, execution_id: str, run: int, name: str, payload: Any, now: datetime
-    ) -> Statement:
-        """Store the event, complete the wait parked on it, make the execution due: one
-        statement, where ``delivers_in_one_statement``."""
-        raise NotImplementedError(f"{self.vendor} delivers in several statements")
