@@ -243,7 +243,7 @@ def create_execution(
 
     An existing execution with the same task, input and parent is returned as is, with False
     (the start is idempotent); one with another task, input or parent raises
-    ``ExecutionAlreadyExists``.
+    ``ExecutionAlreadyExists``. A new one is returned as it was inserted, with no read back.
     """
     candidate = _pending(execution_id, task_name, input_data, deadline, clock.now())
     candidate.started_by = started_by
@@ -251,6 +251,10 @@ def create_execution(
     with atomic():
         created = _insert_unless_taken(candidate)
         work_is_due()
+    if created:
+        logger.info("execution %s: started (task %s)", execution_id, task_name)
+        send(execution_started, execution_id=execution_id, task_name=task_name, input=input_data)
+        return candidate, True
     stored = Execution.objects.get(pk=execution_id)
     if stored.task_name != task_name:
         raise ExecutionAlreadyExists(execution_id, f"for task {stored.task_name!r}")
@@ -259,10 +263,7 @@ def create_execution(
     if stored.parent_id != parent_id:
         where = f"a child of {stored.parent_id!r}" if stored.parent_id else "a top-level execution"
         raise ExecutionAlreadyExists(execution_id, f"as {where}")
-    if created:
-        logger.info("execution %s: started (task %s)", execution_id, task_name)
-        send(execution_started, execution_id=execution_id, task_name=task_name, input=input_data)
-    return stored, created
+    return stored, False
 
 
 def _pending(
