@@ -443,7 +443,10 @@ def execution_stats() -> Stats:
 
 def load_steps(execution_id: str, run: int) -> list[StepResult]:
     """Every recorded step of one run of the execution, in order: one query."""
-    return list(StepResult.objects.filter(execution_id=execution_id, run=run).order_by("position"))
+    backend = backends.current()
+    with _connection().cursor() as cursor:
+        cursor.execute(*backend.load_steps(execution_id, run))
+        return backend.read_steps(cursor.fetchall())
 
 
 def load_history(execution_id: str) -> tuple[list[Run], list[StepResult]]:
@@ -455,11 +458,11 @@ def load_history(execution_id: str) -> tuple[list[Run], list[StepResult]]:
 
 def _renew(claim: Claim, **fields: Any) -> None:
     """Write ``fields`` to the execution if ``claim`` still owns it; raise ``LeaseLost`` if not."""
-    updated = Execution.objects.filter(
-        pk=claim.execution_id, lease_token=claim.token, status=Status.RUNNING
-    ).update(updated_at=clock.now(), **fields)
-    if not updated:
-        raise LeaseLost(claim.execution_id)
+    fields = {"updated_at": clock.now(), **fields}
+    with _connection().cursor() as cursor:
+        cursor.execute(*backends.current().renew(claim.execution_id, claim.token, fields))
+        if cursor.rowcount != 1:
+            raise LeaseLost(claim.execution_id)
 
 
 @engine_io
@@ -855,9 +858,11 @@ def first_event(execution_id: str, run: int, names: Collection[str]) -> tuple[st
 @engine_io
 def event_payload(execution_id: str, run: int, name: str) -> tuple[bool, Any]:
     """(True, payload) if the event was offered to this run, else (False, None)."""
-    offered = Event.objects.filter(execution_id=execution_id, run=run, name=name)
-    event = offered.only("payload").first()
-    return (True, event.payload) if event is not None else (False, None)
+    backend = backends.current()
+    with _connection().cursor() as cursor:
+        cursor.execute(*backend.event_payload(execution_id, run, name))
+        row = cursor.fetchone()
+    return (True, backend.read_payload(row[0])) if row is not None else (False, None)
 
 
 def offer_event(

@@ -4,6 +4,7 @@ the hooks a vendor fills in (its clock, its claim's locking, its checkpoint)."""
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -110,6 +111,17 @@ class Backend:
         )
         self._offer_state = self._offer_state_sql()
         self._insert_event = self._insert_event_sql()
+        step_columns = ", ".join(self.quote(f.column) for f in StepResult._meta.concrete_fields)
+        self._load_steps = (
+            f"SELECT {step_columns} FROM {self.steps} WHERE {self.column(StepResult, 'execution')}"
+            f" = %s AND {self.column(StepResult, 'run')} = %s"
+            f" ORDER BY {self.column(StepResult, 'position')}"
+        )
+        self._event_payload = (
+            f"SELECT {self.column(Event, 'payload')} FROM {self.events}"
+            f" WHERE {self.column(Event, 'execution')} = %s AND {self.column(Event, 'run')} = %s"
+            f" AND {self.column(Event, 'name')} = %s"
+        )
 
     @property
     def connection(self) -> BaseDatabaseWrapper:
@@ -350,6 +362,63 @@ class Backend:
             (wait, [json, when, execution_id, run, name]),
             (due, [*self.clock_params(), when, execution_id]),
         ]
+
+    def renew(self, execution_id: str, token: str, fields: dict[str, Any]) -> Statement:
+        """Write ``fields`` (names of ``Execution``'s fields: values, or ``RawSQL`` such as
+        ``db_time``) to the execution if the claim with lease ``token`` still owns it: the
+        statement's row count says whether it did."""
+        connection = self.connection
+        sets = []
+        params: list[Any] = []
+        for name, value in fields.items():
+            field = Execution._meta.get_field(name)
+            if isinstance(value, RawSQL):
+                sets.append(f"{self.quote(field.column)} = {value.sql}")
+                params += value.params
+            else:
+                sets.append(f"{self.quote(field.column)} = %s")
+                params.append(field.get_db_prep_save(value, connection))
+        sql = f"UPDATE {self.executions} SET {', '.join(sets)} WHERE {self.owned}"
+        return sql, [*params, execution_id, token]
+
+    def load_steps(self, execution_id: str, run: int) -> Statement:
+        """Every step row of the run, in order (the columns ``read_steps`` takes)."""
+        return self._load_steps, [execution_id, run]
+
+    def read_steps(self, rows: Sequence[Sequence[Any]]) -> list[StepResult]:
+        """``load_steps``'s rows as ``StepResult`` instances, their JSON decoded and their times
+        aware, as the ORM would give them."""
+        connection = self.connection
+        readers = []
+        for field in StepResult._meta.concrete_fields:
+            kind = field.get_internal_type()
+            if kind == "JSONField":
+                readers.append(
+                    functools.partial(field.from_db_value, expression=None, connection=connection)
+                )
+            elif kind == "DateTimeField":
+                readers.append(self.read_time)
+            else:
+                readers.append(None)
+        return [
+            StepResult.from_db(
+                self.alias,
+                None,
+                [
+                    value if read is None else read(value)
+                    for read, value in zip(readers, row, strict=True)
+                ],
+            )
+            for row in rows
+        ]
+
+    def event_payload(self, execution_id: str, run: int, name: str) -> Statement:
+        """The payload of event ``name`` offered to the run (a row if there is one)."""
+        return self._event_payload, [execution_id, run, name]
+
+    def read_payload(self, value: Any) -> Any:
+        """A payload column as the database gave it, decoded as the ORM decodes it."""
+        return Event._meta.get_field("payload").from_db_value(value, None, self.connection)
 
     def step_values(self, row: StepResult) -> list[Any]:
         """``row``'s fields as the checkpoint writes them: what ``get_db_prep_save`` gives. A plain
