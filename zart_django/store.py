@@ -344,14 +344,17 @@ def claim_due(
     if not names:
         return []
     token = token or new_token()
-    sql, params = backends.current().claim(token, owner[:200], names, limit, lease)
-    return _write(
-        lambda: [
-            Claim(e.pk, token, e.recoveries, e.task_name, e.input, e.deadline, e.run, e.parent_id)
-            for e in Execution.objects.raw(sql, params)
-        ],
-        single=True,
-    )
+    backend = backends.current()
+    sql, params = backend.claim(token, owner[:200], names, limit, lease)
+
+    def take() -> list[Claim]:
+        with _connection().cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+        claimed = [backend.read_claimed(row) for row in rows]
+        return [Claim(execution_id, token, *rest) for execution_id, *rest in claimed]
+
+    return _write(take, single=True)
 
 
 def release(

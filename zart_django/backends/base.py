@@ -420,6 +420,13 @@ class Backend:
         """A payload column as the database gave it, decoded as the ORM decodes it."""
         return Event._meta.get_field("payload").from_db_value(value, None, self.connection)
 
+    def read_claimed(self, row: Sequence[Any]) -> tuple[Any, ...]:
+        """A row ``claim`` returned, its input decoded and its deadline aware: (id, recoveries,
+        task_name, input, deadline, run, parent_id)."""
+        execution_id, recoveries, task_name, data, deadline, run, parent_id = row
+        data = Execution._meta.get_field("input").from_db_value(data, None, self.connection)
+        return execution_id, recoveries, task_name, data, self.read_time(deadline), run, parent_id
+
     def step_values(self, row: StepResult) -> list[Any]:
         """``row``'s fields as the checkpoint writes them: what ``get_db_prep_save`` gives. A plain
         ``str``, ``int`` or None of a field that is not JSON is passed as it is and an aware
