@@ -289,7 +289,7 @@ def _insert_unless_taken(row: Execution) -> bool:
     whatever the clocks say: a repeated start in the same clock tick still counts as repeated.
     """
     sql, params = backends.current().insert_execution(row)
-    with _connection().cursor() as cursor:
+    with backends.current().cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount == 1
 
@@ -348,7 +348,7 @@ def claim_due(
     sql, params = backend.claim(token, owner[:200], names, limit, lease)
 
     def take() -> list[Claim]:
-        with _connection().cursor() as cursor:
+        with backend.cursor() as cursor:
             cursor.execute(sql, params)
             rows = cursor.fetchall()
         claimed = [backend.read_claimed(row) for row in rows]
@@ -447,7 +447,7 @@ def execution_stats() -> Stats:
 def load_steps(execution_id: str, run: int) -> list[StepResult]:
     """Every recorded step of one run of the execution, in order: one query."""
     backend = backends.current()
-    with _connection().cursor() as cursor:
+    with backend.cursor() as cursor:
         cursor.execute(*backend.load_steps(execution_id, run))
         return backend.read_steps(cursor.fetchall())
 
@@ -462,7 +462,7 @@ def load_history(execution_id: str) -> tuple[list[Run], list[StepResult]]:
 def _renew(claim: Claim, **fields: Any) -> None:
     """Write ``fields`` to the execution if ``claim`` still owns it; raise ``LeaseLost`` if not."""
     fields = {"updated_at": clock.now(), **fields}
-    with _connection().cursor() as cursor:
+    with backends.current().cursor() as cursor:
         cursor.execute(*backends.current().renew(claim.execution_id, claim.token, fields))
         if cursor.rowcount != 1:
             raise LeaseLost(claim.execution_id)
@@ -862,7 +862,7 @@ def first_event(execution_id: str, run: int, names: Collection[str]) -> tuple[st
 def event_payload(execution_id: str, run: int, name: str) -> tuple[bool, Any]:
     """(True, payload) if the event was offered to this run, else (False, None)."""
     backend = backends.current()
-    with _connection().cursor() as cursor:
+    with backend.cursor() as cursor:
         cursor.execute(*backend.event_payload(execution_id, run, name))
         row = cursor.fetchone()
     return (True, backend.read_payload(row[0])) if row is not None else (False, None)
@@ -893,7 +893,7 @@ def _offer_event(
     execution_id: str, name: str, payload: Any, validate: Callable[[str, str], None]
 ) -> None:
     backend = backends.current()
-    with _connection().cursor() as cursor:
+    with backend.cursor() as cursor:
         cursor.execute(*backend.lock_execution(execution_id))
         if cursor.fetchone() is None:
             raise ExecutionNotFound(execution_id)

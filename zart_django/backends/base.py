@@ -448,10 +448,14 @@ class Backend:
                 values.append(field.get_db_prep_save(value, connection))
         return values
 
+    def cursor(self) -> Any:
+        """A cursor for the engine's own statements: Django's (its hooks, its errors)."""
+        return self.connection.cursor()
+
     def write_returning(self, sql: str, params: list[Any]) -> tuple[Any, ...] | None:
         """Run one write statement of the engine (the checkpoint's) and return the first row it
         returns, or None."""
-        with self.connection.cursor() as cursor:
+        with self.cursor() as cursor:
             cursor.execute(sql, params)
             return cursor.fetchone()
 

@@ -72,24 +72,22 @@ class PostgreSQLBackend(Backend):
             params += self.step_values(row)
         return sql, params
 
-    def write_returning(self, sql: str, params: list[Any]) -> tuple[Any, ...] | None:
+    def cursor(self) -> Any:
         """With psycopg 3 and its prepared statements turned on for the connection (Django turns
-        them off for connection poolers; ``OPTIONS["prepare_threshold"]`` turns them on), through a
-        cursor that binds on the server, so that psycopg prepares the checkpoint once per
-        connection: parsing and planning it were a third of a step's cost. Through Django's
-        cursor wrapper either way (its ``execute_wrapper`` hooks, its errors); while Django logs
-        queries (``DEBUG``, ``CaptureQueriesContext``) through its own cursor, which logs the SQL
-        with its parameters."""
+        them off for connection poolers; ``OPTIONS["prepare_threshold"]`` turns them on), a
+        cursor that binds on the server, so that psycopg prepares each of the engine's statements
+        once per connection: parsing and planning the checkpoint were a third of a step's cost,
+        and planning the offer's read 0.4 ms. Through Django's cursor wrapper either way (its
+        ``execute_wrapper`` hooks, its errors); while Django logs queries (``DEBUG``,
+        ``CaptureQueriesContext``) its own cursor, which logs the SQL with its parameters."""
         connection = self.connection
         connection.ensure_connection()
         raw = connection.connection
         if getattr(raw, "prepare_threshold", None) is None or connection.queries_logged:
-            return super().write_returning(sql, params)
+            return connection.cursor()
         import psycopg  # psycopg 3: psycopg2's connections have no prepare_threshold
 
-        with connection.make_cursor(psycopg.Cursor(raw)) as cursor:
-            cursor.execute(sql, params)
-            return cursor.fetchone()
+        return connection.make_cursor(psycopg.Cursor(raw))
 
     def row_lock(self) -> str:
         return " FOR UPDATE"
