@@ -5,9 +5,8 @@ The same shape as ``bench-approval``: a step, a wait for the decision (``DBOS.re
 ``approval``), a step, a step. One process, as DBOS runs: it launches DBOS on the system database
 ``URL`` (its own SQLite file, or its own database on the same PostgreSQL server), starts ``N``
 workflows, sends each its decision right after starting it (DBOS keeps a message sent before the
-``recv``; our side offers each decision once its execution has parked, which costs it a park and
-a second claim, so the comparison leans DBOS's way), and times from the first start to the last
-result. Launching DBOS is not timed. Imports nothing of Django or zart.
+``recv``, as our inbox keeps an event offered before its wait; our side's client does the same),
+and times from the first start to the last result. Launching DBOS is not timed. Imports nothing of Django or zart.
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """Approval workflows per second, start to complete, run by real worker processes.
 
-The client (this process) starts every execution, offers each its approval as soon as it parks
-on the wait, and stops the clock when the last one completes.
+The client (this process) starts every execution and offers each its approval, either right after
+starting it (as the DBOS side of target (b) sends its decision: the inbox keeps an event that
+comes before its wait) or once the execution has parked on the wait (which costs a park and a
+second claim each), and stops the clock when the last one completes.
 """
 
 from __future__ import annotations
@@ -20,20 +22,26 @@ from zart_django.models import ACTIVE_STATUSES, Execution, Status
 _TIMEOUT = 300.0
 
 
-def approvals_per_second(processes: int, count: int) -> float:
-    """Run ``count`` approvals on ``processes`` worker processes; return completions per second."""
+def approvals_per_second(processes: int, count: int, decide_at_start: bool = True) -> float:
+    """Run ``count`` approvals on ``processes`` worker processes; return completions per second.
+
+    ``decide_at_start``: each decision is offered right after its start; otherwise once its
+    execution has parked on the wait."""
     scheduler = DurableScheduler()
     prefix = f"approval-{uuid.uuid4().hex[:8]}-"
     mine = Execution.objects.filter(id__startswith=prefix)
+    decision = Decision(True, "bench")
     with WorkerPool(processes):
         start = time.perf_counter()
         for i in range(count):
             scheduler.start_for(approval, f"{prefix}{i}", Request("bench", 100))
+            if decide_at_start:
+                scheduler.offer_event(f"{prefix}{i}", "approval", decision)
         offered: set[str] = set()
-        while len(offered) < count:
+        while not decide_at_start and len(offered) < count:
             parked = set(mine.filter(status=Status.WAITING).values_list("id", flat=True)) - offered
             for execution_id in parked:
-                scheduler.offer_event(execution_id, "approval", Decision(True, "bench"))
+                scheduler.offer_event(execution_id, "approval", decision)
             offered |= parked
             if not parked:
                 _check(mine, start)

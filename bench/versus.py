@@ -2,9 +2,10 @@
 
 Our side is ``bench.throughput.approvals_per_second`` on one worker process; DBOS's side runs in
 a process of its own (``bench.dbos_side``) against the same database server: its own SQLite file
-beside ours, or its own database on the same PostgreSQL server. Runs alternate (ours, DBOS, ours,
-DBOS, …) so that a drift of the machine touches both; the medians are compared. Without the
-``dbos`` package the comparison is skipped, saying how to install it.
+beside ours, or its own database on the same PostgreSQL server. Both clients send each decision
+right after starting its workflow. Runs alternate (ours, DBOS, ours with the decision offered
+once parked, ours, DBOS, …) so that a drift of the machine touches all; the medians are compared.
+Without the ``dbos`` package the comparison is skipped, saying how to install it.
 """
 
 from __future__ import annotations
@@ -24,13 +25,16 @@ from bench.timing import median
 
 @dataclass(frozen=True)
 class Versus:
-    """Median rates over the rounds (DBOS's None when it is not installed) and every round's."""
+    """Median rates over the rounds (DBOS's None when it is not installed) and every round's:
+    ours with the decision sent at the start (as DBOS's), ours with it offered once parked."""
 
     ours: float
     dbos: float | None
     ours_runs: list[float]
     dbos_runs: list[float]
     dbos_version: str | None
+    parked: float
+    parked_runs: list[float]
 
 
 def dbos_version() -> str | None:
@@ -74,8 +78,11 @@ def compare(db: str, count: int, rounds: int, poll: float) -> Versus:
     version = dbos_version()
     ours: list[float] = []
     theirs: list[float] = []
+    parked: list[float] = []
     for _ in range(rounds):
         ours.append(approvals_per_second(1, count))
         if version is not None:
             theirs.append(dbos_rate(db, count, poll))
-    return Versus(median(ours), median(theirs) if theirs else None, ours, theirs, version)
+        parked.append(approvals_per_second(1, count, decide_at_start=False))
+    dbos = median(theirs) if theirs else None
+    return Versus(median(ours), dbos, ours, theirs, version, median(parked), parked)

@@ -32,9 +32,11 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
         DATABASES["default"]["OPTIONS"] = {}
 else:
     DATABASES["default"]["TEST"] = {"NAME": f"test_zart_{_RUN}"}
+    # The README's advice: psycopg prepares the engine's statements (the tests run them so).
+    DATABASES["default"]["OPTIONS"] = {"prepare_threshold": 5}
     if os.environ.get("ZART_TEST_PG_POOL"):
         # Django's connection pool, at most ZART_TEST_PG_POOL connections, named for the test.
-        DATABASES["default"]["OPTIONS"] = {
+        DATABASES["default"]["OPTIONS"] |= {
             "pool": {"min_size": 1, "max_size": int(os.environ["ZART_TEST_PG_POOL"])},
             "application_name": "zart-pool-test",
         }

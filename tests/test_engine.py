@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import timedelta
 
 import pytest
@@ -314,6 +314,18 @@ class TestStart:
         assert (first.created, again.created) == (True, False)
         assert not scheduler.get("s-1").created
         assert Execution.objects.filter(pk="s-1").count() == 1
+
+    def test_a_new_start_answers_what_get_reads_back(self, scheduler, django_user_model):
+        ann = django_user_model.objects.create_user("ann")
+        first = scheduler.start_for(approval_task, "s-1b", REQUEST, started_by=ann)
+        stored = scheduler.get("s-1b")
+        assert first.created and not stored.created
+        assert replace(first, created=False, unclaimed_for=stored.unclaimed_for) == stored
+        assert (first.status, first.started_by, first.runs[0].input) == (
+            "pending",
+            "ann",
+            stored.input,
+        )
 
     def test_same_id_other_input_is_refused(self, scheduler):
         scheduler.start_for(approval_task, "s-2", REQUEST)

@@ -78,6 +78,17 @@ class TestInProcess:
         assert wait_row("w-4").status == "timed_out"
         assert not Event.objects.filter(execution_id="w-4").exists()
 
+    def test_a_name_that_is_only_part_of_an_expired_wait_s_names_is_kept(self, scheduler, job):
+        scheduler.start_for(first_of_or_late, "w-4b", job)
+        run_until_idle()
+        advance_time("121s")
+        for name in ("approve", "drawn", "with"):
+            scheduler.offer_event("w-4b", name, None)  # not one of its names: the inbox keeps it
+        with pytest.raises(EventExpired):
+            scheduler.offer_event("w-4b", "withdrawn", "late")
+        names = set(Event.objects.filter(execution_id="w-4b").values_list("name", flat=True))
+        assert names == {"approve", "drawn", "with"}
+
     def test_an_event_that_arrived_before_the_expiry_wins_over_it(self, scheduler, job):
         scheduler.start_for(first_of_or_late, "w-5", job)
         run_until_idle()

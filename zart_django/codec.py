@@ -7,6 +7,7 @@ field, an unknown field or a value of the wrong kind raises ``PayloadError`` nam
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import inspect
 import json
@@ -265,11 +266,17 @@ def _decode_scalar(data: Any, tp: type, where: str) -> Any:
         raise PayloadError(f"{where}: not a valid {tp.__name__}: {data!r}") from exc
 
 
+@functools.lru_cache(maxsize=512)
+def _dataclass_shape(tp: type) -> tuple[dict[str, Any], dict[str, dataclasses.Field[Any]]]:
+    """The dataclass's resolved type hints and its fields set by ``__init__``, by name: read once
+    per class (resolving the hints compiles string annotations: most of a decode's cost)."""
+    return typing.get_type_hints(tp), {f.name: f for f in dataclasses.fields(tp) if f.init}
+
+
 def _decode_dataclass(data: Any, tp: type, where: str) -> Any:
     if not isinstance(data, dict):
         raise PayloadError(f"{where}: expected an object for {tp.__name__}, got {_kind(data)}")
-    hints = typing.get_type_hints(tp)
-    fields = {f.name: f for f in dataclasses.fields(tp) if f.init}
+    hints, fields = _dataclass_shape(tp)
     unknown = sorted(set(data) - set(fields))
     if unknown:
         raise PayloadError(f"{where}: unknown field(s) for {tp.__name__}: {', '.join(unknown)}")

@@ -139,7 +139,9 @@ class DurableScheduler:
         execution, created = store.create_execution(
             execution_id, task_name, data, _deadline(task), _username(started_by)
         )
-        return replace(_info(execution, *store.load_history(execution_id)), created=created)
+        if created:  # nothing ran yet: no runs, steps or children to read
+            return replace(_info(execution, [], [], children=[]), created=True)
+        return _info(execution, *store.load_history(execution_id))
 
     def start_for(
         self, task: DurableTask, execution_id: str, input: Any = None, started_by: Any = None
@@ -409,7 +411,14 @@ def _deadline(task: DurableTask) -> datetime | None:
     return clock.now() + task.timeout if task.timeout else None
 
 
-def _info(execution: Execution, past: list[Run], steps: list[StepResult]) -> ExecutionInfo:
+def _info(
+    execution: Execution,
+    past: list[Run],
+    steps: list[StepResult],
+    children: list[str] | None = None,
+) -> ExecutionInfo:
+    """What ``get`` shows of ``execution``, with its ended runs and its steps; its children are
+    read unless given."""
     by_run: dict[int, list[StepInfo]] = defaultdict(list)
     for s in steps:
         by_run[s.run].append(_step_info(s))
@@ -431,7 +440,7 @@ def _info(execution: Execution, past: list[Run], steps: list[StepResult]) -> Exe
         runs=_runs(execution, {r.number: r for r in past}, by_run),
         compensation=shown(execution.compensation_status, execution.compensation),
         parent=execution.parent_id,
-        children=store.child_ids(execution.id),
+        children=store.child_ids(execution.id) if children is None else children,
     )
 
 

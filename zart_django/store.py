@@ -42,12 +42,11 @@ from django.db.models import (
     OuterRef,
     Q,
     QuerySet,
-    Subquery,
 )
 from django.db.models.expressions import RawSQL
 
 from . import backends, clock
-from .backends.base import STEP_COLUMNS
+from .backends.base import STEP_COLUMNS, OfferState
 from .errors import (
     DatabaseUnavailable,
     EventAlreadyDelivered,
@@ -244,7 +243,7 @@ def create_execution(
 
     An existing execution with the same task, input and parent is returned as is, with False
     (the start is idempotent); one with another task, input or parent raises
-    ``ExecutionAlreadyExists``.
+    ``ExecutionAlreadyExists``. A new one is returned as it was inserted, with no read back.
     """
     candidate = _pending(execution_id, task_name, input_data, deadline, clock.now())
     candidate.started_by = started_by
@@ -252,6 +251,10 @@ def create_execution(
     with atomic():
         created = _insert_unless_taken(candidate)
         work_is_due()
+    if created:
+        logger.info("execution %s: started (task %s)", execution_id, task_name)
+        send(execution_started, execution_id=execution_id, task_name=task_name, input=input_data)
+        return candidate, True
     stored = Execution.objects.get(pk=execution_id)
     if stored.task_name != task_name:
         raise ExecutionAlreadyExists(execution_id, f"for task {stored.task_name!r}")
@@ -260,10 +263,7 @@ def create_execution(
     if stored.parent_id != parent_id:
         where = f"a child of {stored.parent_id!r}" if stored.parent_id else "a top-level execution"
         raise ExecutionAlreadyExists(execution_id, f"as {where}")
-    if created:
-        logger.info("execution %s: started (task %s)", execution_id, task_name)
-        send(execution_started, execution_id=execution_id, task_name=task_name, input=input_data)
-    return stored, created
+    return stored, False
 
 
 def _pending(
@@ -289,7 +289,7 @@ def _insert_unless_taken(row: Execution) -> bool:
     whatever the clocks say: a repeated start in the same clock tick still counts as repeated.
     """
     sql, params = backends.current().insert_execution(row)
-    with _connection().cursor() as cursor:
+    with backends.current().cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount == 1
 
@@ -344,14 +344,17 @@ def claim_due(
     if not names:
         return []
     token = token or new_token()
-    sql, params = backends.current().claim(token, owner[:200], names, limit, lease)
-    return _write(
-        lambda: [
-            Claim(e.pk, token, e.recoveries, e.task_name, e.input, e.deadline, e.run, e.parent_id)
-            for e in Execution.objects.raw(sql, params)
-        ],
-        single=True,
-    )
+    backend = backends.current()
+    sql, params = backend.claim(token, owner[:200], names, limit, lease)
+
+    def take() -> list[Claim]:
+        with backend.cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+        claimed = [backend.read_claimed(row) for row in rows]
+        return [Claim(execution_id, token, *rest) for execution_id, *rest in claimed]
+
+    return _write(take, single=True)
 
 
 def release(
@@ -443,7 +446,10 @@ def execution_stats() -> Stats:
 
 def load_steps(execution_id: str, run: int) -> list[StepResult]:
     """Every recorded step of one run of the execution, in order: one query."""
-    return list(StepResult.objects.filter(execution_id=execution_id, run=run).order_by("position"))
+    backend = backends.current()
+    with backend.cursor() as cursor:
+        cursor.execute(*backend.load_steps(execution_id, run))
+        return backend.read_steps(cursor.fetchall())
 
 
 def load_history(execution_id: str) -> tuple[list[Run], list[StepResult]]:
@@ -455,11 +461,11 @@ def load_history(execution_id: str) -> tuple[list[Run], list[StepResult]]:
 
 def _renew(claim: Claim, **fields: Any) -> None:
     """Write ``fields`` to the execution if ``claim`` still owns it; raise ``LeaseLost`` if not."""
-    updated = Execution.objects.filter(
-        pk=claim.execution_id, lease_token=claim.token, status=Status.RUNNING
-    ).update(updated_at=clock.now(), **fields)
-    if not updated:
-        raise LeaseLost(claim.execution_id)
+    fields = {"updated_at": clock.now(), **fields}
+    with backends.current().cursor() as cursor:
+        cursor.execute(*backends.current().renew(claim.execution_id, claim.token, fields))
+        if cursor.rowcount != 1:
+            raise LeaseLost(claim.execution_id)
 
 
 @engine_io
@@ -855,14 +861,16 @@ def first_event(execution_id: str, run: int, names: Collection[str]) -> tuple[st
 @engine_io
 def event_payload(execution_id: str, run: int, name: str) -> tuple[bool, Any]:
     """(True, payload) if the event was offered to this run, else (False, None)."""
-    offered = Event.objects.filter(execution_id=execution_id, run=run, name=name)
-    event = offered.only("payload").first()
-    return (True, event.payload) if event is not None else (False, None)
+    backend = backends.current()
+    with backend.cursor() as cursor:
+        cursor.execute(*backend.event_payload(execution_id, run, name))
+        row = cursor.fetchone()
+    return (True, backend.read_payload(row[0])) if row is not None else (False, None)
 
 
 def offer_event(
     execution_id: str, name: str, payload: Any, validate: Callable[[str, str], None]
-) -> Execution:
+) -> None:
     """Store an event in the execution's inbox and, if it is parked on that event, make it due.
 
     A parked wait is completed here, in the same transaction (as the reference design writes the
@@ -876,68 +884,32 @@ def offer_event(
     """
     try:
         with atomic():
-            return _offer_event(execution_id, name, payload, validate)
+            _offer_event(execution_id, name, payload, validate)
     except IntegrityError:
         raise EventAlreadyDelivered(execution_id, name) from None
 
 
 def _offer_event(
     execution_id: str, name: str, payload: Any, validate: Callable[[str, str], None]
-) -> Execution:
-    _locked(execution_id)
-    wait = StepResult.objects.filter(
-        execution_id=OuterRef("pk"), run=OuterRef("run"), kind=StepKind.EVENT, name=name
-    ).order_by("-position")
-    offered = Event.objects.filter(execution_id=OuterRef("pk"), run=OuterRef("run"), name=name)
-    execution = (
-        Execution.objects.filter(pk=execution_id)
-        .annotate(
-            delivered=Exists(offered),
-            wait_status=Subquery(wait.values("status")[:1]),
-            wait_deadline=Subquery(wait.values("deadline")[:1]),
-            wait_type=Subquery(wait.values("type_ref")[:1]),
-        )
-        .only("id", "task_name", "status", "waiting_on", "deadline", "run")
-        .get()
-    )
-    if execution.is_finished:
-        raise ExecutionFinished(execution_id, execution.status)
-    if execution.delivered:
-        raise EventAlreadyDelivered(execution_id, name)
-    now = clock.now()
-    # A wait with no deadline that timed out was woken by its timer (``wake_at``): its event is
-    # still awaited by a later wait on the same name.
-    expired_wait = execution.wait_deadline is not None and (
-        execution.wait_status == StepStatus.TIMED_OUT or now >= execution.wait_deadline
-    )
-    if expired_wait or (execution.deadline is not None and now >= execution.deadline):
-        raise EventExpired(execution_id, name)
-    if _any_wait_expired(execution, name, now):
-        raise EventExpired(execution_id, name)
-    parked_on_it = execution.status == Status.WAITING and name in waits_for(execution.waiting_on)
-    validate(
-        execution.task_name, execution.wait_type if parked_on_it and execution.wait_type else ""
-    )
-    run = execution.run
+) -> None:
     backend = backends.current()
-    if parked_on_it and backend.delivers_in_one_statement:
-        with _connection().cursor() as cursor:
-            cursor.execute(*backend.deliver_and_wake(execution_id, run, name, payload, now))
-    else:
-        Event.objects.create(
-            execution_id=execution_id, run=run, name=name, payload=payload, created_at=now
-        )
-        if parked_on_it:
-            StepResult.objects.filter(
-                execution_id=execution_id,
-                run=run,
-                kind=StepKind.EVENT,
-                name=name,
-                status=StepStatus.WAITING,
-            ).update(status=StepStatus.COMPLETED, result=payload, finished_at=now)
-            Execution.objects.filter(pk=execution_id).update(
-                scheduled_at=_db_time(), updated_at=now
-            )
+    with backend.cursor() as cursor:
+        cursor.execute(*backend.lock_execution(execution_id))
+        if cursor.fetchone() is None:
+            raise ExecutionNotFound(execution_id)
+        cursor.execute(*backend.offer_state(execution_id, name))
+        state = backend.read_offer_state(cursor.fetchone())
+        if state.status in FINISHED_STATUSES:
+            raise ExecutionFinished(execution_id, state.status)
+        if state.delivered:
+            raise EventAlreadyDelivered(execution_id, name)
+        now = clock.now()
+        if _expired(state, now):
+            raise EventExpired(execution_id, name)
+        parked_on_it = state.status == Status.WAITING and name in waits_for(state.waiting_on)
+        validate(state.task_name, state.wait_type if parked_on_it and state.wait_type else "")
+        for statement in backend.deliver(execution_id, state.run, name, payload, now, parked_on_it):
+            cursor.execute(*statement)
     if parked_on_it:
         work_is_due()
     logger.info(
@@ -946,28 +918,29 @@ def _offer_event(
         name,
         "received, resuming" if parked_on_it else "kept in its inbox until its wait",
     )
-    return execution
+
+
+def _expired(state: OfferState, now: datetime) -> bool:
+    """Whether the event comes too late: the execution's deadline passed, or the latest wait for
+    it (alone, or among several) timed out or is still waiting past its deadline. A wait with no
+    deadline that timed out was woken by its timer (``wake_at``): its event is still awaited by
+    a later wait on the same name."""
+    if state.deadline is not None and now >= state.deadline:
+        return True
+    if state.wait_deadline is not None and (
+        state.wait_status == StepStatus.TIMED_OUT or now >= state.wait_deadline
+    ):
+        return True
+    late = state.any_deadline is not None and now >= state.any_deadline
+    return state.any_status == StepStatus.TIMED_OUT or (
+        state.any_status == StepStatus.WAITING and late
+    )
 
 
 def waits_for(waiting_on: str) -> list[str]:
     """The events whose delivery resumes an execution parked on ``waiting_on``: one event's name,
     or the names of a wait for the first of several, joined by ``|`` (no name has one)."""
     return waiting_on.split(ANY_SEPARATOR)
-
-
-def _any_wait_expired(execution: Execution, name: str, now: datetime) -> bool:
-    """Whether the latest wait for the first of several events that include ``name`` timed out, or
-    is still waiting past its deadline: as for a wait for ``name`` alone, the event is refused."""
-    waits = StepResult.objects.filter(
-        execution_id=execution.pk, run=execution.run, kind=StepKind.ANY, name__contains=name
-    ).order_by("-position")
-    for wait in waits.only("name", "status", "deadline"):
-        if name in waits_for(wait.name):
-            late = wait.deadline is not None and now >= wait.deadline
-            return wait.status == StepStatus.TIMED_OUT or (
-                wait.status == StepStatus.WAITING and late
-            )
-    return False
 
 
 def cancel(execution_id: str) -> None:

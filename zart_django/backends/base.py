@@ -4,7 +4,9 @@ the hooks a vendor fills in (its clock, its claim's locking, its checkpoint)."""
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -14,13 +16,43 @@ from django.db.models import Model
 from django.db.models.expressions import RawSQL
 
 from .. import clock
-from ..models import ACTIVE_STATUSES, Execution, Status, StepResult
+from ..models import (
+    ACTIVE_STATUSES,
+    ANY_SEPARATOR,
+    Event,
+    Execution,
+    Status,
+    StepKind,
+    StepResult,
+    StepStatus,
+)
 
 if TYPE_CHECKING:
     from ..notify import Channel
 
 Statement = tuple[str, list[Any]]
 """SQL with its parameters, ready for ``cursor.execute``."""
+
+
+@dataclass(frozen=True)
+class OfferState:
+    """What an offer of event ``name`` decides on, read under the execution's row lock: the
+    execution, whether ``name`` was delivered to its run, the latest wait for ``name`` and the
+    latest wait for the first of several events that include ``name`` (``any_*``; None where
+    there is no such wait)."""
+
+    task_name: str
+    status: str
+    waiting_on: str
+    deadline: datetime | None
+    run: int
+    delivered: bool
+    wait_status: str | None
+    wait_deadline: datetime | None
+    wait_type: str | None
+    any_status: str | None
+    any_deadline: datetime | None
+
 
 STEP_COLUMNS = (
     "execution",
@@ -49,8 +81,6 @@ class Backend:
     vendor = ""
     CLOCK = ""
     """The database's clock as SQL with one parameter: a shift in seconds (see ``clock_param``)."""
-    delivers_in_one_statement = False
-    """Whether ``deliver_and_wake`` exists: the event, its wait and the wake-up in one statement."""
 
     def __init__(self, alias: str) -> None:
         self.alias = alias
@@ -75,6 +105,23 @@ class Backend:
         """The condition that the claim with lease token ``%s`` still owns execution ``%s``."""
         self._insert_execution = self._insert_unless_taken_sql(Execution)
         self._claim_head, self._claim_tail = self._claim_sql()
+        self.events = self.quote(Event._meta.db_table)
+        self._lock_execution = (
+            f"SELECT 1 FROM {self.executions} WHERE {ex('id')} = %s{self.row_lock()}"
+        )
+        self._offer_state = self._offer_state_sql()
+        self._insert_event = self._insert_event_sql()
+        step_columns = ", ".join(self.quote(f.column) for f in StepResult._meta.concrete_fields)
+        self._load_steps = (
+            f"SELECT {step_columns} FROM {self.steps} WHERE {self.column(StepResult, 'execution')}"
+            f" = %s AND {self.column(StepResult, 'run')} = %s"
+            f" ORDER BY {self.column(StepResult, 'position')}"
+        )
+        self._event_payload = (
+            f"SELECT {self.column(Event, 'payload')} FROM {self.events}"
+            f" WHERE {self.column(Event, 'execution')} = %s AND {self.column(Event, 'run')} = %s"
+            f" AND {self.column(Event, 'name')} = %s"
+        )
 
     @property
     def connection(self) -> BaseDatabaseWrapper:
@@ -107,8 +154,8 @@ class Backend:
             (value,) = cursor.fetchone()
         return self.read_time(value)
 
-    def read_time(self, value: Any) -> datetime:
-        """A time the database's clock gave, as an aware datetime."""
+    def read_time(self, value: Any) -> datetime | None:
+        """A time the database gave (its clock, a column, a subquery's), as an aware datetime."""
         return value
 
     @contextlib.contextmanager
@@ -193,6 +240,193 @@ class Backend:
         params = [token, owner, *self.clock_params(lease), *now, *now, *names, limit]
         return sql, params
 
+    def row_lock(self) -> str:
+        """What a ``SELECT`` of one execution appends to lock its row until the transaction
+        ends (nothing where the transaction holds the database's write lock already)."""
+        return ""
+
+    def contains_sql(self, text: str, part: str) -> str:
+        """SQL that is true where ``part`` occurs in ``text`` (both SQL expressions)."""
+        raise NotImplementedError
+
+    def lock_execution(self, execution_id: str) -> Statement:
+        """Lock the execution's row until the transaction ends; returns a row if there is one."""
+        return self._lock_execution, [execution_id]
+
+    def _offer_state_sql(self) -> str:
+        ex = self._execution_column
+
+        def st(name: str) -> str:
+            return f"s.{self.column(StepResult, name)}"
+
+        def latest(column: str, kind: StepKind, match: str) -> str:
+            """The column of the run's latest step of ``kind`` that ``match`` selects."""
+            return (
+                f"(SELECT {st(column)} FROM {self.steps} s WHERE {st('execution')} = e.{ex('id')}"
+                f" AND {st('run')} = e.{ex('run')} AND {st('kind')} = '{kind.value}'"
+                f" AND {match} ORDER BY {st('position')} DESC LIMIT 1)"
+            )
+
+        def ev(name: str) -> str:
+            return f"v.{self.column(Event, name)}"
+
+        named = f"{st('name')} = %s"
+        among = self.contains_sql(f"'{ANY_SEPARATOR}' || {st('name')} || '{ANY_SEPARATOR}'", "%s")
+        columns = ", ".join(
+            f"e.{ex(name)}" for name in ("task_name", "status", "waiting_on", "deadline", "run")
+        )
+        delivered = (
+            f"EXISTS (SELECT 1 FROM {self.events} v WHERE {ev('execution')} = e.{ex('id')}"
+            f" AND {ev('run')} = e.{ex('run')} AND {ev('name')} = %s)"
+        )
+        waits = ", ".join(
+            [
+                *(latest(column, StepKind.EVENT, named) for column in ("status", "deadline")),
+                latest("type_ref", StepKind.EVENT, named),
+                *(latest(column, StepKind.ANY, among) for column in ("status", "deadline")),
+            ]
+        )
+        return f"SELECT {columns}, {delivered}, {waits} FROM {self.executions} e WHERE e.{ex('id')} = %s"
+
+    def offer_state(self, execution_id: str, name: str) -> Statement:
+        """Read what an offer of ``name`` decides on (the row of ``OfferState``'s fields, in
+        order); run it after ``lock_execution``, in the same transaction."""
+        among = f"{ANY_SEPARATOR}{name}{ANY_SEPARATOR}"
+        return self._offer_state, [name, name, name, name, among, among, execution_id]
+
+    def read_offer_state(self, row: Sequence[Any]) -> OfferState:
+        """``offer_state``'s row as an ``OfferState``, its times as aware datetimes."""
+        task, status, waiting_on, deadline, run, delivered, wait_status, wait_deadline = row[:8]
+        wait_type, any_status, any_deadline = row[8:]
+        return OfferState(
+            task,
+            status,
+            waiting_on,
+            self.read_time(deadline),
+            run,
+            bool(delivered),
+            wait_status,
+            self.read_time(wait_deadline),
+            wait_type,
+            any_status,
+            self.read_time(any_deadline),
+        )
+
+    def _insert_event_sql(self) -> str:
+        columns = ", ".join(
+            self.column(Event, name)
+            for name in ("execution", "run", "name", "payload", "created_at")
+        )
+        return f"INSERT INTO {self.events} ({columns}) VALUES (%s, %s, %s, %s, %s)"
+
+    def _event_values(
+        self, execution_id: str, run: int, name: str, payload: Any, now: datetime
+    ) -> tuple[Any, Any]:
+        """The payload as JSON for the database, and ``now`` as its adapter takes it."""
+        connection = self.connection
+        json = Event._meta.get_field("payload").get_db_prep_save(payload, connection)
+        return json, connection.ops.adapt_datetimefield_value(now)
+
+    def deliver(
+        self, execution_id: str, run: int, name: str, payload: Any, now: datetime, wake: bool
+    ) -> list[Statement]:
+        """Store the event in the run's inbox and, with ``wake`` (the execution is parked on
+        it), complete the wait and make the execution due."""
+        json, when = self._event_values(execution_id, run, name, payload, now)
+        statements = [(self._insert_event, [execution_id, run, name, json, when])]
+        if wake:
+            statements += self._complete_wait(execution_id, run, name, json, when)
+        return statements
+
+    def _complete_wait(
+        self, execution_id: str, run: int, name: str, json: Any, when: Any
+    ) -> list[Statement]:
+        """Complete the wait for ``name`` with the payload and make the execution due."""
+        ex = self._execution_column
+
+        def st(column: str) -> str:
+            return self.column(StepResult, column)
+
+        wait = (
+            f"UPDATE {self.steps} SET {st('status')} = '{StepStatus.COMPLETED.value}',"
+            f" {st('result')} = %s, {st('finished_at')} = %s WHERE {st('execution')} = %s"
+            f" AND {st('run')} = %s AND {st('name')} = %s"
+            f" AND {st('kind')} = '{StepKind.EVENT.value}'"
+            f" AND {st('status')} = '{StepStatus.WAITING.value}'"
+        )
+        due = (
+            f"UPDATE {self.executions} SET {ex('scheduled_at')} = {self.CLOCK},"
+            f" {ex('updated_at')} = %s WHERE {ex('id')} = %s"
+        )
+        return [
+            (wait, [json, when, execution_id, run, name]),
+            (due, [*self.clock_params(), when, execution_id]),
+        ]
+
+    def renew(self, execution_id: str, token: str, fields: dict[str, Any]) -> Statement:
+        """Write ``fields`` (names of ``Execution``'s fields: values, or ``RawSQL`` such as
+        ``db_time``) to the execution if the claim with lease ``token`` still owns it: the
+        statement's row count says whether it did."""
+        connection = self.connection
+        sets = []
+        params: list[Any] = []
+        for name, value in fields.items():
+            field = Execution._meta.get_field(name)
+            if isinstance(value, RawSQL):
+                sets.append(f"{self.quote(field.column)} = {value.sql}")
+                params += value.params
+            else:
+                sets.append(f"{self.quote(field.column)} = %s")
+                params.append(field.get_db_prep_save(value, connection))
+        sql = f"UPDATE {self.executions} SET {', '.join(sets)} WHERE {self.owned}"
+        return sql, [*params, execution_id, token]
+
+    def load_steps(self, execution_id: str, run: int) -> Statement:
+        """Every step row of the run, in order (the columns ``read_steps`` takes)."""
+        return self._load_steps, [execution_id, run]
+
+    def read_steps(self, rows: Sequence[Sequence[Any]]) -> list[StepResult]:
+        """``load_steps``'s rows as ``StepResult`` instances, their JSON decoded and their times
+        aware, as the ORM would give them."""
+        connection = self.connection
+        readers = []
+        for field in StepResult._meta.concrete_fields:
+            kind = field.get_internal_type()
+            if kind == "JSONField":
+                readers.append(
+                    functools.partial(field.from_db_value, expression=None, connection=connection)
+                )
+            elif kind == "DateTimeField":
+                readers.append(self.read_time)
+            else:
+                readers.append(None)
+        return [
+            StepResult.from_db(
+                self.alias,
+                None,
+                [
+                    value if read is None else read(value)
+                    for read, value in zip(readers, row, strict=True)
+                ],
+            )
+            for row in rows
+        ]
+
+    def event_payload(self, execution_id: str, run: int, name: str) -> Statement:
+        """The payload of event ``name`` offered to the run (a row if there is one)."""
+        return self._event_payload, [execution_id, run, name]
+
+    def read_payload(self, value: Any) -> Any:
+        """A payload column as the database gave it, decoded as the ORM decodes it."""
+        return Event._meta.get_field("payload").from_db_value(value, None, self.connection)
+
+    def read_claimed(self, row: Sequence[Any]) -> tuple[Any, ...]:
+        """A row ``claim`` returned, its input decoded and its deadline aware: (id, recoveries,
+        task_name, input, deadline, run, parent_id)."""
+        execution_id, recoveries, task_name, data, deadline, run, parent_id = row
+        data = Execution._meta.get_field("input").from_db_value(data, None, self.connection)
+        return execution_id, recoveries, task_name, data, self.read_time(deadline), run, parent_id
+
     def step_values(self, row: StepResult) -> list[Any]:
         """``row``'s fields as the checkpoint writes them: what ``get_db_prep_save`` gives. A plain
         ``str``, ``int`` or None of a field that is not JSON is passed as it is and an aware
@@ -214,10 +448,14 @@ class Backend:
                 values.append(field.get_db_prep_save(value, connection))
         return values
 
+    def cursor(self) -> Any:
+        """A cursor for the engine's own statements: Django's (its hooks, its errors)."""
+        return self.connection.cursor()
+
     def write_returning(self, sql: str, params: list[Any]) -> tuple[Any, ...] | None:
         """Run one write statement of the engine (the checkpoint's) and return the first row it
         returns, or None."""
-        with self.connection.cursor() as cursor:
+        with self.cursor() as cursor:
             cursor.execute(sql, params)
             return cursor.fetchone()
 
@@ -233,10 +471,3 @@ class Backend:
         """Insert new ``rows`` in one statement if ``token`` still owns the execution; returns
         (id, position) of each row stored (none if it does not own it, nor rows already there)."""
         raise NotImplementedError
-
-    def deliver_and_wake(
-        self, execution_id: str, run: int, name: str, payload: Any, now: datetime
-    ) -> Statement:
-        """Store the event, complete the wait parked on it, make the execution due: one
-        statement, where ``delivers_in_one_statement``."""
-        raise NotImplementedError(f"{self.vendor} delivers in several statements")

@@ -50,9 +50,17 @@ class SQLiteBackend(Backend):
         millisecond is past."""
         return f"{shift + 0.001:+.3f} seconds"
 
-    def read_time(self, value: Any) -> datetime:
-        """SQLite's clock is UTC as text."""
-        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+    def read_time(self, value: Any) -> datetime | None:
+        """SQLite keeps times as UTC text (read back as text, or as a naive datetime where the
+        column's declared type says so)."""
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        return value.replace(tzinfo=UTC)
+
+    def contains_sql(self, text: str, part: str) -> str:
+        return f"instr({text}, {part}) > 0"
 
     def claim_source(self) -> str:
         """Through the due index, named, so due work is found by it however many executions are
