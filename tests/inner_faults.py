@@ -107,7 +107,14 @@ def test_database_restarted_twice(scheduler, tmp_path, start_worker):
 
 def test_plain_sqlite_settings(scheduler, manager, tmp_path, start_worker):
     """Two workers, and this process starting executions, offering events and deciding
-    approvals from two threads at once, on `startproject`'s SQLite settings."""
+    approvals from two threads at once, on `startproject`'s SQLite settings.
+
+    No body whose checkpoint committed runs again. A body may run twice only where its first
+    run's checkpoint was refused because its worker lost the lease ("lease lost"): the heartbeat
+    queues for SQLite's one write lock with every other writer, and at load average 13 it waited
+    4.8 s for it, past these workers' 2 s lease. A worker whose claims get the lock meanwhile
+    renews its leases in them; one that is full makes no claim, and another worker may take an
+    execution over (at-least-once, as leases promise)."""
     if not os.environ.get("ZART_SQLITE_PLAIN"):
         pytest.skip("run by tests/test_faults.py::test_plain_sqlite_settings_...")
     assert connection.settings_dict["OPTIONS"] == {}
@@ -157,6 +164,9 @@ def test_plain_sqlite_settings(scheduler, manager, tmp_path, start_worker):
         what="every execution to complete",
     )
     done = [line for line in lines(log) if " done " in line]
-    assert len(done) == 3 * len(events) and len(set(done)) == len(done), done
+    assert len(set(done)) == 3 * len(events), done
+    twice = {line.split()[0] for line in done if done.count(line) > 1}
+    output = "".join(worker.output() for worker in workers)
+    assert all(f"execution {e}: lease lost" in output for e in twice), (done, output)
     report("plain SQLite settings, 2 workers + 2 writers", ids, 0, time.monotonic() - started)
     assert_quiet(*workers)

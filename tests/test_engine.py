@@ -473,6 +473,22 @@ class TestLeases:
         )  # the stale body ran, its result did not land
         assert steps_of("z-1")[:2] == [("first", "completed"), ("second", "completed")]
 
+    def test_a_claim_renews_the_late_leases_it_is_given_before_it_takes_work(self, scheduler, job):
+        """A worker whose heartbeat is late hands its claims in flight to its next claim: their
+        leases are renewed first, so the claim takes other due work but not its own back, and
+        another worker finds the execution owned."""
+        scheduler.start("z-5", "three-steps", job)
+        (running,) = store.claim_due("worker", 1, lease=2, tasks=["three-steps"])
+        scheduler.start("z-6", "three-steps", job)
+        advance_time("3s")  # the lease of z-5 passed: its heartbeat is late
+        taken = store.claim_due("worker", 10, lease=2, tasks=["three-steps"], renew=[running])
+        assert [claim.execution_id for claim in taken] == ["z-6"]
+        advance_time("1s")
+        assert store.claim_due("other-worker", 10, lease=2, tasks=["three-steps"]) == []
+        assert run_execution(running, default_registry) == "waiting"
+        assert Execution.objects.get(pk="z-5").recoveries == 0
+        assert lines(job.log).count("job done second") == 1
+
     def test_cancel_while_running_stops_at_the_next_checkpoint(self, scheduler, job):
         scheduler.start("z-2", "three-steps", job)
         (claim,) = store.claim_due("worker", 1, lease=30, tasks=["three-steps"])

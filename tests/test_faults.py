@@ -36,7 +36,9 @@ from tests.workflows import Approval, Job, lines
 from zart_django import DurableScheduler, EventAlreadyDelivered, clock, durable, store
 from zart_django.errors import LeaseLost
 from zart_django.models import Event, Execution, StepResult
+from zart_django.registry import default_registry
 from zart_django.testing import run_until_idle
+from zart_django.worker import Worker
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
 
@@ -416,6 +418,48 @@ def test_worker_sigstopped_inside_a_step(scheduler, job, start_worker):
     assert StepResult.objects.filter(execution_id="f-stop", name="second").count() == 1
     scenario = "worker SIGSTOPped inside a step"
     assert survived(scenario, job.log, ["f-stop"], 0, stalled, "job done second") == 1
+
+
+def test_a_worker_whose_heartbeat_is_held_up_keeps_the_execution_it_runs(
+    scheduler, job, monkeypatch
+):
+    """On SQLite the heartbeat queues for the one write lock with every other writer; under load
+    it waited 4.8 s for it (the lease: 2 s) while the same worker's claims got the lock ten
+    times, and a claim took back the execution the worker was running: the body of its step ran
+    twice. Here the heartbeat waits two and a half leases: the worker's claims renew the lease
+    meanwhile, so the body runs once and the execution is never reclaimed."""
+    lock_granted = threading.Event()
+    beat = store.heartbeat
+
+    def held_up(claims: list[store.Claim], lease: float) -> None:
+        lock_granted.wait(timeout=30)
+        beat(claims, lease)
+
+    monkeypatch.setattr(store, "heartbeat", held_up)
+    gate = hold(job, "second")
+    scheduler.start("f-late", "three-steps", job)
+    worker = Worker(default_registry, concurrency=2, poll_interval=0.02, lease=1)
+    runner = threading.Thread(target=run_then_close, args=(worker,), name="test-worker")
+    runner.start()
+    try:
+        wait_until(lambda: logged(job, "start second"), what="the second step to start")
+        time.sleep(2.5)  # two and a half leases, no heartbeat; the claim loop polls on
+        gate.unlink()
+        go(scheduler, "f-late")
+    finally:
+        gate.unlink(missing_ok=True)
+        lock_granted.set()
+        worker.stop()
+        runner.join(timeout=30)
+    assert lines(job.log).count("job start second") == 1
+    assert survived("heartbeat held up for 2.5 leases", job.log, ["f-late"], 0, 0.0) == 0
+
+
+def run_then_close(worker: Worker) -> None:
+    try:
+        worker.run()
+    finally:
+        connection.close()
 
 
 # --- clocks ---------------------------------------------------------------------------------

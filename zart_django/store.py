@@ -331,6 +331,7 @@ def claim_due(
     token: str | None = None,
     *,
     tasks: Collection[str],
+    renew: Collection[Claim] = (),
 ) -> list[Claim]:
     """Take up to ``limit`` due executions of ``tasks``, and running ones whose lease expired,
     for ``owner``. Executions of other tasks are left for a worker that has their code.
@@ -339,6 +340,12 @@ def claim_due(
     written exactly as the partial index ``zart_execution_due`` is defined, so the database finds
     due work through that index however many executions are parked or finished. A caller that
     passes its own ``token`` can ``release`` what the claim took if its answer was lost.
+
+    ``renew``: claims the caller runs now whose heartbeat is late. Their leases are extended
+    first, in the claim's transaction (all but those of rows another transaction locks, which the
+    claim skips too): a worker whose claim got the write lock keeps what it runs, and never claims
+    back an execution it is running (on SQLite a heartbeat can wait behind other writers for
+    longer than a lease).
     """
     names = sorted(tasks)
     if not names:
@@ -354,7 +361,17 @@ def claim_due(
         claimed = [backend.read_claimed(row) for row in rows]
         return [Claim(execution_id, token, *rest) for execution_id, *rest in claimed]
 
-    return _write(take, single=True)
+    if not renew:
+        return _write(take, single=True)
+
+    leases = [(claim.execution_id, claim.token) for claim in renew]
+
+    def renew_then_take() -> list[Claim]:
+        with backend.cursor() as cursor:
+            cursor.execute(*backend.renew_leases(leases, lease))
+        return take()
+
+    return _write(renew_then_take)
 
 
 def release(

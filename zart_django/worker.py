@@ -83,6 +83,8 @@ class Worker:
         self._lock = threading.Lock()
         self._inflight: dict[Future[None], store.Claim] = {}
         self._blocked_retried = False
+        self._renewed_at = time.monotonic()
+        """When the last renewal of the leases in flight began (monotonic; see ``_late_claims``)."""
         self._schedules_synced = False
         self._event_loop: aio.EventLoop | None = None
 
@@ -139,16 +141,25 @@ class Worker:
             if wanted > 0:
                 self._check_connection("the claim loop")
                 token = store.new_token()
+                renewing = time.monotonic()
                 try:
                     if not self._blocked_retried:
                         self._retry_blocked()
                     if unanswered:
                         store.release(unanswered)
                         unanswered.clear()
+                    late = self._late_claims()
                     claims = store.claim_due(
-                        self.name, wanted, self.lease, token, tasks=self.registry.names()
+                        self.name,
+                        wanted,
+                        self.lease,
+                        token,
+                        tasks=self.registry.names(),
+                        renew=late,
                     )
                     failures = 0
+                    if late:
+                        self._renewed(renewing)
                 except _DB_ERRORS as exc:
                     unanswered.append(token)
                     failures += 1
@@ -292,16 +303,33 @@ class Worker:
 
     def _heartbeat(self) -> None:
         while not self._drained.wait(self.lease / 3):
+            renewing = time.monotonic()
             with self._lock:
                 claims = list(self._inflight.values())
             self._check_connection("the heartbeat")
             try:
                 store.heartbeat(claims, self.lease)
+                self._renewed(renewing)
                 store.release_pooled_connection()
             except _DB_ERRORS as exc:
                 logger.warning("worker %s: heartbeat failed: %s", self.name, store.first_line(exc))
                 store.close_connection()
         store.close_connection()
+
+    def _late_claims(self) -> list[store.Claim]:
+        """The claims in flight if the heartbeat is late (their leases were last renewed half a
+        lease ago or more), for the claim to renew in its own write; else none. On SQLite the
+        heartbeat queues for the one write lock with every other writer and can wait longer
+        than a lease while this worker's claims get the lock: without this, another worker, or
+        this worker's own claim, would take back executions it is running."""
+        if time.monotonic() - self._renewed_at < self.lease / 2:
+            return []
+        with self._lock:
+            return list(self._inflight.values())
+
+    def _renewed(self, began: float) -> None:
+        """Note that a renewal of every lease in flight began at ``began`` and committed."""
+        self._renewed_at = max(self._renewed_at, began)
 
     def _check_connection(self, who: str) -> None:
         """Replace this thread's database connection if the server closed it."""

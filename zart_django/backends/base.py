@@ -427,6 +427,22 @@ class Backend:
         data = Execution._meta.get_field("input").from_db_value(data, None, self.connection)
         return execution_id, recoveries, task_name, data, self.read_time(deadline), run, parent_id
 
+    def renew_leases(self, leases: Sequence[tuple[str, str]], lease: float) -> Statement:
+        """Extend to ``lease`` seconds from now the leases (execution id, lease token) still
+        held, but not of rows another transaction locks (the claim skips those too): for a
+        claim's transaction, which waits on no row lock."""
+        ex = self._execution_column
+        ids = [execution_id for execution_id, _ in leases]
+        tokens = sorted({token for _, token in leases})
+        sql = (
+            f"UPDATE {self.executions} SET {ex('scheduled_at')} = {self.CLOCK}"
+            f" WHERE {ex('id')} IN (SELECT {ex('id')} FROM {self.executions}"
+            f" WHERE {ex('id')} IN ({', '.join(['%s'] * len(ids))})"
+            f" AND {ex('lease_token')} IN ({', '.join(['%s'] * len(tokens))})"
+            f" AND {ex('status')} = '{Status.RUNNING.value}'{self.claim_lock()})"
+        )
+        return sql, [*self.clock_params(lease), *ids, *tokens]
+
     def step_values(self, row: StepResult) -> list[Any]:
         """``row``'s fields as the checkpoint writes them: what ``get_db_prep_save`` gives. A plain
         ``str``, ``int`` or None of a field that is not JSON is passed as it is and an aware
