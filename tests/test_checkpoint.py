@@ -21,7 +21,7 @@ from tests.conftest import wait_until
 from tests.test_parallel import step_row
 from zart_django import backends, clock, store
 from zart_django.errors import LeaseLost
-from zart_django.models import Execution, StepResult, StepStatus
+from zart_django.models import Execution, StepKind, StepResult, StepStatus, new_step_row
 from zart_django.testing import run_until_idle
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
@@ -185,6 +185,19 @@ def test_step_values_are_what_the_fields_would_prepare(scheduler, job):
         f.get_db_prep_save(getattr(row, f.attname), connection) for f in backend.step_fields
     ]
     assert [str(v) for v in backend.step_values(row)] == [str(v) for v in expected]
+
+
+def test_a_new_step_row_is_what_the_models_constructor_makes():
+    """The engine's quick construction of a step's row leaves every other field at its default,
+    as ``StepResult(...)`` would."""
+    now = clock.now()
+    quick = new_step_row("e-1", 2, 3, "charge", StepKind.STEP, now)
+    usual = StepResult(
+        execution_id="e-1", run=2, position=3, name="charge", kind=StepKind.STEP, started_at=now
+    )
+    assert quick._state.adding and quick.pk is None
+    for field in StepResult._meta.concrete_fields:
+        assert getattr(quick, field.attname) == getattr(usual, field.attname), field.name
 
 
 def test_a_checkpoint_in_a_transaction_does_not_wait_for_the_processs_other_writers(
