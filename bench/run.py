@@ -22,6 +22,7 @@ from typing import Any
 
 from bench import databases
 from bench.results import markdown_table
+from bench.suite import ALL_ITEMS, ONLY_HELP
 
 INSTALL_HINT = "pip install -e .[bench]"
 
@@ -40,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--poll-interval", type=float, default=0.2, help="workers' poll interval, seconds"
     )
+    parser.add_argument("--only", default=ALL_ITEMS, help=ONLY_HELP)
     args = parser.parse_args(argv)
     machine = {
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -49,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         "packages": _versions(),
         "load_average_at_start": os.getloadavg(),
         "quick": args.quick,
+        "only": args.only,
         "poll_interval": args.poll_interval,
     }
     print(
@@ -70,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"SKIPPED {db}: {problem}", flush=True)
             continue
         print(f"{db}:", flush=True)
-        result = _run_suite(db, args.quick, args.poll_interval)
+        result = _run_suite(db, args.quick, args.poll_interval, args.only)
         if result is None:
             failed = True
         else:
@@ -92,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if failed else 0
 
 
-def _run_suite(db: str, quick: bool, poll_interval: float) -> dict[str, Any] | None:
+def _run_suite(db: str, quick: bool, poll_interval: float, only: str) -> dict[str, Any] | None:
     """Run ``bench.suite`` on a fresh ``db``; its results, or None (said on stderr) if it failed."""
     databases.create(db)
     try:
@@ -104,6 +107,7 @@ def _run_suite(db: str, quick: bool, poll_interval: float) -> dict[str, Any] | N
                 f"--db={db}",
                 f"--out={out.name}",
                 f"--poll-interval={poll_interval}",
+                f"--only={only}",
             ]
             code = subprocess.call([*command, "--quick"] if quick else command, cwd=HERE.parent)
             if code != 0:

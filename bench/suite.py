@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
     from bench.results import Figure
+    from bench.scaling import IoRun
 
 T = TypeVar("T")
 
@@ -104,6 +105,8 @@ IO_PAUSE = 0.05  # seconds an I/O-like fan-out member sleeps
 IO_WIDTHS = (4, 32)  # max_concurrency of the I/O-like groups: the default, and a wide one
 IO_PROCESSES = 4  # (d): worker processes compared with one
 IO_EXECUTIONS_PER_PROCESS = 64  # (d): two executions per thread of concurrency 32
+ALL_ITEMS = "abcdefghi"
+ONLY_HELP = "run only these items, e.g. d or ad (default: all, and the profile)"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -112,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="where to write the JSON results")
     parser.add_argument("--quick", action="store_true", help="smaller sizes: a smoke run")
     parser.add_argument("--poll-interval", type=float, default=0.2, help="workers' poll, seconds")
+    parser.add_argument("--only", default=ALL_ITEMS, help=ONLY_HELP)
     args = parser.parse_args(argv)
     os.environ["DJANGO_SETTINGS_MODULE"] = "bench.settings"
     os.environ["ZART_BENCH_DB"] = args.db  # worker processes inherit these two
@@ -126,21 +130,23 @@ def main(argv: list[str] | None = None) -> int:
 
     call_command("migrate", verbosity=0)
     sizes = QUICK if args.quick else FULL
-    figures = [
-        *_step(args.db, sizes),
-        *_versus(args.db, sizes, args.poll_interval),
-        *_latency(args.db, sizes, args.poll_interval),
-        *_wakeups(args.db, sizes),
-        *_io_scaling(args.db, sizes),
-        *_memory(args.db, sizes, args.quick),
-        *_claims(args.db, sizes),
-        *_big_tables(args.db, args.quick),
-        *_inbox(args.db, sizes),
-        *_resumes(args.db, sizes),
-        *_fanout(args.db, sizes),
-    ]
-    report = _timed(
-        f"profile ({sizes.profile_approvals} approvals)", profile, sizes.profile_approvals
+    db, poll_interval = args.db, args.poll_interval
+    measurements: dict[str, Callable[[], list[Figure]]] = {
+        "a": lambda: _step(db, sizes),
+        "b": lambda: _versus(db, sizes, poll_interval),
+        "c": lambda: [*_latency(db, sizes, poll_interval), *_wakeups(db, sizes)],
+        "d": lambda: _io_scaling(db, sizes),
+        "f": lambda: _memory(db, sizes, args.quick),
+        "e": lambda: [*_claims(db, sizes), *_big_tables(db, args.quick)],
+        "i": lambda: _inbox(db, sizes),
+        "g": lambda: _resumes(db, sizes),
+        "h": lambda: _fanout(db, sizes),
+    }
+    figures = [f for item, measure in measurements.items() if item in args.only for f in measure()]
+    report = (
+        _timed(f"profile ({sizes.profile_approvals} approvals)", profile, sizes.profile_approvals)
+        if args.only == ALL_ITEMS
+        else "(not run: --only)"
     )
     result = {
         "db": args.db,
@@ -335,18 +341,16 @@ def _wakeups(db: str, sizes: Sizes) -> list[Figure]:
 
 
 def _io_scaling(db: str, sizes: Sizes) -> list[Figure]:
-    """(d): I/O-bound steps on one worker process of concurrency 32, then on four."""
+    """(d): I/O-bound steps on one worker process of concurrency 32, then on four: the rate once
+    every thread is busy (the target's), beside the whole run's and the old method's (see
+    ``bench.scaling``)."""
     from bench.results import Figure
     from bench.scaling import CONCURRENCY, PAUSE, connections_needed, io_rate
 
-    steps = sizes.io_steps
+    steps, per_process = sizes.io_steps, IO_EXECUTIONS_PER_PROCESS
     ideal = CONCURRENCY / PAUSE
     one = _timed(
-        f"{IO_EXECUTIONS_PER_PROCESS} x {steps} I/O steps, 1 worker process",
-        io_rate,
-        1,
-        IO_EXECUTIONS_PER_PROCESS,
-        steps,
+        f"{per_process} x {steps} I/O steps, 1 worker process", io_rate, 1, per_process, steps
     )
     figures = [
         Figure(
@@ -388,13 +392,8 @@ def _io_scaling(db: str, sizes: Sizes) -> list[Figure]:
             )
         )
         return figures
-    many = _timed(
-        f"{IO_EXECUTIONS_PER_PROCESS * p} x {steps} I/O steps, {p} worker processes",
-        io_rate,
-        p,
-        IO_EXECUTIONS_PER_PROCESS * p,
-        steps,
-    )
+    what = f"{per_process * p} x {steps} I/O steps, {p} worker processes"
+    many = _timed(what, io_rate, p, per_process * p, steps)
     figures.append(
         Figure(
             "d",
@@ -409,7 +408,42 @@ def _io_scaling(db: str, sizes: Sizes) -> list[Figure]:
             {**vars(many), "cpu_count": os.cpu_count()},
         )
     )
-    return figures
+    return [*figures, *_io_scaling_whole(db, one, many, steps)]
+
+
+def _io_scaling_whole(db: str, one: IoRun, many: IoRun, steps: int) -> list[Figure]:
+    """(d) beside the target: the same runs' whole-run rates, and the old method's (the client
+    starts the executions with the clock running, the workers not warmed up)."""
+    from bench.results import Figure
+    from bench.scaling import started_with_the_clock
+
+    p, per_process = many.processes, IO_EXECUTIONS_PER_PROCESS
+    old = [
+        _timed(
+            f"old method, {n} worker process(es)", started_with_the_clock, n, per_process * n, steps
+        )
+        for n in (1, p)
+    ]
+    return [
+        Figure(
+            "d",
+            db,
+            f"the same, whole run: from due to the last completion, {p} processes (vs 1)",
+            many.whole_rate,
+            "steps/s",
+            one.whole_rate,
+            "steps/s",
+        ),
+        Figure(
+            "d",
+            db,
+            f"the old method: clock from the client's first start, cold workers, {p} (vs 1)",
+            old[1],
+            "steps/s",
+            old[0],
+            "steps/s",
+        ),
+    ]
 
 
 def _connection_room(db: str) -> int | None:

@@ -120,10 +120,10 @@ def single(i: int) -> int:
 @step("io")
 def io_call(label: str, i: int, pause: float, ledger: str) -> int:
     """A step that waits ``pause`` seconds as a call to another service would (``time.sleep``),
-    then appends ``label i`` to ``ledger``: a body run twice shows there twice."""
+    then appends ``label i`` and the time to ``ledger``: a body run twice shows there twice."""
     time.sleep(pause)
     with open(ledger, "a") as out:
-        out.write(f"{label} {i}\n")
+        out.write(f"{label} {i} {time.time():.6f}\n")
     return i
 
 

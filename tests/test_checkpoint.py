@@ -21,7 +21,7 @@ from tests.conftest import wait_until
 from tests.test_parallel import step_row
 from zart_django import backends, clock, store
 from zart_django.errors import LeaseLost
-from zart_django.models import Execution, StepResult, StepStatus
+from zart_django.models import Execution, StepKind, StepResult, StepStatus, new_step_row
 from zart_django.testing import run_until_idle
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
@@ -185,3 +185,52 @@ def test_step_values_are_what_the_fields_would_prepare(scheduler, job):
         f.get_db_prep_save(getattr(row, f.attname), connection) for f in backend.step_fields
     ]
     assert [str(v) for v in backend.step_values(row)] == [str(v) for v in expected]
+
+
+def test_a_new_step_row_is_what_the_models_constructor_makes():
+    """The engine's quick construction of a step's row leaves every other field at its default,
+    as ``StepResult(...)`` would."""
+    now = clock.now()
+    quick = new_step_row("e-1", 2, 3, "charge", StepKind.STEP, now)
+    usual = StepResult(
+        execution_id="e-1", run=2, position=3, name="charge", kind=StepKind.STEP, started_at=now
+    )
+    assert quick._state.adding and quick.pk is None
+    for field in StepResult._meta.concrete_fields:
+        assert getattr(quick, field.attname) == getattr(usual, field.attname), field.name
+
+
+def test_a_checkpoint_in_a_transaction_does_not_wait_for_the_processs_other_writers(
+    scheduler, job, caplog
+):
+    """On SQLite a process's checkpoints outside a transaction write one at a time; one made
+    inside a transaction that holds SQLite's write lock goes ahead of them, or it would wait
+    for a thread that waits for that very transaction (until SQLite's busy timeout failed that
+    thread's write, to be retried: a stall and a "database busy" warning)."""
+    if connection.vendor != "sqlite":
+        pytest.skip("the process's one writer at a time is SQLite's")
+    waiting, inside = claimed(scheduler, job, "c-waiting"), claimed(scheduler, job, "c-inside")
+    outcome: list[BaseException | None] = []
+
+    def write() -> None:
+        try:
+            store.checkpoint(waiting, step(waiting), 30)
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+        finally:
+            connections.close_all()
+
+    writer = threading.Thread(target=write)
+    with store.atomic():  # BEGIN IMMEDIATE: this connection holds SQLite's write lock
+        writer.start()
+        wait_until(
+            backends.current()._one_writer.locked,
+            timeout=15,
+            what="the other thread's checkpoint to wait for SQLite's lock",
+        )
+        store.checkpoint(inside, step(inside), 30)
+    writer.join(30)
+    assert outcome == [None]
+    assert StepResult.objects.filter(execution_id__in=["c-waiting", "c-inside"]).count() == 2
+    assert "database busy" not in caplog.text

@@ -3,6 +3,7 @@ the runs of an execution that was retried, rerun or restarted (see ``zart_django
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -213,6 +214,32 @@ class StepResult(EngineModel):
         if self.kind == StepKind.ANY:
             return self.name.split(ANY_SEPARATOR)
         return []
+
+
+def new_step_row(
+    execution_id: str, run: int, position: int, name: str, kind: str, started_at: datetime
+) -> StepResult:
+    """A new, unsaved ``StepResult`` with the other fields at their defaults, built through
+    ``Model.__init__``'s positional path (its keyword path looks up every field's default)."""
+    values = dict(
+        zip(_STEP_ATTNAMES, _step_defaults(), strict=True),
+        execution_id=execution_id,
+        run=run,
+        position=position,
+        name=name,
+        kind=kind,
+        started_at=started_at,
+    )
+    return StepResult(*values.values())
+
+
+_STEP_ATTNAMES = [field.attname for field in StepResult._meta.concrete_fields]
+
+
+@functools.cache
+def _step_defaults() -> tuple[Any, ...]:
+    """Each field's default, in ``_STEP_ATTNAMES``' order (none is a callable's fresh value)."""
+    return tuple(field.get_default() for field in StepResult._meta.concrete_fields)
 
 
 class Event(EngineModel):

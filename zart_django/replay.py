@@ -44,7 +44,15 @@ from .errors import (
     StepTimeout,
     Suspended,
 )
-from .models import ANY_SEPARATOR, CompensationStatus, Status, StepKind, StepResult, StepStatus
+from .models import (
+    ANY_SEPARATOR,
+    CompensationStatus,
+    Status,
+    StepKind,
+    StepResult,
+    StepStatus,
+    new_step_row,
+)
 from .names import MAX_LENGTH as MAX_NAME_LENGTH
 from .names import check_name
 from .registry import DurableTask, TaskRegistry, default_registry
@@ -152,13 +160,8 @@ class ExecutionContext:
     def new_row(self, kind: str, key: str, existing: StepResult | None) -> StepResult:
         if existing is not None:
             return existing
-        return StepResult(
-            execution_id=self.execution_id,
-            run=self.claim.run,
-            position=self.position,
-            name=key,
-            kind=kind,
-            started_at=clock.now(),
+        return new_step_row(
+            self.execution_id, self.claim.run, self.position, key, kind, clock.now()
         )
 
     @property

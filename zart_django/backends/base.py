@@ -8,6 +8,7 @@ import functools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from django.db import connections, transaction
@@ -458,6 +459,8 @@ class Backend:
                 values.append(field.get_db_prep_save(value, connection))
             elif value is None or kind is str or kind is int:
                 values.append(value)
+            elif isinstance(value, Enum):  # a status or kind: its value, as the field stores it
+                values.append(value.value)
             elif kind is datetime and value.tzinfo is not None:
                 values.append(adapt_datetime(value))
             else:

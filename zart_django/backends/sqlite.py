@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import threading
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -25,6 +26,8 @@ class SQLiteBackend(Backend):
 
     def __init__(self, alias: str) -> None:
         super().__init__(alias)
+        self._one_writer = threading.Lock()
+        """Held by the process's thread whose checkpoint writes now (see ``write_returning``)."""
         owned = f" EXISTS (SELECT 1 FROM {self.executions} WHERE {self.owned})"
         step_id = self.column(StepResult, "id")
         marks = ", ".join("%s" for _ in self.step_fields)
@@ -90,18 +93,27 @@ class SQLiteBackend(Backend):
         once, when nothing watches the connection's statements (no debug cursor, no
         ``execute_wrapper``) and no transaction is open: Django's cursor and its conversion of the
         placeholders cost a step about 20 µs, near half of SQLite's own work on the row. Errors
-        are Django's, as through its cursor."""
+        are Django's, as through its cursor.
+
+        Outside a transaction, one thread of the process writes at a time (``_one_writer``): the
+        others wait on a lock that wakes the next at once, not in SQLite's busy handler, which
+        sleeps 1, 2, 5, 10... up to 100 ms between tries, so that 32 threads writing at once
+        waited up to a second for a checkpoint. A write inside a transaction never takes the
+        lock: its connection may hold SQLite's, which the lock's holder waits for."""
         connection = self.connection
-        if connection.queries_logged or connection.execute_wrappers or connection.in_atomic_block:
+        if connection.in_atomic_block:
             return super().write_returning(sql, params)
         connection.ensure_connection()
-        with connection.wrap_database_errors:
-            cursor = connection.connection.cursor()
-            try:
-                cursor.execute(_qmark(sql), params)
-                return cursor.fetchone()
-            finally:
-                cursor.close()
+        with self._one_writer:
+            if connection.queries_logged or connection.execute_wrappers:
+                return super().write_returning(sql, params)
+            with connection.wrap_database_errors:
+                cursor = connection.connection.cursor()
+                try:
+                    cursor.execute(_qmark(sql), params)
+                    return cursor.fetchone()
+                finally:
+                    cursor.close()
 
     @contextlib.contextmanager
     def atomic(self) -> Iterator[None]:
