@@ -681,7 +681,10 @@ def child_end(task_name: str, status: str, output: Any, error: str) -> dict[str,
 
 def _lock_if_there(execution_id: str) -> bool:
     """Lock the execution's row until the transaction ends; False if there is none (deleted)."""
-    return bool(Execution.objects.select_for_update().filter(pk=execution_id).values_list("pk"))
+    backend = backends.current()
+    with backend.cursor() as cursor:
+        cursor.execute(*backend.lock_execution(execution_id))
+        return cursor.fetchone() is not None
 
 
 def _deliver_to_parent(parent_id: str, child_id: str, outcome: dict[str, Any]) -> None:
@@ -910,10 +913,8 @@ def _offer_event(
     execution_id: str, name: str, payload: Any, validate: Callable[[str, str], None]
 ) -> None:
     backend = backends.current()
+    _locked(execution_id)
     with backend.cursor() as cursor:
-        cursor.execute(*backend.lock_execution(execution_id))
-        if cursor.fetchone() is None:
-            raise ExecutionNotFound(execution_id)
         cursor.execute(*backend.offer_state(execution_id, name))
         state = backend.read_offer_state(cursor.fetchone())
         if state.status in FINISHED_STATUSES:

@@ -112,6 +112,7 @@ class Backend:
         )
         self._offer_state = self._offer_state_sql()
         self._insert_event = self._insert_event_sql()
+        self._wait_completed, self._made_due = self._complete_wait_sql()
         step_columns = ", ".join(self.quote(f.column) for f in StepResult._meta.concrete_fields)
         self._load_steps = (
             f"SELECT {step_columns} FROM {self.steps} WHERE {self.column(StepResult, 'execution')}"
@@ -343,6 +344,13 @@ class Backend:
         self, execution_id: str, run: int, name: str, json: Any, when: Any
     ) -> list[Statement]:
         """Complete the wait for ``name`` with the payload and make the execution due."""
+        return [
+            (self._wait_completed, [json, when, execution_id, run, name]),
+            (self._made_due, [*self.clock_params(), when, execution_id]),
+        ]
+
+    def _complete_wait_sql(self) -> tuple[str, str]:
+        """The two statements of ``_complete_wait``: the wait's, then the execution's."""
         ex = self._execution_column
 
         def st(column: str) -> str:
@@ -359,10 +367,7 @@ class Backend:
             f"UPDATE {self.executions} SET {ex('scheduled_at')} = {self.CLOCK},"
             f" {ex('updated_at')} = %s WHERE {ex('id')} = %s"
         )
-        return [
-            (wait, [json, when, execution_id, run, name]),
-            (due, [*self.clock_params(), when, execution_id]),
-        ]
+        return wait, due
 
     def renew(self, execution_id: str, token: str, fields: dict[str, Any]) -> Statement:
         """Write ``fields`` (names of ``Execution``'s fields: values, or ``RawSQL`` such as

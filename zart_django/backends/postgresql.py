@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from ..models import StepKind, StepResult, StepStatus
+from ..models import StepResult
 from ..notify_postgres import NotifyChannel
 from .base import Backend, Statement
 
@@ -96,20 +96,11 @@ class PostgreSQLBackend(Backend):
         return f"strpos({text}, CAST({part} AS text)) > 0"
 
     def _deliver_and_wake_sql(self) -> str:
-        ex = self._execution_column
-
-        def st(name: str) -> str:
-            return self.column(StepResult, name)
-
+        """The event's insert, the wait's completion and the execution's wake-up as one
+        statement: the first two as data-modifying CTEs of the third."""
         return (
-            f"WITH event AS ({self._insert_event}),"
-            f" wait AS (UPDATE {self.steps} SET {st('status')} = '{StepStatus.COMPLETED.value}',"
-            f" {st('result')} = %s, {st('finished_at')} = %s WHERE {st('execution')} = %s"
-            f" AND {st('run')} = %s AND {st('name')} = %s"
-            f" AND {st('kind')} = '{StepKind.EVENT.value}'"
-            f" AND {st('status')} = '{StepStatus.WAITING.value}')"
-            f" UPDATE {self.executions} SET {ex('scheduled_at')} = {self.CLOCK},"
-            f" {ex('updated_at')} = %s WHERE {ex('id')} = %s"
+            f"WITH event AS ({self._insert_event}), wait AS ({self._wait_completed})"
+            f" {self._made_due}"
         )
 
     def deliver(
