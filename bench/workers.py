@@ -45,6 +45,7 @@ class WorkerPool:
     def __enter__(self) -> WorkerPool:
         env = {**os.environ, "DJANGO_SETTINGS_MODULE": "bench.settings", "PYTHONUNBUFFERED": "1"}
         for log in self.logs:
+            log.parent.mkdir(exist_ok=True)
             with open(log, "wb") as out:
                 self._procs.append(
                     subprocess.Popen(
