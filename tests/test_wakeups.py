@@ -24,6 +24,7 @@ from tests.workflows import Approval, Job, lines
 from zart_django import notify_sockets
 from zart_django.models import Event, Execution
 from zart_django.notify_postgres import CHANNEL
+from zart_django.testing import run_until_idle
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
 
@@ -83,6 +84,29 @@ def test_each_due_write_notifies_listeners_and_a_rolled_back_one_does_not(schedu
     assert notifications(listener) == 1
 
 
+def test_an_offer_that_resumes_a_parked_execution_notifies_once_and_only_if_it_commits(
+    scheduler, job, listener
+):
+    """PostgreSQL sends the offer's wake-up inside the delivery's own statement: still one
+    notification for the one execution it makes due, none for an event kept in the inbox of a
+    running execution, and none when the caller's transaction rolls back."""
+    scheduler.start("offer-1", "three-steps", job)
+    run_until_idle()
+    assert (parked("offer-1"), notifications(listener)) == (True, 1)
+    with pytest.raises(Rollback), transaction.atomic():
+        scheduler.offer_event("offer-1", "go", Approval(True, "Undone"))
+        raise Rollback
+    assert (notifications(listener), Event.objects.filter(execution_id="offer-1").count()) == (0, 0)
+    scheduler.offer_event("offer-1", "go", Approval(True, "Push"))
+    assert notifications(listener) == 1
+    run_until_idle()
+    assert Execution.objects.get(pk="offer-1").status == "completed"
+    scheduler.start("offer-2", "three-steps", job)
+    assert notifications(listener) == 1
+    scheduler.offer_event("offer-2", "go", Approval(True, "Early"))  # pending: kept, no wake-up
+    assert notifications(listener) == 0
+
+
 @pytest.fixture
 def django_q_queue(settings) -> Iterator:
     """The django-q2 broker's queue, empty, with ``DISPATCH = "django_q"`` and no cluster."""
@@ -136,6 +160,16 @@ def idle_workers(start_worker, monkeypatch) -> Callable[[int], list[WorkerProces
         return workers
 
     return start
+
+
+@pytest.mark.needs("redis")
+def test_an_offer_that_resumes_an_execution_enqueues_it_as_well(scheduler, job, django_q_queue):
+    """The delivery's own wake-up (PostgreSQL) replaces only the push waker, not the others."""
+    scheduler.start("q-offer-1", "three-steps", job)
+    run_until_idle()
+    queued = django_q_queue.queue_size()
+    scheduler.offer_event("q-offer-1", "go", Approval(True, "Queue"))
+    assert django_q_queue.queue_size() == queued + 1
 
 
 def parked(execution_id: str) -> bool:

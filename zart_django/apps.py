@@ -53,7 +53,7 @@ def register_wakers() -> None:
     if known and backends.current().listens:
         from .notify import notify
 
-        wakeups.register(notify)
+        wakeups.register(notify, push=True)
     if dispatches_to_django_q():
         from .dispatch import on_due
 

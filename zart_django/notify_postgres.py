@@ -66,7 +66,11 @@ class NotifyChannel:
 
     def send(self, count: int) -> None:
         """Wake up to ``count`` idle workers when the current transaction commits."""
-        self.backend.notify(CHANNEL, payload(count))
+        self.backend.notify(*self.message(count))
+
+    def message(self, count: int) -> tuple[str, str]:
+        """The channel and payload of ``send``'s ``NOTIFY``, for a statement that sends it."""
+        return CHANNEL, payload(count)
 
     def receiver(self, name: str) -> NotifyReceiver:
         return NotifyReceiver(self.backend, name)

@@ -45,7 +45,7 @@ from django.db.models import (
 )
 from django.db.models.expressions import RawSQL
 
-from . import backends, clock
+from . import backends, clock, wakeups
 from .backends.base import STEP_COLUMNS, OfferState
 from .errors import (
     DatabaseUnavailable,
@@ -79,7 +79,6 @@ from .models import (
 from .reserved import binds
 from .runs import Keep
 from .signals import execution_finished, execution_started, send
-from .wakeups import work_is_due
 
 logger = logging.getLogger("zart_django")
 
@@ -250,7 +249,7 @@ def create_execution(
     candidate.parent_id = parent_id
     with atomic():
         created = _insert_unless_taken(candidate)
-        work_is_due()
+        wakeups.work_is_due()
     if created:
         logger.info("execution %s: started (task %s)", execution_id, task_name)
         send(execution_started, execution_id=execution_id, task_name=task_name, input=input_data)
@@ -397,7 +396,7 @@ def release(
             updated_at=clock.now(),
         )
         if count:
-            work_is_due(count)
+            wakeups.work_is_due(count)
         return count
 
     return _write(hand_back, reconnect_for=patience)
@@ -580,7 +579,7 @@ def reschedule(claim: Claim, row: StepResult | None, due_at: datetime) -> None:
         _renew(claim, status=Status.PENDING, scheduled_at=_db_time(delay), lease_token="")
         if row is not None:
             row.save()
-        work_is_due()
+        wakeups.work_is_due()
 
     _write(write)
 
@@ -612,7 +611,7 @@ def park(
         row.save()
         if wakes_on and first_event(claim.execution_id, claim.run, wakes_on) is not None:
             Execution.objects.filter(pk=claim.execution_id).update(scheduled_at=_db_time())
-            work_is_due()
+            wakeups.work_is_due()
 
     _write(write)
 
@@ -815,7 +814,7 @@ def _unblock(executions: QuerySet[Execution]) -> int:
         status=Status.PENDING, error="", scheduled_at=_db_time(), updated_at=clock.now()
     )
     if count:
-        work_is_due(count)
+        wakeups.work_is_due(count)
     return count
 
 
@@ -926,10 +925,12 @@ def _offer_event(
             raise EventExpired(execution_id, name)
         parked_on_it = state.status == Status.WAITING and name in waits_for(state.waiting_on)
         validate(state.task_name, state.wait_type if parked_on_it and state.wait_type else "")
-        for statement in backend.deliver(execution_id, state.run, name, payload, now, parked_on_it):
+        push = parked_on_it and backend.notifies_in_delivery and wakeups.pushes()
+        delivery = backend.deliver(execution_id, state.run, name, payload, now, parked_on_it, push)
+        for statement in delivery:
             cursor.execute(*statement)
     if parked_on_it:
-        work_is_due()
+        wakeups.work_is_due(pushed=push)
     logger.info(
         "execution %s: event %s %s",
         execution_id,
@@ -1208,7 +1209,7 @@ def begin_run(
             compensation_status="",
             compensation=None,
         )
-        work_is_due()
+        wakeups.work_is_due()
     return load_execution(execution_id)
 
 
@@ -1365,7 +1366,7 @@ def _tick(
             fields.update(last_occurrence=execution.pk, last_run_at=occurrence.at)
         Schedule.objects.filter(pk=row.pk).update(**fields)
     if started:
-        work_is_due(len(started))
+        wakeups.work_is_due(len(started))
     return started
 
 

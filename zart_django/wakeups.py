@@ -15,20 +15,34 @@ Waker = Callable[[int], None]
 """Called with how many executions the transaction makes due."""
 
 _wakers: list[Waker] = []
+_push: list[Waker] = []  # the push waker, if one is registered
 
 
-def register(waker: Waker) -> None:
-    """Call ``waker`` in every transaction that makes work due, once however often registered."""
+def register(waker: Waker, *, push: bool = False) -> None:
+    """Call ``waker`` in every transaction that makes work due, once however often registered.
+    ``push``: it is the database's push wake-up (``zart_django.notify``), which a write can
+    send in its own statement instead (see ``work_is_due``)."""
     if waker not in _wakers:
         _wakers.append(waker)
+    if push:
+        _push[:] = [waker]
 
 
 def clear() -> None:
     """Forget every waker (before registering the ones the current settings call for)."""
     _wakers.clear()
+    _push.clear()
 
 
-def work_is_due(count: int = 1) -> None:
-    """Tell every registered waker that the current transaction makes ``count`` executions due."""
+def pushes() -> bool:
+    """Whether the push wake-up is registered: only then may a write send it itself."""
+    return bool(_push)
+
+
+def work_is_due(count: int = 1, *, pushed: bool = False) -> None:
+    """Tell every registered waker that the current transaction makes ``count`` executions due;
+    with ``pushed``, every one but the push waker: the write's own statement sent its wake-up
+    (PostgreSQL's delivery of an event, one round trip fewer)."""
     for waker in _wakers:
-        waker(count)
+        if not (pushed and waker in _push):
+            waker(count)

@@ -329,16 +329,36 @@ class Backend:
         json = Event._meta.get_field("payload").get_db_prep_save(payload, connection)
         return json, connection.ops.adapt_datetimefield_value(now)
 
+    notifies_in_delivery = False
+    """Whether ``deliver`` can send the push wake-up in the delivery's own statement."""
+
     def deliver(
-        self, execution_id: str, run: int, name: str, payload: Any, now: datetime, wake: bool
+        self,
+        execution_id: str,
+        run: int,
+        name: str,
+        payload: Any,
+        now: datetime,
+        wake: bool,
+        notify: bool = False,
     ) -> list[Statement]:
         """Store the event in the run's inbox and, with ``wake`` (the execution is parked on
-        it), complete the wait and make the execution due."""
+        it), complete the wait and make the execution due; with ``notify`` too, send the push
+        wake-up (only where ``notifies_in_delivery``)."""
         json, when = self._event_values(execution_id, run, name, payload, now)
-        statements = [(self._insert_event, [execution_id, run, name, json, when])]
         if wake:
-            statements += self._complete_wait(execution_id, run, name, json, when)
-        return statements
+            return self._deliver_and_wake(execution_id, run, name, json, when, notify)
+        return [(self._insert_event, [execution_id, run, name, json, when])]
+
+    def _deliver_and_wake(
+        self, execution_id: str, run: int, name: str, json: Any, when: Any, notify: bool
+    ) -> list[Statement]:
+        """``deliver`` to a parked execution: the event, its wait's completion and the
+        execution's wake-up, here as three statements."""
+        if notify:
+            raise NotImplementedError(f"{self.vendor} cannot notify in a delivery")
+        event = (self._insert_event, [execution_id, run, name, json, when])
+        return [event, *self._complete_wait(execution_id, run, name, json, when)]
 
     def _complete_wait(
         self, execution_id: str, run: int, name: str, json: Any, when: Any

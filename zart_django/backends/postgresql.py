@@ -6,7 +6,6 @@ from __future__ import annotations
 import functools
 import select
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 from ..models import StepResult
@@ -19,6 +18,7 @@ class PostgreSQLBackend(Backend):
     CLOCK = "(statement_timestamp() + %s * interval '1 second')"
     """``statement_timestamp()``: the start of the statement (``now()`` would be the start of the
     transaction); stable, unlike ``clock_timestamp()``, so the due index still serves it."""
+    notifies_in_delivery = True
 
     def __init__(self, alias: str) -> None:
         super().__init__(alias)
@@ -40,7 +40,8 @@ class PostgreSQLBackend(Backend):
             f"{owned}UPDATE {self.steps} SET {self.step_sets} FROM owned WHERE {step_id} = %s"
             f" RETURNING {step_id}"
         )
-        self._deliver_and_wake = self._deliver_and_wake_sql()
+        self._deliver_wake = self._deliver_and_wake_sql()
+        self._deliver_wake_and_notify = self._deliver_wake_and_notify_sql()
 
     def clock_param(self, shift: float) -> Any:
         return shift
@@ -103,15 +104,25 @@ class PostgreSQLBackend(Backend):
             f" {self._made_due}"
         )
 
-    def deliver(
-        self, execution_id: str, run: int, name: str, payload: Any, now: datetime, wake: bool
+    def _deliver_wake_and_notify_sql(self) -> str:
+        """``_deliver_and_wake_sql`` that also sends the push wake-up: a ``NOTIFY`` is
+        transactional, so inside the statement it is heard on commit, as a separate one is."""
+        return (
+            f"WITH event AS ({self._insert_event}), wait AS ({self._wait_completed}),"
+            f" due AS ({self._made_due}) SELECT pg_notify(%s, %s)"
+        )
+
+    def _deliver_and_wake(
+        self, execution_id: str, run: int, name: str, json: Any, when: Any, notify: bool
     ) -> list[Statement]:
-        """With ``wake``, one statement: the event, its wait and the execution's wake-up."""
-        if not wake:
-            return super().deliver(execution_id, run, name, payload, now, wake)
-        json, when = self._event_values(execution_id, run, name, payload, now)
+        """One statement: the event, its wait and the execution's wake-up; with ``notify``, the
+        push wake-up too (one round trip fewer than its own ``NOTIFY``)."""
         params = [execution_id, run, name, json, when, json, when, execution_id, run, name]
-        return [(self._deliver_and_wake, [*params, *self.clock_params(), when, execution_id])]
+        params += [*self.clock_params(), when, execution_id]
+        if notify:
+            channel = self.wake_channel()
+            return [(self._deliver_wake_and_notify, [*params, *channel.message(1)])]
+        return [(self._deliver_wake, params)]
 
     def server_hung_up(self, raw: Any) -> bool:
         """Closed, or something to read on an idle connection: the server's goodbye (terminated,
