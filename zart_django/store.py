@@ -691,7 +691,7 @@ def _deliver_to_parent(parent_id: str, child_id: str, outcome: dict[str, Any]) -
     finished, its wait for the child expired, or an earlier end of the child was delivered:
     the parent takes the first)."""
     try:
-        _offer_event(parent_id, child_event(child_id), outcome, lambda task, wait_type: None)
+        _offer_event(parent_id, child_event(child_id), outcome, lambda task, wait_type: None).wake()
     except (ExecutionNotFound, ExecutionFinished, EventAlreadyDelivered, EventExpired) as exc:
         logger.info("execution %s: its end is not delivered to its parent: %s", child_id, exc)
 
@@ -902,19 +902,39 @@ def offer_event(
     to reject the payload.
     """
     try:
-        with atomic():
-            _offer_event(execution_id, name, payload, validate)
+        with backends.current().pipelined_atomic():
+            delivery = _offer_event(execution_id, name, payload, validate)
     except IntegrityError:
         raise EventAlreadyDelivered(execution_id, name) from None
+    delivery.wake()
+
+
+@dataclass(frozen=True)
+class _Delivery:
+    """What an offer did, for the wakers: they are told after its transaction (a waker that
+    must wait for the commit defers itself; one inside the statement was sent already)."""
+
+    due: bool
+    """The execution was parked on the event: it is due now."""
+    pushed: bool
+    """The delivery's own statement sent the push wake-up."""
+
+    def wake(self) -> None:
+        if self.due:
+            wakeups.work_is_due(pushed=self.pushed)
 
 
 def _offer_event(
     execution_id: str, name: str, payload: Any, validate: Callable[[str, str], None]
-) -> None:
+) -> _Delivery:
+    """The offer's statements, in the caller's transaction; the caller calls ``wake`` on the
+    answer after them (after the commit, where the transaction is its own)."""
     backend = backends.current()
-    _locked(execution_id)
-    with backend.cursor() as cursor:
-        cursor.execute(*backend.offer_state(execution_id, name))
+    with backend.cursor() as lock, backend.cursor() as cursor:
+        lock.execute(*backend.lock_execution(execution_id))
+        cursor.execute(*backend.offer_state(execution_id, name))  # runs once the lock is held
+        if lock.fetchone() is None:
+            raise ExecutionNotFound(execution_id)
         state = backend.read_offer_state(cursor.fetchone())
         if state.status in FINISHED_STATUSES:
             raise ExecutionFinished(execution_id, state.status)
@@ -929,14 +949,13 @@ def _offer_event(
         delivery = backend.deliver(execution_id, state.run, name, payload, now, parked_on_it, push)
         for statement in delivery:
             cursor.execute(*statement)
-    if parked_on_it:
-        wakeups.work_is_due(pushed=push)
     logger.info(
         "execution %s: event %s %s",
         execution_id,
         name,
         "received, resuming" if parked_on_it else "kept in its inbox until its wait",
     )
+    return _Delivery(parked_on_it, push)
 
 
 def _expired(state: OfferState, now: datetime) -> bool:

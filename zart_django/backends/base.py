@@ -166,6 +166,17 @@ class Backend:
         with transaction.atomic(using=self.alias):
             yield
 
+    @contextlib.contextmanager
+    def pipelined_atomic(self) -> Iterator[None]:
+        """``atomic`` for a few statements, which the backend may send as they are executed and
+        whose answers it may read only when a result is read (then a statement whose result
+        is not read, and the commit, cost no round trip of their own; an error can surface as
+        late as the commit). Where it does, Django sees no transaction: a
+        ``transaction.on_commit`` inside runs at once, so wake work up after the block. Here
+        the same as ``atomic``."""
+        with self.atomic():
+            yield
+
     def server_hung_up(self, raw: Any) -> bool:
         """Whether the server closed this idle raw connection (only PostgreSQL can tell)."""
         return False

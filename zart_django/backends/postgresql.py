@@ -3,14 +3,19 @@ shared row lock in the same statement, a delivery is one statement, and wake-ups
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import select
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ..models import StepResult
 from ..notify_postgres import NotifyChannel
 from .base import Backend, Statement
+
+_OPEN = (2, 3)
+"""libpq's ``PQTRANS_INTRANS`` and ``PQTRANS_INERROR``: a transaction is open, healthy or failed
+(``psycopg.pq.TransactionStatus``; psycopg is imported only where it is used)."""
 
 
 class PostgreSQLBackend(Backend):
@@ -89,6 +94,35 @@ class PostgreSQLBackend(Backend):
         import psycopg  # psycopg 3: psycopg2's connections have no prepare_threshold
 
         return connection.make_cursor(psycopg.Cursor(raw))
+
+    @contextlib.contextmanager
+    def pipelined_atomic(self) -> Iterator[None]:
+        """With psycopg 3, outside any transaction (in autocommit): a transaction in psycopg's pipeline mode,
+        begun and committed by this method's own statements (Django's ``atomic`` would switch
+        the connection out of autocommit, and psycopg answers that with round trips of its
+        own). ``BEGIN`` and the statements up to the first result read go in one round trip;
+        the rest and ``COMMIT`` in a second. Errors surface as Django's (``IntegrityError``...),
+        at the latest at the commit; on any error the transaction is rolled back. Elsewhere
+        ``atomic`` (inside the caller's transaction a savepoint: an error that surfaced after
+        its release would leave that transaction aborted)."""
+        connection = self.connection
+        connection.ensure_connection()
+        raw = connection.connection
+        own = connection.get_autocommit() and not connection.in_atomic_block
+        if not (own and hasattr(raw, "pipeline")):
+            with self.atomic():
+                yield
+            return
+        with connection.wrap_database_errors:
+            try:
+                with raw.pipeline():
+                    raw.execute("BEGIN")
+                    yield
+                    raw.execute("COMMIT")
+            except BaseException:
+                if not raw.closed and raw.info.transaction_status in _OPEN:
+                    raw.execute("ROLLBACK")
+                raise
 
     def row_lock(self) -> str:
         return " FOR UPDATE"
