@@ -14,7 +14,7 @@ from datetime import timedelta
 
 import psycopg
 import pytest
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 from django.test.utils import CaptureQueriesContext
 
 from tests.conftest import wait_until
@@ -93,6 +93,34 @@ def test_a_checkpoint_leaves_the_executions_row_unwritten(scheduler, job, run_by
     assert StepResult.objects.get(pk=row.pk).attempts == 2
     if connection.vendor == "postgresql":
         assert len(prepared_checkpoints()) == (2 if run_by == "engine's own" else 0)
+
+
+def synchronous_commit() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        return cursor.fetchone()[0]
+
+
+def test_a_claim_alone_commits_without_waiting_for_the_disk_and_takes_what_it_was_asked(
+    scheduler, job
+):
+    """PostgreSQL: the claim turns ``synchronous_commit`` off for its own transaction only; the
+    connection's checkpoints after it wait for the disk. Set in the ``WHERE``, the volatile
+    ``set_config`` had made a claim of one take three executions (the subquery ran per row)."""
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite's commits do not depend on the claim")
+    for n in range(3):
+        scheduler.start(f"c-async-{n}", "three-steps", job)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(*backends.current().claim("token", "me", ["three-steps"], 1, 30.0))
+        assert len(cursor.fetchall()) == 1
+        assert synchronous_commit() == "off"
+    assert synchronous_commit() == "on"
+    assert len(store.claim_due("me", 1, 30.0, tasks=["three-steps"])) == 1
+    assert synchronous_commit() == "on"
+    run_until_idle()  # the one left: claimed, its steps checkpointed, parked
+    statuses = Execution.objects.order_by("status").values_list("status", flat=True)
+    assert list(statuses) == ["running", "running", "waiting"]
 
 
 def test_a_step_is_one_statement(scheduler, job):

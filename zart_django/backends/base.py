@@ -220,6 +220,11 @@ class Backend:
         """What the claim's subquery appends to lock the rows it picks."""
         return ""
 
+    def claim_commit(self) -> str:
+        """What the claim's ``RETURNING`` appends to set how its transaction commits (it is
+        evaluated for each row claimed, after the row's lock, and changes nothing else)."""
+        return ""
+
     def _claim_sql(self) -> tuple[str, str]:
         """The claim, split where the task names' placeholders go."""
         ex = self._execution_column
@@ -240,7 +245,10 @@ class Backend:
             ex(name)
             for name in ("id", "recoveries", "task_name", "input", "deadline", "run", "parent")
         )
-        tail = f") ORDER BY {scheduled} LIMIT %s{self.claim_lock()}) RETURNING {returned}"
+        tail = (
+            f") ORDER BY {scheduled} LIMIT %s{self.claim_lock()})"
+            f" RETURNING {returned}{self.claim_commit()}"
+        )
         return head, tail
 
     def claim(
@@ -460,7 +468,7 @@ class Backend:
     def read_claimed(self, row: Sequence[Any]) -> tuple[Any, ...]:
         """A row ``claim`` returned, its input decoded and its deadline aware: (id, recoveries,
         task_name, input, deadline, run, parent_id)."""
-        execution_id, recoveries, task_name, data, deadline, run, parent_id = row
+        execution_id, recoveries, task_name, data, deadline, run, parent_id = row[:7]
         data = Execution._meta.get_field("input").from_db_value(data, None, self.connection)
         return execution_id, recoveries, task_name, data, self.read_time(deadline), run, parent_id
 

@@ -54,6 +54,21 @@ class PostgreSQLBackend(Backend):
     def claim_lock(self) -> str:
         return " FOR UPDATE SKIP LOCKED"
 
+    def claim_commit(self) -> str:
+        """A claim's transaction commits without waiting for the disk (``synchronous_commit``
+        off for that transaction only: the connection's later ones, checkpoints included, wait
+        as before). What a claim writes is a lease, and nothing durable rests on it until a
+        later synchronous commit, which flushes the write-ahead log in order, and so the claim
+        first: the worker's first checkpoint, or an offer that saw the execution running. Only
+        a crash of the database server can undo a claim, and only one with no such commit after
+        it: the execution is then as it was (due, or under its old lease), and the worker that
+        claimed it finds its lease token gone when it reconnects (``LeaseLost``) and writes
+        nothing. It saves the way from a wake-up to the next step a flush (0.35 ms here).
+
+        In ``RETURNING``, not ``WHERE``: a volatile function in the ``WHERE`` makes PostgreSQL
+        run the ``LIMIT``ed subquery once per row, and the claim takes more rows than asked."""
+        return ", set_config('synchronous_commit', 'off', true)"
+
     def checkpoint(self, row: StepResult, execution_id: str, token: str) -> Statement:
         """The step's write joined to the lease's check, which takes a shared lock on the
         execution's row: a claim (``FOR UPDATE``) or a cancel waits for it to commit, and it waits
