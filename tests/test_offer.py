@@ -150,3 +150,22 @@ def test_an_offer_on_a_connection_the_server_closed_raises_djangos_error(schedul
     assert stored("o-7") == []
     scheduler.offer_event("o-7", "go", Approval(True, "Again"))
     assert stored("o-7") == ["go"]
+
+
+def test_where_libpq_has_no_pipeline_mode_the_offer_runs_in_a_plain_transaction(
+    scheduler, job, monkeypatch
+):
+    """A system libpq older than 14 has no pipeline mode: the offer must not try it."""
+    if connection.vendor != "postgresql":
+        pytest.skip("pipeline mode is psycopg's")
+    parked(scheduler, job, "o-8")
+    monkeypatch.setattr(psycopg.Pipeline, "is_supported", classmethod(lambda cls: False))
+
+    def refused(*args, **kwargs):
+        raise psycopg.NotSupportedError("libpq 13 has no pipeline mode")
+
+    monkeypatch.setattr(psycopg.Connection, "pipeline", refused)
+    scheduler.offer_event("o-8", "go", Approval(True, "Plain"))
+    with pytest.raises(EventAlreadyDelivered):
+        scheduler.offer_event("o-8", "go", Approval(True, "Again"))
+    assert stored("o-8") == ["go"]

@@ -18,6 +18,16 @@ _OPEN = (2, 3)
 (``psycopg.pq.TransactionStatus``; psycopg is imported only where it is used)."""
 
 
+def _pipelines(raw: Any) -> bool:
+    """Whether ``raw`` can run in pipeline mode: psycopg 3 (not psycopg2) on a libpq 14 or
+    newer (the binary package bundles one; a system libpq may be older)."""
+    if not hasattr(raw, "pipeline"):
+        return False
+    import psycopg
+
+    return bool(psycopg.Pipeline.is_supported())
+
+
 class PostgreSQLBackend(Backend):
     vendor = "postgresql"
     CLOCK = "(statement_timestamp() + %s * interval '1 second')"
@@ -124,7 +134,7 @@ class PostgreSQLBackend(Backend):
         connection.ensure_connection()
         raw = connection.connection
         own = connection.get_autocommit() and not connection.in_atomic_block
-        if not (own and hasattr(raw, "pipeline")):
+        if not (own and _pipelines(raw)):
             with self.atomic():
                 yield
             return
