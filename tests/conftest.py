@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from django.db import connection
 from tests import services
 from tests.approval_helpers import make_user
 from tests.workflows import Job
-from zart_django import DurableScheduler
+from zart_django import DurableScheduler, notify_sockets
 from zart_django.testing import reset_time
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -144,6 +145,14 @@ def wait_until(condition: Callable[[], object], timeout: float = 30, what: str =
             return
         time.sleep(0.02)
     pytest.fail(f"timed out after {timeout}s waiting for {what or condition}")
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Remove the wake-up sockets' folder beside this run's SQLite test database, which Django
+    deletes but not what the workers made beside it (``<database file>-wakeups``)."""
+    name = settings.DATABASES["default"].get("TEST", {}).get("NAME")
+    if settings.DATABASES["default"]["ENGINE"].endswith("sqlite3") and name:
+        shutil.rmtree(f"{name}{notify_sockets.FOLDER_SUFFIX}", ignore_errors=True)
 
 
 def pytest_report_header(config: pytest.Config) -> str:
