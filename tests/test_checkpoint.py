@@ -21,7 +21,15 @@ from tests.conftest import wait_until
 from tests.test_parallel import step_row
 from zart_django import backends, clock, store
 from zart_django.errors import LeaseLost
-from zart_django.models import Execution, StepKind, StepResult, StepStatus, new_step_row
+from zart_django.models import (
+    Event,
+    Execution,
+    Run,
+    StepKind,
+    StepResult,
+    StepStatus,
+    new_step_row,
+)
 from zart_django.testing import run_until_idle
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
@@ -121,6 +129,24 @@ def test_a_claim_alone_commits_without_waiting_for_the_disk_and_takes_what_it_wa
     run_until_idle()  # the one left: claimed, its steps checkpointed, parked
     statuses = Execution.objects.order_by("status").values_list("status", flat=True)
     assert list(statuses) == ["running", "running", "waiting"]
+
+
+def test_a_step_writes_two_index_entries_and_lookups_by_execution_still_use_an_index():
+    """The step, event and run tables index the execution only through their unique
+    constraint (it begins with it): a checkpoint writes the primary key's entry and that one."""
+    tables = {model._meta.db_table: model for model in (StepResult, Event, Run)}
+    with connection.cursor() as cursor:
+        for table, model in tables.items():
+            constraints = connection.introspection.get_constraints(cursor, table)
+            indexed = [
+                tuple(c["columns"])
+                for c in constraints.values()
+                if (c["index"] or c["unique"]) and not c["primary_key"]
+            ]
+            unique = next(c for c in model._meta.constraints if c.name.startswith("zart_"))
+            key = tuple(model._meta.get_field(f).column for f in unique.fields)
+            assert indexed == [key], table
+            assert key[0] == "execution_id"
 
 
 def test_a_step_is_one_statement(scheduler, job):
