@@ -55,8 +55,15 @@ def test_an_offer_of_its_own_resumes_the_execution(scheduler, job):
         (("o-2", "go", {"approved": "yes"}), PayloadError),
         (("o-2", "go/..", Approval(True, "x")), PayloadError),
         (("o-2", "go", Approval(True, "x")), EventAlreadyDelivered),
+        (("o-2\x00", "go", Approval(True, "x")), PayloadError),
     ],
-    ids=["unknown execution", "payload of the wrong type", "name with a slash", "second offer"],
+    ids=[
+        "unknown execution",
+        "payload of the wrong type",
+        "name with a slash",
+        "second offer",
+        "id with a NUL byte",
+    ],
 )
 def test_a_refused_offer_stores_nothing_and_leaves_the_connection_usable(
     scheduler, job, offer, error
