@@ -14,6 +14,7 @@ from dataclasses import replace
 import psycopg
 import pytest
 from django.db import DatabaseError, connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from tests.workflows import Approval
 from zart_django import (
@@ -176,3 +177,12 @@ def test_where_libpq_has_no_pipeline_mode_the_offer_runs_in_a_plain_transaction(
     with pytest.raises(EventAlreadyDelivered):
         scheduler.offer_event("o-8", "go", Approval(True, "Again"))
     assert stored("o-8") == ["go"]
+
+
+def test_an_offer_while_django_logs_queries_is_delivered_and_logged(scheduler, job):
+    """``DEBUG`` or ``CaptureQueriesContext``: Django's logging cursor in the pipeline."""
+    parked(scheduler, job, "o-9")
+    with CaptureQueriesContext(connection) as queries:
+        scheduler.offer_event("o-9", "go", Approval(True, "Logged"))
+    assert stored("o-9") == ["go"]
+    assert sum("zart_django_event" in q["sql"] for q in queries.captured_queries) >= 1
