@@ -228,6 +228,46 @@ def test_a_retry_takes_the_row_its_lost_first_attempt_stored(scheduler, job, run
         store.checkpoint(replace(claim, token="stale"), row, 30)
 
 
+def test_an_execute_wrapper_sees_every_checkpoint(scheduler, job):
+    """The engine's own way of running the checkpoint steps aside while a project's
+    ``execute_wrapper`` watches the connection: the hook sees each step's statement."""
+    seen: list[str] = []
+
+    def hook(execute, sql, params, many, context):
+        seen.append(sql)
+        return execute(sql, params, many, context)
+
+    scheduler.start("c-wrapped", "three-steps", job)
+    with connection.execute_wrapper(hook):
+        run_until_idle()
+    steps = StepResult.objects.filter(execution_id="c-wrapped").count()
+    writes = [sql for sql in seen if "zart_django_stepresult" in sql and "RETURNING" in sql]
+    assert len(writes) == steps == 3
+
+
+def test_a_connections_checkpoints_share_one_cursor(scheduler, job, monkeypatch):
+    """On PostgreSQL the checkpoints of one connection run on one psycopg cursor, whose
+    parameters' adapters are found once (a new cursor finds them again)."""
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite's checkpoint has its own way (straight on sqlite3)")
+    made: list[psycopg.Cursor] = []
+
+    class Counted(psycopg.Cursor):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(psycopg, "Cursor", Counted)
+    claim = claimed(scheduler, job, "c-cursor")
+    connection.ensure_connection()
+    rows = [step(claim, position) for position in range(3)]
+    made.clear()
+    for row in rows:
+        store.checkpoint(claim, row, 30)
+    assert len(made) <= 1
+    assert StepResult.objects.filter(execution_id="c-cursor").count() == 3
+
+
 def test_step_values_are_what_the_fields_would_prepare(scheduler, job):
     """The checkpoint's own preparation of a row's values gives what Django's would."""
     claim = claimed(scheduler, job, "c-values")
