@@ -9,6 +9,8 @@ import select
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from django.db.backends.signals import connection_created
+
 from ..models import StepResult
 from ..notify_postgres import NotifyChannel
 from .base import Backend, Statement
@@ -155,10 +157,14 @@ class PostgreSQLBackend(Backend):
         psycopg cursor kept with the connection, past Django's cursor wrapper. A cursor finds
         and builds the dumper of each parameter and the loader of each column it meets once,
         for itself: a new cursor a checkpoint did it again for the 16 parameters, a sixth of a
-        step's instructions. Errors are Django's, as through its cursor."""
+        step's instructions. With Django's pool, while the thread holds no connection, on one
+        borrowed from the pool for the statement alone (see ``_write_on_loan``). Errors are
+        Django's, as through its cursor."""
         connection = self.connection
         if connection.in_atomic_block or connection.queries_logged or connection.execute_wrappers:
             return super().write_returning(sql, params)
+        if connection.connection is None and self._lends(connection):
+            return self._write_on_loan(connection, sql, params)
         connection.close_if_health_check_failed()
         connection.ensure_connection()
         raw = connection.connection
@@ -166,6 +172,39 @@ class PostgreSQLBackend(Backend):
             return super().write_returning(sql, params)
         with connection.wrap_database_errors:
             return _kept_cursor_returning(raw, sql, params)
+
+    def _lends(self, connection: Any) -> bool:
+        """Whether a checkpoint made while the thread holds no connection may borrow one from
+        Django's pool for its statement alone: with the statements prepared, and while no
+        ``connection_created`` receiver expects to see each connection Django hands out."""
+        return (
+            connection.pool is not None
+            and connection.settings_dict["OPTIONS"].get("prepare_threshold") is not None
+            and not connection_created.has_listeners(type(connection))
+        )
+
+    def _write_on_loan(
+        self, connection: Any, sql: str, params: list[Any]
+    ) -> tuple[Any, ...] | None:
+        """Run the checkpoint on a connection borrowed from Django's pool and given back at once,
+        leaving Django's wrapper unconnected. A worker gives its thread's connection back before
+        every step's body (``store.release_pooled_connection``), so Django's ``connect()`` and
+        ``close()`` around each checkpoint cost a step 128,000 instructions (rebuilding the
+        connection's parameters, setting autocommit again) where the pool's own ``getconn()``
+        and ``putconn()`` cost 29,000. Django's pool makes each connection as Django's
+        ``connect()`` would (its time zone and role); one given back outside autocommit (closed
+        inside a transaction, which the pool rolled back) is put back in autocommit, so the
+        statement commits on its own as it does through Django."""
+        pool = connection.pool
+        with connection.wrap_database_errors:
+            pool.open()  # as Django's connect() does, in case nothing opened it yet
+            raw = pool.getconn()
+            try:
+                if not raw.autocommit:
+                    raw.autocommit = True
+                return _kept_cursor_returning(raw, sql, params)
+            finally:
+                pool.putconn(raw)
 
     def row_lock(self) -> str:
         return " FOR UPDATE"
