@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from typing import Any
 
 try:
     from opentelemetry import trace
@@ -47,17 +48,18 @@ def execution_span(execution_id: str, task: str) -> Iterator[Callable[[str], str
         yield outcome
 
 
-@contextlib.contextmanager
-def step_span(execution_id: str, step: str, attempt: int) -> Iterator[None]:
-    """A span for one run of a step's body; an exception it raises is recorded on it."""
+_NO_SPAN = contextlib.nullcontext()
+
+
+def step_span(execution_id: str, step: str, attempt: int) -> contextlib.AbstractContextManager[Any]:
+    """A span for one run of a step's body; an exception it raises is recorded on it. Until a
+    tracer provider is set, a context manager that does nothing (shared: a step's cost)."""
     if not _recording():
-        yield
-        return
+        return _NO_SPAN
     attributes = {"zart.execution_id": execution_id, "zart.step": step, "zart.attempt": attempt}
-    with trace.get_tracer("zart_django").start_as_current_span(
+    return trace.get_tracer("zart_django").start_as_current_span(
         f"zart.step {step}", attributes=attributes
-    ):
-        yield
+    )
 
 
 def _unchanged(status: str) -> str:
