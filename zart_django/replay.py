@@ -349,10 +349,11 @@ def _step_begins(ctx: ExecutionContext, call: StepCall) -> _Attempt | tuple[Any]
     if row is not None and row.status == StepStatus.FAILED:
         ctx.advance(row)
         raise StepFailed(key, row.error, row.attempts)
-    number = row.attempts + 1 if row is not None else 1
     ctx.check_deadline()
-    row = ctx.new_row(StepKind.STEP, key, row)
-    row.started_at = clock.now()
+    if row is None:  # begun now (``new_row`` reads the clock once for it)
+        row, number = ctx.new_row(StepKind.STEP, key, None), 1
+    else:  # an attempt after a failed one, recorded as retrying
+        row.started_at, number = clock.now(), row.attempts + 1
     row.attempts = number
     return _Attempt(key, row, number)
 
