@@ -11,6 +11,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
@@ -272,8 +273,9 @@ def test_step_values_are_what_the_fields_would_prepare(scheduler, job):
     """The checkpoint's own preparation of a row's values gives what Django's would."""
     claim = claimed(scheduler, job, "c-values")
     row = step(claim)
-    row.deadline = clock.now() + timedelta(hours=1)
+    row.deadline = (clock.now() + timedelta(hours=1)).astimezone(ZoneInfo("Europe/Paris"))
     row.result = ["a", {"b": None}]
+    row.status, row.kind = StepStatus.RETRYING, StepKind.STEP  # enum members, not plain str
     backend = backends.current()
     expected = [
         f.get_db_prep_save(getattr(row, f.attname), connection) for f in backend.step_fields

@@ -7,7 +7,7 @@ import contextlib
 import functools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
@@ -488,25 +488,39 @@ class Backend:
         )
         return sql, [*self.clock_params(lease), *ids, *tokens]
 
+    UTC_TEXT = False
+    """Whether the database keeps times as naive UTC text (SQLite, Django's layout): an aware
+    UTC time of a step's row is then written as such text straight away, while the connection's
+    time zone is UTC (Django's generic adapter converts and checks it: half of a step's
+    preparation of its values)."""
+
     def step_values(self, row: StepResult) -> list[Any]:
         """``row``'s fields as the checkpoint writes them: what ``get_db_prep_save`` gives. A plain
-        ``str``, ``int`` or None of a field that is not JSON is passed as it is and an aware
-        ``datetime`` straight to the backend's adapter, skipping Django's generic preparation,
-        which they do not need (it was a third of the engine's time in a step)."""
+        ``str``, ``int`` or None of a field that is not JSON is passed as it is, an enum member
+        as its value and an aware ``datetime`` straight to the backend's adapter (see
+        ``UTC_TEXT``), skipping Django's generic preparation, which they do not need (it was a
+        third of the engine's time in a step). The fields are read from the row's ``__dict__``
+        (all of them are loaded: the engine builds its rows whole)."""
         connection = self.connection
         adapt_datetime = connection.ops.adapt_datetimefield_value
+        utc_text = self.UTC_TEXT and connection.timezone is UTC
+        loaded = row.__dict__
         values = []
         for field, json in self._step_preparation:
-            value = getattr(row, field.attname)
+            name = field.attname
+            value = loaded[name] if name in loaded else getattr(row, name)
             kind = type(value)
             if json:
                 values.append(field.get_db_prep_save(value, connection))
             elif value is None or kind is str or kind is int:
                 values.append(value)
             elif isinstance(value, Enum):  # a status or kind: its value, as the field stores it
-                values.append(value.value)
+                values.append(value._value_)
             elif kind is datetime and value.tzinfo is not None:
-                values.append(adapt_datetime(value))
+                if utc_text and value.tzinfo is UTC:
+                    values.append(str(value.replace(tzinfo=None)))  # as Django writes it
+                else:
+                    values.append(adapt_datetime(value))
             else:
                 values.append(field.get_db_prep_save(value, connection))
         return values
