@@ -124,10 +124,10 @@ class PostgreSQLBackend(Backend):
 
     @contextlib.contextmanager
     def pipelined_atomic(self) -> Iterator[None]:
-        """With psycopg 3, outside any transaction (in autocommit): a transaction in psycopg's pipeline mode,
-        begun and committed by this method's own statements (Django's ``atomic`` would switch
-        the connection out of autocommit, and psycopg answers that with round trips of its
-        own). ``BEGIN`` and the statements up to the first result read go in one round trip;
+        """With psycopg 3, outside any transaction (in autocommit): a transaction in psycopg's
+        pipeline mode, begun and committed by this method's own statements (Django's ``atomic``
+        would switch the connection out of autocommit, and psycopg answers that with round trips
+        of its own). ``BEGIN`` and the statements up to the first result read go in one round trip;
         the rest and ``COMMIT`` in a second. Errors surface as Django's (``IntegrityError``...),
         at the latest at the commit; on any error the transaction is rolled back. Elsewhere
         ``atomic`` (inside the caller's transaction a savepoint: an error that surfaced after
