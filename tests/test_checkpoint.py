@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 import psycopg
 import pytest
 from django.db import connection, connections, transaction
+from django.db.models.signals import post_init
 from django.test.utils import CaptureQueriesContext
 
 from tests.conftest import wait_until
@@ -269,12 +270,16 @@ def test_a_connections_checkpoints_share_one_cursor(scheduler, job, monkeypatch)
     assert StepResult.objects.filter(execution_id="c-cursor").count() == 3
 
 
-def test_step_values_are_what_the_fields_would_prepare(scheduler, job):
-    """The checkpoint's own preparation of a row's values gives what Django's would."""
+@pytest.mark.parametrize("result", [["a", {"b": None}], None, 7, "text"])
+def test_step_values_are_what_the_fields_would_prepare(scheduler, job, result):
+    """The checkpoint's own preparation of a row's values gives what Django's would: JSON
+    results of every shape (None as SQL NULL), times in UTC to the microsecond and to the whole
+    second, and in another zone."""
     claim = claimed(scheduler, job, "c-values")
     row = step(claim)
     row.deadline = (clock.now() + timedelta(hours=1)).astimezone(ZoneInfo("Europe/Paris"))
-    row.result = ["a", {"b": None}]
+    row.finished_at = row.started_at.replace(microsecond=0)
+    row.result = result
     row.status, row.kind = StepStatus.RETRYING, StepKind.STEP  # enum members, not plain str
     backend = backends.current()
     expected = [
@@ -291,9 +296,26 @@ def test_a_new_step_row_is_what_the_models_constructor_makes():
     usual = StepResult(
         execution_id="e-1", run=2, position=3, name="charge", kind=StepKind.STEP, started_at=now
     )
-    assert quick._state.adding and quick.pk is None
+    assert quick._state.adding and quick.pk is None and quick._state.db is None
     for field in StepResult._meta.concrete_fields:
         assert getattr(quick, field.attname) == getattr(usual, field.attname), field.name
+
+
+def test_a_projects_post_init_receiver_hears_of_a_new_step_row():
+    """While a receiver listens to ``post_init`` for step rows, the engine's rows are built by
+    the constructor, so it hears of each."""
+    heard: list[StepResult] = []
+
+    def receiver(sender, instance, **kwargs) -> None:
+        heard.append(instance)
+
+    post_init.connect(receiver, sender=StepResult)
+    try:
+        row = new_step_row("e-1", 1, 0, "charge", StepKind.STEP, clock.now())
+    finally:
+        post_init.disconnect(receiver, sender=StepResult)
+    assert heard == [row] and heard[0] is row
+    assert new_step_row("e-1", 1, 1, "charge", StepKind.STEP, clock.now()) not in heard
 
 
 def test_a_checkpoint_in_a_transaction_does_not_wait_for_the_processs_other_writers(

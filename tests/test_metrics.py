@@ -72,6 +72,20 @@ def test_executions_by_status_and_task_and_the_due_backlog(client, scheduler, tm
     assert sample(text, "zart_due_oldest_age_seconds") == 0
 
 
+def test_every_run_of_a_step_is_counted_in_this_process(scheduler, tmp_path):
+    """Each run of a step's body adds one to its duration histogram, the first as the later."""
+    labels = {"task": "three-steps", "step": "first", "outcome": "completed"}
+
+    def count() -> float:
+        return metrics.REGISTRY.get_sample_value("zart_step_duration_seconds_count", labels) or 0
+
+    before = count()
+    for n in range(2):
+        scheduler.start(f"m-count-{n}", "three-steps", Job(log=str(tmp_path / "log"), name="c"))
+        run_until_idle()
+        assert count() == before + n + 1
+
+
 def test_a_lost_lease_is_counted(scheduler, job):
     before = metrics.REGISTRY.get_sample_value("zart_lease_losses_total")
     scheduler.start("m-lost", "three-steps", job)

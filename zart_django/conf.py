@@ -43,8 +43,9 @@ DEFAULTS: dict[str, Any] = {
 
 
 def get(name: str) -> Any:
-    """The value of ``ZART[name]``, or its default."""
-    return {**DEFAULTS, **getattr(settings, "ZART", {})}[name]
+    """The value of ``ZART[name]``, or its default (read on every call: tests override it)."""
+    chosen = getattr(settings, "ZART", {})
+    return chosen[name] if name in chosen else DEFAULTS[name]
 
 
 def retention() -> timedelta | None:

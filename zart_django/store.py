@@ -170,7 +170,10 @@ def release_pooled_connection() -> None:
     about to run, a run, a claim or an async execution's engine call has ended. The next query borrows one again, so a worker
     process needs as many connections as it writes at once, not one per thread. Without a pool,
     or inside a transaction, the connection is kept (reopening it would cost a connect)."""
-    connection = _connection()
+    backend = backends.current()
+    if not backend.POOLS:
+        return
+    connection = backend.connection
     if connection.connection is None or connection.in_atomic_block:
         return
     if getattr(connection, "pool", None) is not None:

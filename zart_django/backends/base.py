@@ -90,7 +90,8 @@ class Backend:
         self.steps = self.quote(StepResult._meta.db_table)
         self.step_fields = [StepResult._meta.get_field(name) for name in STEP_COLUMNS]
         self._step_preparation = [
-            (field, field.get_internal_type() == "JSONField") for field in self.step_fields
+            (field.attname, field, field.get_internal_type() == "JSONField")
+            for field in self.step_fields
         ]
         self.step_columns = ", ".join(self.quote(f.column) for f in self.step_fields)
         self.step_sets = ", ".join(f"{self.quote(f.column)} = %s" for f in self.step_fields)
@@ -488,6 +489,10 @@ class Backend:
         )
         return sql, [*self.clock_params(lease), *ids, *tokens]
 
+    POOLS = True
+    """Whether Django's backend for the vendor can hold a connection pool (``OPTIONS["pool"]``),
+    so that a thread's connection is worth giving back while the thread waits."""
+
     UTC_TEXT = False
     """Whether the database keeps times as naive UTC text (SQLite, Django's layout): an aware
     UTC time of a step's row is then written as such text straight away, while the connection's
@@ -495,32 +500,32 @@ class Backend:
     preparation of its values)."""
 
     def step_values(self, row: StepResult) -> list[Any]:
-        """``row``'s fields as the checkpoint writes them: what ``get_db_prep_save`` gives. A plain
-        ``str``, ``int`` or None of a field that is not JSON is passed as it is, an enum member
-        as its value and an aware ``datetime`` straight to the backend's adapter (see
-        ``UTC_TEXT``), skipping Django's generic preparation, which they do not need (it was a
-        third of the engine's time in a step). The fields are read from the row's ``__dict__``
-        (all of them are loaded: the engine builds its rows whole)."""
+        """``row``'s fields as the checkpoint writes them: what ``get_db_prep_save`` gives. A JSON
+        field's value goes straight to the backend's JSON adapter (None as SQL NULL), a plain
+        ``str``, ``int`` or None of another field as it is, an enum member as its value and an
+        aware ``datetime`` straight to the backend's adapter (see ``UTC_TEXT``), skipping Django's
+        generic preparation, which they do not need (it was a third of the engine's time in a
+        step). The fields are read from the row's ``__dict__`` (all of them are loaded: the
+        engine builds its rows whole)."""
         connection = self.connection
-        adapt_datetime = connection.ops.adapt_datetimefield_value
+        ops = connection.ops
         utc_text = self.UTC_TEXT and connection.timezone is UTC
         loaded = row.__dict__
         values = []
-        for field, json in self._step_preparation:
-            name = field.attname
+        for name, field, json in self._step_preparation:
             value = loaded[name] if name in loaded else getattr(row, name)
             kind = type(value)
             if json:
-                values.append(field.get_db_prep_save(value, connection))
+                values.append(None if value is None else ops.adapt_json_value(value, field.encoder))
             elif value is None or kind is str or kind is int:
                 values.append(value)
             elif isinstance(value, Enum):  # a status or kind: its value, as the field stores it
                 values.append(value._value_)
             elif kind is datetime and value.tzinfo is not None:
                 if utc_text and value.tzinfo is UTC:
-                    values.append(str(value.replace(tzinfo=None)))  # as Django writes it
+                    values.append(value.isoformat(" ")[:-6])  # as Django writes it, naive
                 else:
-                    values.append(adapt_datetime(value))
+                    values.append(ops.adapt_datetimefield_value(value))
             else:
                 values.append(field.get_db_prep_save(value, connection))
         return values

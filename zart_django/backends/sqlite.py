@@ -20,6 +20,7 @@ from .base import Backend, Statement
 
 class SQLiteBackend(Backend):
     vendor = "sqlite"
+    POOLS = False
     UTC_TEXT = True
     CLOCK = "strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now', %s)"
     """SQLite keeps Django's datetimes as UTC text, ``YYYY-MM-DD HH:MM:SS.ffffff``; ``strftime``
