@@ -24,6 +24,8 @@ from typing import Any
 from .errors import PayloadError
 
 _ANY = (Any, object, None, inspect.Parameter.empty)
+_ITSELF = (int, str, bool)
+"""Types whose JSON value of exactly that type is already what ``decode`` rebuilds."""
 
 
 MAX_DEPTH = 100
@@ -161,7 +163,7 @@ def displayable(value: Any) -> Any:
 
 def decode(data: Any, tp: Any, where: str = "value") -> Any:
     """Rebuild ``data`` as ``tp``; ``where`` names the place in error messages."""
-    if tp in _ANY:
+    if tp in _ANY or (type(data) is tp and tp in _ITSELF):
         return data
     origin = typing.get_origin(tp)
     if origin is typing.Union or origin is types.UnionType:

@@ -497,10 +497,11 @@ def checkpoint(claim: Claim, row: StepResult, lease: float) -> None:
     seconds, the outcome kept in memory meanwhile; if the first attempt committed and only its
     answer was lost, the row it stored is taken as this checkpoint.
     """
-    sql, params = backends.current().checkpoint(row, claim.execution_id, claim.token)
+    backend = backends.current()
+    sql, params = backend.checkpoint(row, claim.execution_id, claim.token)
 
     def write() -> tuple[int] | None:
-        written = backends.current().write_returning(sql, params)
+        written = backend.write_returning(sql, params)
         return written if written is not None or row.pk is not None else _landed(claim, row)
 
     written = _write(write, single=True, reconnect_for=lease)

@@ -105,7 +105,8 @@ class SQLiteBackend(Backend):
         connection = self.connection
         if connection.in_atomic_block:
             return super().write_returning(sql, params)
-        connection.ensure_connection()
+        if connection.connection is None:
+            connection.ensure_connection()
         with self._one_writer:
             if connection.queries_logged or connection.execute_wrappers:
                 return super().write_returning(sql, params)
