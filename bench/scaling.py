@@ -161,14 +161,23 @@ def _cpu_seconds(workers: list[int]) -> dict[str, float]:
     PostgreSQL, the server's processes for this database and its WAL writer."""
     seconds = {"workers": sum(_process_cpu(pid) for pid in workers)}
     seconds["client"] = time.process_time()
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
-                " OR backend_type = 'walwriter'"
-            )
-            seconds["server"] = sum(_process_cpu(pid) for (pid,) in cursor.fetchall())
+    server = server_cpu()
+    if server is not None:
+        seconds["server"] = server
     return seconds
+
+
+def server_cpu() -> float | None:
+    """CPU seconds used so far by the PostgreSQL server's processes for this database and its
+    WAL writer; None on SQLite (no server)."""
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            " OR backend_type = 'walwriter'"
+        )
+        return sum(_process_cpu(pid) for (pid,) in cursor.fetchall())
 
 
 def _process_cpu(pid: int) -> float:

@@ -408,7 +408,35 @@ def _io_scaling(db: str, sizes: Sizes) -> list[Figure]:
             {**vars(many), "cpu_count": os.cpu_count()},
         )
     )
-    return [*figures, *_io_scaling_whole(db, one, many, steps)]
+    return [*figures, _io_floor(db, many, steps), *_io_scaling_whole(db, one, many, steps)]
+
+
+def _io_floor(db: str, many: IoRun, steps: int) -> Figure:
+    """(d)'s floor on this machine: the same threads and waits with one bare insert+commit a
+    step and no engine, four processes against one (see ``bench.floor``); beside it the CPU a
+    row cost and what a step cost the engine's run."""
+    from bench.floor import floor_rate
+    from bench.results import Figure
+    from bench.scaling import CONCURRENCY, PAUSE
+
+    p, per_process = many.processes, IO_EXECUTIONS_PER_PROCESS
+    rows = per_process * steps // CONCURRENCY  # each thread's rows: as many as the engine's steps
+    one = _timed("the floor of (d), 1 process", floor_rate, 1, rows)
+    four = _timed(f"the floor of (d), {p} processes", floor_rate, p, rows)
+    spent = ", ".join(f"{k} {v:.2f}" for k, v in four.cpu_ms_per_row.items())
+    engine = ", ".join(f"{k} {v:.2f}" for k, v in many.cpu_ms_per_step.items() if k != "client")
+    return Figure(
+        "d",
+        db,
+        f"the floor: the same threads and {PAUSE * 1000:.0f} ms waits, one bare insert+commit a"
+        f" step and no engine, {p} processes (vs 1); CPU ms a row: {spent} (the engine's a step:"
+        f" {engine})",
+        four.rate,
+        "rows/s",
+        one.rate,
+        "rows/s",
+        details={"one": vars(one), "many": vars(four)},
+    )
 
 
 def _io_scaling_whole(db: str, one: IoRun, many: IoRun, steps: int) -> list[Figure]:
