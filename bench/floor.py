@@ -122,17 +122,24 @@ def _process(where: dict[str, Any], steps: int, results: Any, go: Event, done: E
 
 
 def _inserter(where: dict[str, Any]) -> Any:
-    """A function that inserts and commits one row, safe to call from many threads."""
+    """A function that inserts and commits one row, safe to call from many threads; its
+    connections take the benchmark database's ``OPTIONS``, as the engine's do."""
     sql = f"INSERT INTO {TABLE} (execution_id, position, result, finished_at) VALUES"
+    options = {k: v for k, v in where["OPTIONS"].items() if k != "pool"}
     if where["ENGINE"].endswith("postgresql"):
         from psycopg_pool import ConnectionPool
 
         pool = ConnectionPool(
-            f"host={where['HOST']} port={where['PORT']} user={where['USER']}"
-            f" dbname={where['NAME']}",
             min_size=POOL,
             max_size=POOL,
-            kwargs={"autocommit": True, "prepare_threshold": 5},
+            kwargs={
+                "host": where["HOST"],
+                "port": where["PORT"],
+                "user": where["USER"],
+                "dbname": where["NAME"],
+                "autocommit": True,
+                **options,
+            },
         )
         pool.wait()
 
@@ -146,8 +153,10 @@ def _inserter(where: dict[str, Any]) -> Any:
     def insert_sqlite(execution_id: str, position: int) -> None:
         db = getattr(local, "db", None)
         if db is None:
-            db = local.db = sqlite3.connect(where["NAME"], timeout=30, isolation_level=None)
-            db.execute("PRAGMA synchronous=NORMAL")
+            db = local.db = sqlite3.connect(
+                where["NAME"], timeout=options["timeout"], isolation_level=None
+            )
+            db.executescript(options["init_command"])
         db.execute(f"{sql} (?, ?, '0', ?)", (execution_id, position, time.time()))
 
     return insert_sqlite

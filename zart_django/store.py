@@ -167,9 +167,10 @@ def close_connection() -> None:
 def release_pooled_connection() -> None:
     """Give this thread's connection back to the database's connection pool (Django's
     ``OPTIONS={"pool": ...}`` on PostgreSQL) while the thread has no use for it: a step body is
-    about to run, a run, a claim or an async execution's engine call has ended. The next query borrows one again, so a worker
-    process needs as many connections as it writes at once, not one per thread. Without a pool,
-    or inside a transaction, the connection is kept (reopening it would cost a connect)."""
+    about to run, a run, a claim or an async execution's engine call has ended. The next query
+    borrows one again, so a worker process needs as many connections as it writes at once, not
+    one per thread. Without a pool (never on SQLite: ``Backend.POOLS``), or inside a
+    transaction, the connection is kept (reopening it would cost a connect)."""
     backend = backends.current()
     if not backend.POOLS:
         return
