@@ -318,6 +318,24 @@ def test_a_projects_post_init_receiver_hears_of_a_new_step_row():
     assert new_step_row("e-1", 1, 1, "charge", StepKind.STEP, clock.now()) not in heard
 
 
+def test_a_post_init_receiver_connected_before_a_run_hears_of_each_of_its_step_rows(scheduler, job):
+    """A run asks once, as it begins, whether step rows are heard: a receiver connected before
+    it hears of every row the run makes (the three steps of ``loop``)."""
+    heard: list[tuple[str, int]] = []
+
+    def receiver(sender, instance, **kwargs) -> None:
+        heard.append((instance.execution_id, instance.position))
+
+    scheduler.start("heard-1", "loop", replace(job, items=[2, 3, 4]))
+    post_init.connect(receiver, sender=StepResult)
+    try:
+        run_until_idle()
+    finally:
+        post_init.disconnect(receiver, sender=StepResult)
+    assert Execution.objects.get(pk="heard-1").status == "completed"
+    assert sorted(set(heard)) == [("heard-1", 0), ("heard-1", 1), ("heard-1", 2)]
+
+
 def test_a_checkpoint_in_a_transaction_does_not_wait_for_the_processs_other_writers(
     scheduler, job, caplog
 ):

@@ -11,7 +11,8 @@ _offset = timedelta(0)
 
 def now() -> datetime:
     """The current time as the engine sees it (aware, UTC)."""
-    return timezone.now() + _offset
+    moment = timezone.now()
+    return moment + _offset if _offset else moment
 
 
 def offset() -> timedelta:

@@ -226,13 +226,20 @@ class StepResult(EngineModel):
 
 
 def new_step_row(
-    execution_id: str, run: int, position: int, name: str, kind: str, started_at: datetime
+    execution_id: str,
+    run: int,
+    position: int,
+    name: str,
+    kind: str,
+    started_at: datetime,
+    heard: bool | None = None,
 ) -> StepResult:
     """A new, unsaved ``StepResult`` with the other fields at their defaults: what
     ``StepResult(...)`` makes, its fields set straight in the instance's ``__dict__`` (the
     constructor sets them one at a time, a step's largest cost after its checkpoint). While a
     receiver listens to ``pre_init`` or ``post_init`` for it, the constructor builds it, so
-    they hear of it."""
+    they hear of it. ``heard``: whether one listens, if the caller asked ``step_rows_heard``
+    already (a run asks once as it begins: the two questions cost a step 3 µs)."""
     values = {
         **_step_defaults(),
         "execution_id": execution_id,
@@ -242,12 +249,17 @@ def new_step_row(
         "kind": kind,
         "started_at": started_at,
     }
-    if pre_init.has_listeners(StepResult) or post_init.has_listeners(StepResult):
+    if step_rows_heard() if heard is None else heard:
         return StepResult(**values)
     row = StepResult.__new__(StepResult)
     row._state = ModelState()
     row.__dict__.update(values)
     return row
+
+
+def step_rows_heard() -> bool:
+    """Whether a receiver listens to ``pre_init`` or ``post_init`` for ``StepResult``."""
+    return pre_init.has_listeners(StepResult) or post_init.has_listeners(StepResult)
 
 
 @functools.cache

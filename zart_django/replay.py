@@ -52,6 +52,7 @@ from .models import (
     StepResult,
     StepStatus,
     new_step_row,
+    step_rows_heard,
 )
 from .names import MAX_LENGTH as MAX_NAME_LENGTH
 from .names import check_name
@@ -92,6 +93,9 @@ class ExecutionContext:
     """Whether the code it runs (the function, or its ``on_failure`` handler) is ``async def``."""
     busy: str = ""
     """What an async function awaits from the engine now ("" when nothing): one at a time."""
+    rows_heard: bool = field(default_factory=step_rows_heard)
+    """Whether a receiver listens to the step rows' ``pre_init`` or ``post_init``, asked once
+    as the run begins: one connected during a run hears of the rows of the next."""
 
     @property
     def execution_id(self) -> str:
@@ -161,7 +165,13 @@ class ExecutionContext:
         if existing is not None:
             return existing
         return new_step_row(
-            self.execution_id, self.claim.run, self.position, key, kind, clock.now()
+            self.execution_id,
+            self.claim.run,
+            self.position,
+            key,
+            kind,
+            clock.now(),
+            self.rows_heard,
         )
 
     @property
@@ -358,31 +368,39 @@ def _step_begins(ctx: ExecutionContext, call: StepCall) -> _Attempt | tuple[Any]
     return _Attempt(key, row, number)
 
 
-@dataclass
-class _Ran:
-    """How a step body's run ended: its JSON result, or the exception it raised."""
-
-    data: Any = None
-    error: Exception | None = None
-
-
-@contextmanager
-def _running_body(
-    ctx: ExecutionContext, key: str, attempt: int, mark: bool = True
-) -> Iterator[_Ran]:
+class _running_body:
     """Around a step body's run (in ``ctx``, marked as inside a step unless ``mark`` is False:
     a ``parallel`` member's context is marked already): its trace span, and its exception kept
-    in the ``_Ran`` it yields, for the caller to record."""
-    ran = _Ran()
-    ctx.in_step = ctx.in_step or mark
-    try:
-        with tracing.step_span(ctx.execution_id, key, attempt):
-            yield ran
-    except Exception as exc:
-        ran.error = exc
-    finally:
-        if mark:
-            ctx.in_step = False
+    for the caller to record. What ``with`` gives is the object itself: the body's JSON result
+    goes in ``data``; ``error`` holds the ``Exception`` it raised (one not an ``Exception``
+    passes). A class, not a generator: a step's cost."""
+
+    __slots__ = ("ctx", "mark", "span", "data", "error")
+
+    def __init__(self, ctx: ExecutionContext, key: str, attempt: int, mark: bool = True) -> None:
+        self.ctx = ctx
+        self.mark = mark
+        self.span = tracing.step_span(ctx.execution_id, key, attempt)
+        self.data: Any = None
+        self.error: Exception | None = None
+
+    def __enter__(self) -> _running_body:
+        self.span.__enter__()
+        self.ctx.in_step = self.ctx.in_step or self.mark
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
+    ) -> bool:
+        try:
+            self.span.__exit__(kind, exc, tb)
+        finally:
+            if self.mark:
+                self.ctx.in_step = False
+        if isinstance(exc, Exception):
+            self.error = exc
+            return True
+        return False
 
 
 def _run_step(ctx: ExecutionContext, call: StepCall) -> Any:

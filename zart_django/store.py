@@ -499,10 +499,11 @@ def checkpoint(claim: Claim, row: StepResult, lease: float) -> None:
     answer was lost, the row it stored is taken as this checkpoint.
     """
     backend = backends.current()
-    sql, params = backend.checkpoint(row, claim.execution_id, claim.token)
+    connection = backend.connection  # this thread's, the same after a reconnect
+    sql, params = backend.checkpoint(row, claim.execution_id, claim.token, connection)
 
     def write() -> tuple[int] | None:
-        written = backend.write_returning(sql, params)
+        written = backend.write_returning(sql, params, connection)
         return written if written is not None or row.pk is not None else _landed(claim, row)
 
     written = _write(write, single=True, reconnect_for=lease)

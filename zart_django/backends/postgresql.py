@@ -81,12 +81,14 @@ class PostgreSQLBackend(Backend):
         run the ``LIMIT``ed subquery once per row, and the claim takes more rows than asked."""
         return ", set_config('synchronous_commit', 'off', true)"
 
-    def checkpoint(self, row: StepResult, execution_id: str, token: str) -> Statement:
+    def checkpoint(
+        self, row: StepResult, execution_id: str, token: str, connection: Any = None
+    ) -> Statement:
         """The step's write joined to the lease's check, which takes a shared lock on the
         execution's row: a claim (``FOR UPDATE``) or a cancel waits for it to commit, and it waits
         for theirs and then sees their token. The row itself is not written, so the step costs the
         executions table no new row version (the heartbeat extends the lease)."""
-        params = [execution_id, token, *self.step_values(row)]
+        params = [execution_id, token, *self.step_values(row, connection)]
         if row.pk is None:
             return self._checkpoint_insert, params
         return self._checkpoint_update, [*params, row.pk]
@@ -151,7 +153,9 @@ class PostgreSQLBackend(Backend):
                     raw.execute("ROLLBACK")
                 raise
 
-    def write_returning(self, sql: str, params: list[Any]) -> tuple[Any, ...] | None:
+    def write_returning(
+        self, sql: str, params: list[Any], connection: Any = None
+    ) -> tuple[Any, ...] | None:
         """With the statements prepared (see ``cursor``), when nothing watches the connection's
         statements (no debug cursor, no ``execute_wrapper``) and no transaction is open: on a
         psycopg cursor kept with the connection, past Django's cursor wrapper. A cursor finds
@@ -160,7 +164,8 @@ class PostgreSQLBackend(Backend):
         step's instructions. With Django's pool, while the thread holds no connection, on one
         borrowed from the pool for the statement alone (see ``_write_on_loan``). Errors are
         Django's, as through its cursor."""
-        connection = self.connection
+        if connection is None:
+            connection = self.connection
         if connection.in_atomic_block or connection.queries_logged or connection.execute_wrappers:
             return super().write_returning(sql, params)
         if connection.connection is None and self._lends(connection):

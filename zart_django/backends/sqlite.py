@@ -72,11 +72,14 @@ class SQLiteBackend(Backend):
         parked or finished."""
         return f"{self.executions} INDEXED BY {self.quote('zart_execution_due')}"
 
-    def checkpoint(self, row: StepResult, execution_id: str, token: str) -> Statement:
+    def checkpoint(
+        self, row: StepResult, execution_id: str, token: str, connection: Any = None
+    ) -> Statement:
         """The step's write if the claim owns the execution (the heartbeat extends the lease)."""
+        values = self.step_values(row, connection)
         if row.pk is None:
-            return self._checkpoint_insert, [*self.step_values(row), execution_id, token]
-        return self._checkpoint_update, [*self.step_values(row), row.pk, execution_id, token]
+            return self._checkpoint_insert, [*values, execution_id, token]
+        return self._checkpoint_update, [*values, row.pk, execution_id, token]
 
     def checkpoint_batch(
         self, rows: Sequence[StepResult], execution_id: str, token: str
@@ -90,7 +93,9 @@ class SQLiteBackend(Backend):
         params = [value for row in rows for value in self.step_values(row)]
         return sql, [*params, execution_id, token]
 
-    def write_returning(self, sql: str, params: list[Any]) -> tuple[Any, ...] | None:
+    def write_returning(
+        self, sql: str, params: list[Any], connection: Any = None
+    ) -> tuple[Any, ...] | None:
         """Straight on the ``sqlite3`` connection, the statement converted to its placeholders
         once, when nothing watches the connection's statements (no debug cursor, no
         ``execute_wrapper``) and no transaction is open: Django's cursor and its conversion of the
@@ -102,7 +107,8 @@ class SQLiteBackend(Backend):
         sleeps 1, 2, 5, 10... up to 100 ms between tries, so that 32 threads writing at once
         waited up to a second for a checkpoint. A write inside a transaction never takes the
         lock: its connection may hold SQLite's, which the lock's holder waits for."""
-        connection = self.connection
+        if connection is None:
+            connection = self.connection
         if connection.in_atomic_block:
             return super().write_returning(sql, params)
         if connection.connection is None:
