@@ -4,14 +4,17 @@ moments: nothing is lost and no finished step body runs twice. Step bodies log "
 
 from __future__ import annotations
 
+import os
 import re
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from django.db import connection
 
-from tests.conftest import WorkerProcess, wait_until
+from tests.conftest import ROOT, WorkerProcess, wait_until
 from tests.workflows import Approval, Job, lines
 from zart_django import DurableScheduler, schedules
 from zart_django.models import Execution, StepResult
@@ -195,6 +198,61 @@ def test_sigint_stops_like_sigterm(job, start_worker):
     worker.proc.send_signal(2)
     assert worker.proc.wait(timeout=30) == 0
     assert "SIGINT received" in worker.output()
+
+
+SIGTERM_INSIDE_THE_WAIT = """
+import os, signal, sys
+import django
+django.setup()
+from django.core.management import call_command
+
+fired = []
+
+
+def inside_the_loops_wait(frame):
+    below = None
+    while frame is not None:
+        if frame.f_code.co_name == "_loop":
+            return below is not None and below.f_code.co_name == "wait"
+        below, frame = frame, frame.f_back
+    return False
+
+
+def hook(frame, event, arg):
+    if not fired and event in ("return", "c_return") and inside_the_loops_wait(frame):
+        fired.append(event)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+sys.setprofile(hook)
+call_command("run_zart_worker", "--poll-interval", "0.05")
+sys.setprofile(None)
+print("fired" if fired else "never fired", flush=True)
+"""
+
+
+def test_a_sigterm_that_interrupts_the_claim_loops_wait_stops_the_worker(tmp_path):
+    """The SIGTERM arrives while the main thread is inside the claim loop's wait, at its first
+    return from a call there (with a ``threading.Event``, just after it took the event's lock,
+    which the handler's ``stop`` then waited for forever): the worker stops and exits."""
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "ZART_DB_NAME": str(connection.settings_dict["NAME"]),
+        "PYTHONUNBUFFERED": "1",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", SIGTERM_INSIDE_THE_WAIT],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert "SIGTERM received" in output and "stopped" in output
+    assert done.stdout.splitlines()[-1] == "fired", output
 
 
 def stop_just_after_a_heartbeat(worker: WorkerProcess, execution_id: str) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import socket
 import threading
 import time
@@ -45,6 +46,42 @@ _next_seen = 0.0  # monotonic time of this process's next store.worker_seen
 
 _started: list[datetime] = []
 _started_lock = threading.Lock()
+
+
+class SignalSafeEvent:
+    """A ``threading.Event`` for one waiting thread that a signal handler may set.
+
+    ``Event.set`` takes the lock that ``Event.wait`` holds around its wait: a SIGTERM handler
+    that interrupts the main thread there and stops the worker waits for that lock forever,
+    and so does the worker (a deploy's SIGTERM hung one that way until it was killed).
+    ``queue.SimpleQueue.put`` is reentrant, safe in a signal handler: ``set`` puts, ``wait``
+    gets, ``clear`` empties the queue."""
+
+    def __init__(self) -> None:
+        self._flag = False
+        self._queue: queue.SimpleQueue[None] = queue.SimpleQueue()
+
+    def set(self) -> None:
+        self._flag = True
+        self._queue.put(None)
+
+    def is_set(self) -> bool:
+        return self._flag
+
+    def clear(self) -> None:
+        self._flag = False
+        while not self._queue.empty():
+            self._queue.get_nowait()
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for ``set``, at once if it was set since ``clear``;
+        return whether the event is set."""
+        if not self._flag:
+            try:
+                self._queue.get(timeout=timeout)
+            except queue.Empty:
+                pass
+        return self._flag
 
 
 def process_started_at() -> datetime:
@@ -77,8 +114,8 @@ class Worker:
         self.poll_interval = poll_interval or float(conf.get("POLL_INTERVAL"))
         self.lease = lease or float(conf.get("LEASE"))
         self.name = f"{socket.gethostname()}:{os.getpid()}"
-        self._stopping = threading.Event()
-        self._wake = threading.Event()
+        self._stopping = SignalSafeEvent()  # set by ``stop``, which a signal handler calls
+        self._wake = SignalSafeEvent()
         self._drained = threading.Event()
         self._lock = threading.Lock()
         self._inflight: dict[Future[None], store.Claim] = {}
@@ -89,7 +126,8 @@ class Worker:
         self._event_loop: aio.EventLoop | None = None
 
     def stop(self) -> None:
-        """Stop claiming; ``run`` returns once the executions in flight have finished or parked."""
+        """Stop claiming; ``run`` returns once the executions in flight have finished or parked.
+        Safe to call from a signal handler (see ``SignalSafeEvent``)."""
         self._stopping.set()
         self._wake.set()
 
