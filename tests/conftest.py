@@ -64,16 +64,21 @@ def job(tmp_path: Path) -> Job:
     return Job(log=str(tmp_path / "steps.log"))
 
 
+def subprocess_env() -> dict[str, str]:
+    """This process's environment for a process of the project on the test database."""
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "ZART_DB_NAME": str(connection.settings_dict["NAME"]),
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
 class WorkerProcess:
     """A real ``manage.py run_zart_worker`` process on the test database."""
 
     def __init__(self, log: Path, *args: str) -> None:
-        env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "tests.settings",
-            "ZART_DB_NAME": str(connection.settings_dict["NAME"]),
-            "PYTHONUNBUFFERED": "1",
-        }
+        env = subprocess_env()
         self.log_path = log
         self._log = open(log, "ab")
         self.proc = subprocess.Popen(

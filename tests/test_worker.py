@@ -4,7 +4,6 @@ moments: nothing is lost and no finished step body runs twice. Step bodies log "
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
@@ -14,7 +13,7 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-from tests.conftest import ROOT, WorkerProcess, wait_until
+from tests.conftest import ROOT, WorkerProcess, subprocess_env, wait_until
 from tests.workflows import Approval, Job, lines
 from zart_django import DurableScheduler, schedules
 from zart_django.models import Execution, StepResult
@@ -235,16 +234,10 @@ def test_a_sigterm_that_interrupts_the_claim_loops_wait_stops_the_worker(tmp_pat
     """The SIGTERM arrives while the main thread is inside the claim loop's wait, at its first
     return from a call there (with a ``threading.Event``, just after it took the event's lock,
     which the handler's ``stop`` then waited for forever): the worker stops and exits."""
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "ZART_DB_NAME": str(connection.settings_dict["NAME"]),
-        "PYTHONUNBUFFERED": "1",
-    }
     done = subprocess.run(
         [sys.executable, "-c", SIGTERM_INSIDE_THE_WAIT],
         cwd=ROOT,
-        env=env,
+        env=subprocess_env(),
         capture_output=True,
         text=True,
         timeout=30,
