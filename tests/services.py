@@ -29,8 +29,6 @@ import sys
 import tempfile
 from enum import Enum
 
-import pytest
-
 REQUIRE = "ZART_REQUIRE_SERVICES"
 SERVICES = ("postgres", "postgres-binaries", "redis", "chromium", "package-index")
 
@@ -131,7 +129,11 @@ def verdict(service: str) -> tuple[Verdict, str]:
 
 
 def require(service: str) -> None:
-    """In a test: return if ``service`` is available, else skip the test, or fail it if required."""
+    """In a test: return if ``service`` is available, else skip the test, or fail it if required.
+    pytest is imported here, not with the module: ``tests.settings`` imports this module, and so
+    does every process a test starts on them (0.15 s a start)."""
+    import pytest
+
     outcome, reason = verdict(service)
     if outcome is Verdict.FAIL:
         pytest.fail(f"{service} is required ({REQUIRE}=1) but missing: {reason}", pytrace=False)
