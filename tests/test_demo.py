@@ -7,9 +7,12 @@ import subprocess
 import sys
 
 import pytest
+from django.core.management import CommandError
 from django.db import connection
 
-from tests.conftest import ROOT
+from demo_project.approval import worker as demo_worker
+from demo_project.approval.worker import running_worker
+from tests.conftest import ROOT, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(90)]
 
@@ -106,3 +109,24 @@ def test_async_demo_converts_from_async_code_and_shows_the_timed_out_attempt():
         "  book-conversion (completed)",
     ):
         assert expected in out, out
+
+
+def test_a_demo_worker_that_ignores_sigterm_is_killed_and_the_demo_says_so(
+    tmp_path, settings, monkeypatch
+):
+    """The demos stop their worker with SIGTERM; one that does not stop must not outlive the
+    demo (it would hold the database and the terminal), and the demo must fail saying why."""
+    (tmp_path / "manage.py").write_text(
+        "import signal, time\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "open('started', 'w').close()\n"
+        "time.sleep(600)\n"
+    )
+    settings.BASE_DIR = tmp_path
+    monkeypatch.setattr(demo_worker, "STOP_TIMEOUT", 0.5)
+    with pytest.raises(CommandError, match="did not stop within 0.5 s of SIGTERM") as failed:
+        with running_worker("stubborn.log"):
+            wait_until(lambda: (tmp_path / "started").exists(), what="the worker to start")
+    pid = int(str(failed.value).split("(pid ")[1].split(")")[0])
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)

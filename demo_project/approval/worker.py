@@ -11,12 +11,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from django.conf import settings
+from django.core.management import CommandError
+
+STOP_TIMEOUT = 30.0
+"""Seconds the worker has to finish after SIGTERM before it is killed."""
 
 
 @contextlib.contextmanager
 def running_worker(log_name: str) -> Iterator[Path]:
     """Run a worker, its output in ``var/<log_name>``, while the block runs; yield the log's
-    path (relative to the project)."""
+    path (relative to the project). A worker still running ``STOP_TIMEOUT`` seconds after its
+    SIGTERM is killed, and the demo fails saying so, instead of leaving it behind."""
     log_path = Path(settings.BASE_DIR) / "var" / log_name
     log_path.parent.mkdir(exist_ok=True)
     with open(log_path, "w") as log:
@@ -30,5 +35,17 @@ def running_worker(log_name: str) -> Iterator[Path]:
         try:
             yield log_path.relative_to(settings.BASE_DIR)
         finally:
-            worker.send_signal(signal.SIGTERM)
-            worker.wait(timeout=30)
+            _stop(worker, log_path)
+
+
+def _stop(worker: subprocess.Popen[bytes], log_path: Path) -> None:
+    worker.send_signal(signal.SIGTERM)
+    try:
+        worker.wait(timeout=STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        worker.wait()
+        raise CommandError(
+            f"the demo's worker (pid {worker.pid}) did not stop within {STOP_TIMEOUT:g} s of"
+            f" SIGTERM and was killed; its log: {log_path}"
+        ) from None
