@@ -28,7 +28,7 @@ from demo_project.approval.users import MANAGER_PASSWORD, ensure_manager
 from demo_project.approval.workflows import ApprovalRequest, Expense, access_request, expense
 from tests import services
 from tests.approval_helpers import PASSWORD, make_user
-from tests.conftest import ROOT, wait_until
+from tests.conftest import ROOT, sqlite_pass_only, wait_until
 from zart_django import DurableScheduler
 from zart_django.approvals.models import ApprovalRecord
 from zart_django.approvals.models import ApprovalRequest as RequestRow
@@ -53,10 +53,9 @@ pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.timeout(120),
     pytest.mark.needs("chromium"),
-    pytest.mark.skipif(
-        os.environ.get("ZART_DB") == "postgres",
-        reason="what the browser does is the same on either database (the pages' queries are"
-        " tested on both by Django's test client): it runs in the SQLite pass",
+    sqlite_pass_only(
+        "what the browser does is the same on either database (the pages' queries are tested"
+        " on both by Django's test client)"
     ),
 ]
 

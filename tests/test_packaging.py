@@ -28,6 +28,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import sqlite_pass_only
+
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "mysite"
 EXECUTION = "expense-1"
@@ -35,10 +37,7 @@ EXECUTION = "expense-1"
 pytestmark = [
     pytest.mark.needs("package-index"),
     pytest.mark.timeout(300),
-    pytest.mark.skipif(
-        os.environ.get("ZART_DB") == "postgres",
-        reason="the quickstart uses startproject's SQLite database: it runs in the SQLite pass",
-    ),
+    sqlite_pass_only("the quickstart uses startproject's SQLite database"),
 ]
 
 

@@ -12,15 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, sqlite_pass_only
 from tests.services import REQUIRE, free_port
 
 pytestmark = [
     pytest.mark.timeout(180),
-    pytest.mark.skipif(
-        os.environ.get("ZART_DB") == "postgres",
-        reason="make test's handling of services is the same whichever database the pass uses:"
-        " it runs in the SQLite pass",
+    sqlite_pass_only(
+        "make test's handling of services is the same whichever database the pass uses"
     ),
 ]
 

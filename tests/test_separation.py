@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import sqlite_pass_only
+
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "zart_django"
 APPROVALS = "zart_django.approvals"
@@ -80,11 +82,7 @@ else:
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.skipif(
-    os.environ.get("ZART_DB") == "postgres",
-    reason="the project without approvals runs on an SQLite file of its own: it runs in the"
-    " SQLite pass",
-)
+@sqlite_pass_only("the project without approvals runs on an SQLite file of its own")
 def test_a_project_without_approvals_checks_migrates_runs_and_serves(tmp_path):
     env = {
         **os.environ,
