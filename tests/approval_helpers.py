@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from django.contrib.auth.models import Permission, User
+from django.contrib.auth.models import Group, Permission, User
 from django.contrib.messages import get_messages
 from django.test import Client
 from django.urls import reverse
@@ -34,6 +34,19 @@ def make_user(username: str, *perms: str, staff: bool = False, full_name: str = 
         user.user_permissions.add(
             Permission.objects.get(content_type__app_label=app_label, codename=codename)
         )
+    return User.objects.get(pk=user.pk)
+
+
+def group_member(username: str, *perms: str, group: str = "") -> User:
+    """A user holding ``perms`` only through a group (named ``group``, else after the user)."""
+    held_by = Group.objects.create(name=group or f"{username}-group")
+    for perm in perms:
+        app_label, codename = perm.split(".")
+        held_by.permissions.add(
+            Permission.objects.get(content_type__app_label=app_label, codename=codename)
+        )
+    user = make_user(username)
+    user.groups.add(held_by)
     return User.objects.get(pk=user.pk)
 
 

@@ -4,13 +4,13 @@ the history and ``GET /api/approvals/`` cost the same queries for 5 open request
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import Group, Permission, User
+from django.contrib.auth.models import Permission, User
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
-from tests.approval_helpers import PASSWORD, make_user, park_many, start_parked
+from tests.approval_helpers import PASSWORD, group_member, make_user, park_many, start_parked
 from zart_django import DurableScheduler
 from zart_django.approvals import can_decide, decidable_by, decide
 from zart_django.approvals.models import ApprovalRequest
@@ -19,19 +19,6 @@ from zart_django.approvals.views import PAGE_SIZE
 pytestmark = pytest.mark.django_db
 
 DECIDE = "zart_approvals.decide_approval"
-
-
-def group_member(username: str, *perms: str) -> User:
-    """A user holding ``perms`` only through a group."""
-    group = Group.objects.create(name=f"{username}-group")
-    for perm in perms:
-        app_label, codename = perm.split(".")
-        group.permissions.add(
-            Permission.objects.get(content_type__app_label=app_label, codename=codename)
-        )
-    user = make_user(username)
-    user.groups.add(group)
-    return User.objects.get(pk=user.pk)
 
 
 def superuser() -> User:

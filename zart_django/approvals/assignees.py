@@ -163,9 +163,23 @@ def assigned_to(user: Any) -> Q:
     if hasattr(user, "groups"):
         groups = user.groups.annotate(spec=Concat(Value("group:"), "name", output_field=TEXT))
         mine |= Q(spec__in=_beside_requests(groups.values_list("spec", flat=True)))
-    unassigned = ~Exists(rows) & held_permission
+    unassigned = ~RowExists(rows) & held_permission
     excluded = Exists(rows.filter(spec=EXCLUDED + username))
-    return (unassigned | Exists(rows.filter(mine))) & ~excluded
+    return (unassigned | RowExists(rows.filter(mine))) & ~excluded
+
+
+class RowExists(Exists):
+    """``Exists`` that PostgreSQL tests row by row, with the index on its correlated column.
+
+    Under an ``OR``, PostgreSQL may hash the whole subquery instead: it reads every matching row
+    of the subquery's table once per statement, planned for every row of the outer table, not
+    for the page that a ``LIMIT`` asks for. A list page then costs as much as the table is large
+    (the assignees' table: 16 of the inbox's 28 ms a query with 100,000 open requests).
+    ``OFFSET 0`` in the subquery keeps the planner from hashing it (it does not simplify an
+    ``EXISTS`` with an ``OFFSET``); the result is the same."""
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, Any]:
+        return self.as_sql(compiler, connection, template="EXISTS(%(subquery)s OFFSET 0)", **extra)
 
 
 TEXT = CharField()
