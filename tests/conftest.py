@@ -22,14 +22,6 @@ from zart_django.testing import reset_time
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def sqlite_pass_only(why: str) -> pytest.MarkDecorator:
-    """Skip in the PostgreSQL pass (``ZART_DB=postgres``) a test whose outcome does not depend on
-    the pass's database, saying ``why``; it runs in the SQLite pass."""
-    return pytest.mark.skipif(
-        os.environ.get("ZART_DB") == "postgres", reason=f"{why}: it runs in the SQLite pass"
-    )
-
-
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",

@@ -28,7 +28,8 @@ from demo_project.approval.users import MANAGER_PASSWORD, ensure_manager
 from demo_project.approval.workflows import ApprovalRequest, Expense, access_request, expense
 from tests import services
 from tests.approval_helpers import PASSWORD, make_user
-from tests.conftest import ROOT, sqlite_pass_only, wait_until
+from tests.conftest import ROOT, wait_until
+from tests.passes import sqlite_pass_only
 from zart_django import DurableScheduler
 from zart_django.approvals.models import ApprovalRecord
 from zart_django.approvals.models import ApprovalRequest as RequestRow

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, sqlite_pass_only
+from tests.conftest import ROOT
+from tests.passes import sqlite_pass_only
 from tests.services import REQUIRE, free_port
 
 pytestmark = [

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import sqlite_pass_only
+from tests.passes import sqlite_pass_only
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "zart_django"
