@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from django.core.management import CommandError
@@ -111,23 +112,43 @@ def test_async_demo_converts_from_async_code_and_shows_the_timed_out_attempt():
         assert expected in out, out
 
 
-def test_a_demo_worker_that_ignores_sigterm_is_killed_and_the_demo_says_so(
-    tmp_path, settings, monkeypatch
-):
-    """The demos stop their worker with SIGTERM; one that does not stop must not outlive the
-    demo (it would hold the database and the terminal), and the demo must fail saying why."""
-    started = tmp_path / "pid"
+@pytest.fixture
+def stubborn_worker(tmp_path, settings, monkeypatch) -> Path:
+    """The demos' worker replaced by a process that ignores SIGTERM, given 0.5 s to stop; the
+    file it writes its pid to."""
+    pid_file = tmp_path / "pid"
     (tmp_path / "manage.py").write_text(
         "import os, signal, time\n"
         "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
-        f"open({str(started)!r}, 'w').write(str(os.getpid()))\n"
+        f"open({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
         "time.sleep(600)\n"
     )
     settings.BASE_DIR = tmp_path
     monkeypatch.setattr(demo_worker, "STOP_TIMEOUT", 0.5)
+    return pid_file
+
+
+def started_pid(pid_file: Path) -> int:
+    wait_until(lambda: pid_file.exists() and pid_file.read_text(), what="the worker's pid")
+    return int(pid_file.read_text())
+
+
+def test_a_demo_worker_that_ignores_sigterm_is_killed_and_the_demo_says_so(stubborn_worker):
+    """The demos stop their worker with SIGTERM; one that does not stop must not outlive the
+    demo (it would hold the database and the terminal), and the demo must fail saying why."""
     with pytest.raises(CommandError, match="did not stop within 0.5 s of SIGTERM"):
         with running_worker("stubborn.log"):
-            wait_until(lambda: started.read_text() if started.exists() else "", what="a pid")
-    pid = int(started.read_text())
+            pid = started_pid(stubborn_worker)
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+def test_a_demo_that_fails_shows_its_own_error_and_still_kills_a_stubborn_worker(
+    stubborn_worker,
+):
+    with pytest.raises(LookupError, match="the demo's own failure"):
+        with running_worker("stubborn.log"):
+            pid = started_pid(stubborn_worker)
+            raise LookupError("the demo's own failure")
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)

@@ -34,18 +34,24 @@ def running_worker(log_name: str) -> Iterator[Path]:
         )
         try:
             yield log_path.relative_to(settings.BASE_DIR)
-        finally:
-            _stop(worker, log_path)
+        except BaseException:
+            _stop(worker)  # the demo's own error is the one to show
+            raise
+        if not _stop(worker):
+            raise CommandError(
+                f"the demo's worker (pid {worker.pid}) did not stop within {STOP_TIMEOUT:g} s of"
+                f" SIGTERM and was killed; its log: {log_path}"
+            )
 
 
-def _stop(worker: subprocess.Popen[bytes], log_path: Path) -> None:
+def _stop(worker: subprocess.Popen[bytes]) -> bool:
+    """SIGTERM ``worker`` and wait for it; kill it if it is still running ``STOP_TIMEOUT``
+    seconds later. Whether it stopped by itself."""
     worker.send_signal(signal.SIGTERM)
     try:
         worker.wait(timeout=STOP_TIMEOUT)
     except subprocess.TimeoutExpired:
         worker.kill()
         worker.wait()
-        raise CommandError(
-            f"the demo's worker (pid {worker.pid}) did not stop within {STOP_TIMEOUT:g} s of"
-            f" SIGTERM and was killed; its log: {log_path}"
-        ) from None
+        return False
+    return True
