@@ -22,13 +22,13 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Group
-from django.db import connection, connections
+from django.db import connections
 
 from demo_project.approval.users import MANAGER_PASSWORD, ensure_manager
 from demo_project.approval.workflows import ApprovalRequest, Expense, access_request, expense
 from tests import services
 from tests.approval_helpers import PASSWORD, make_user
-from tests.conftest import ROOT, wait_until
+from tests.conftest import ROOT, subprocess_env, wait_until
 from tests.passes import sqlite_pass_only
 from zart_django import DurableScheduler
 from zart_django.approvals.models import ApprovalRecord
@@ -65,13 +65,7 @@ pytestmark = [
 def server(tmp_path: Path) -> Iterator[str]:
     """The demo under ``runserver`` on a free port, on this test's database; its base URL."""
     port = services.free_port()
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "ZART_DB_NAME": str(connection.settings_dict["NAME"]),
-        "DJANGO_DEBUG": "1",
-        "PYTHONUNBUFFERED": "1",
-    }
+    env = {**subprocess_env(), "DJANGO_DEBUG": "1"}
     log = open(tmp_path / "server.log", "wb")
     proc = subprocess.Popen(
         [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"],

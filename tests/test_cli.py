@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from dataclasses import replace
@@ -12,10 +11,9 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import connection
 
 from tests.approval_helpers import start_parked
-from tests.conftest import ROOT
+from tests.conftest import ROOT, subprocess_env
 from tests.test_runs import starts
 from zart_django.approvals import decide
 from zart_django.approvals.models import ApprovalRecord
@@ -210,11 +208,7 @@ def test_exit_codes_from_a_shell(scheduler):
     2 usage, 3 not found; errors on stderr, JSON on stdout."""
     scheduler.start("sh-1", "no-input")
     scheduler.cancel("sh-1")
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "ZART_DB_NAME": str(connection.settings_dict["NAME"]),
-    }
+    env = subprocess_env()
 
     def run(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run(

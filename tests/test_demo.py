@@ -9,22 +9,17 @@ from pathlib import Path
 
 import pytest
 from django.core.management import CommandError
-from django.db import connection
 
 from demo_project.approval import worker as demo_worker
 from demo_project.approval.worker import running_worker
-from tests.conftest import ROOT, wait_until
+from tests.conftest import ROOT, subprocess_env, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(90)]
 
 
 def run_command(name: str) -> str:
     """Run ``manage.py <name>`` on the test database; return its output, failing if it did."""
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "ZART_DB_NAME": str(connection.settings_dict["NAME"]),
-    }
+    env = subprocess_env()
     result = subprocess.run(
         [sys.executable, "manage.py", name],
         cwd=ROOT,

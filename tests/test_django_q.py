@@ -12,14 +12,13 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.db import connection
 from django_q.conf import Conf
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from demo_project.approval.workflows import approval_task
 from tests.approval_helpers import REQUEST
-from tests.conftest import ROOT, wait_until
+from tests.conftest import ROOT, subprocess_env, wait_until
 from tests.services import free_port
 from tests.workflows import Approval, lines
 from zart_django import clock, dispatch
@@ -45,9 +44,7 @@ def start_cluster(tmp_path: Path) -> Iterator[Callable[[], subprocess.Popen[byte
 
     def start() -> subprocess.Popen[bytes]:
         env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "tests.settings",
-            "ZART_DB_NAME": str(connection.settings_dict["NAME"]),
+            **subprocess_env(),
             "ZART_DISPATCH": "django_q",
             "ZART_Q_NAME": settings.Q_CLUSTER["name"],
         }

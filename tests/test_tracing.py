@@ -3,19 +3,17 @@ that has neither prometheus_client nor OpenTelemetry runs executions all the sam
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
 
 import pytest
-from django.db import connection
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, subprocess_env
 from tests.workflows import Approval, Job
 from zart_django.testing import run_until_idle
 
@@ -97,12 +95,10 @@ BLOCKED = (
 
 def test_a_worker_without_the_optional_libraries_runs_executions(scheduler, job):
     scheduler.start("t-3", "three-steps", job)
-    env = {"DJANGO_SETTINGS_MODULE": "tests.settings"}
-    env["ZART_DB_NAME"] = str(connection.settings_dict["NAME"])
     done = subprocess.run(
         [sys.executable, "-c", BLOCKED],
         cwd=ROOT,
-        env={**os.environ, **env},
+        env=subprocess_env(),
         capture_output=True,
         text=True,
         timeout=60,
