@@ -540,7 +540,8 @@ class Backend:
         self, sql: str, params: list[Any], connection: Any = None
     ) -> tuple[Any, ...] | None:
         """Run one write statement of the engine (the checkpoint's) and return the first row it
-        returns, or None. ``connection``: this thread's connection, if looked up already."""
+        returns, or None. ``connection``: this thread's connection, if looked up already, for
+        the vendors' fast paths; this generic path goes through ``cursor``, which finds it."""
         with self.cursor() as cursor:
             cursor.execute(sql, params)
             return cursor.fetchone()
